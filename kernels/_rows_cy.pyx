@@ -1,0 +1,566 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# distutils: language = c++
+"""Generic row-table kernels (Cython backend).
+
+Called by ``tripwire.rows`` through ``tripwire._dispatch``; siblings with the same names and
+argument order live in ``tripwire/_kernels/rows_jit.py`` (Numba) and ``tests/reference.py``
+(plain loops). Every function is one call per batch and runs without the GIL.
+
+Conventions shared with the siblings:
+- key columns arrive as dense codes: ``code = keys[i] - key_offset`` in ``[0, n_keys)``;
+- an empty ``*_valid`` array means "no nulls", else ``valid[i] == 0`` marks a null row;
+- each function returns per-violation ``(row, event, severity)`` plus one anchor row per event;
+  the caller renumbers events by anchor so all backends agree on event ids.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memset
+from libc.math cimport isnan, isfinite
+from libcpp.vector cimport vector
+from libcpp.pair cimport pair
+from libcpp.algorithm cimport sort as cpp_sort
+
+from _types cimport key_t, key2_t, num_t
+
+cnp.import_array()
+
+ctypedef pair[int64_t, int64_t] kv_t
+
+
+cdef inline bint _is_valid(const uint8_t[::1] valid, Py_ssize_t i) noexcept nogil:
+    return valid.shape[0] == 0 or valid[i] != 0
+
+
+cdef object _vec_i64(vector[int64_t]& v):
+    out = np.empty(v.size(), dtype=np.int64)
+    cdef int64_t[::1] o = out
+    if v.size():
+        memcpy(&o[0], v.data(), v.size() * sizeof(int64_t))
+    return out
+
+
+cdef object _vec_f32(vector[float]& v):
+    out = np.empty(v.size(), dtype=np.float32)
+    cdef float[::1] o = out
+    if v.size():
+        memcpy(&o[0], v.data(), v.size() * sizeof(float))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# rows.consistent
+# ----------------------------------------------------------------------------------------------
+def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uint8_t[::1] id_valid,
+               const key2_t[::1] attrs, int64_t attr_offset, int64_t n_attrs,
+               const uint8_t[::1] attr_valid, bint flag_minority):
+    """Identifiers whose rows carry more than one attribute value.
+
+    A null attribute is a value of its own (code ``n_attrs``); rows with a null id are skipped.
+    Returns ``(row, event, severity, anchor, corr_row, corr_src)``: violations flag the first row
+    of each distinct value (``flag_minority=False``, the paper library's rows) or every row not
+    holding the majority value; corrections relabel each minority row to the value found at
+    ``corr_src`` (first row of the most common non-null value, ties to the earliest).
+    """
+    cdef Py_ssize_t n = ids.shape[0], i
+    cdef int64_t k, a, null_code = n_attrs, stride = n_attrs + 1
+    first = np.full(max(n_ids, 0), -1, dtype=np.int64)
+    bad = np.zeros(max(n_ids, 0), dtype=np.uint8)
+    cdef int64_t[::1] first_v = first
+    cdef uint8_t[::1] bad_v = bad
+    cdef vector[kv_t] sub
+    cdef vector[int64_t] v_row, v_event, anchor, c_row, c_src
+    cdef vector[float] v_sev
+    cdef Py_ssize_t s, e, r, g_start, m
+    cdef int64_t best_cnt, best_first, run_first, run_cnt, total, best_a, group_anchor, ev
+    cdef float sev
+    if attrs.shape[0] != n:
+        raise ValueError("id and attribute columns differ in length")
+    with nogil:
+        # pass 1: one first-seen attribute per id; a different one marks the id bad
+        for i in range(n):
+            if not _is_valid(id_valid, i):
+                continue
+            k = ids[i] - id_offset
+            a = attrs[i] - attr_offset if _is_valid(attr_valid, i) else null_code
+            if first_v[k] < 0:
+                first_v[k] = a
+            elif first_v[k] != a:
+                bad_v[k] = 1
+        # pass 2: only rows of bad ids, sorted by (id, attribute, row)
+        for i in range(n):
+            if _is_valid(id_valid, i) and bad_v[ids[i] - id_offset]:
+                k = ids[i] - id_offset
+                a = attrs[i] - attr_offset if _is_valid(attr_valid, i) else null_code
+                sub.push_back(kv_t(k * stride + a, i))
+        cpp_sort(sub.begin(), sub.end())
+        m = <Py_ssize_t>sub.size()
+        s = 0
+        ev = 0
+        while s < m:
+            k = sub[s].first // stride
+            e = s
+            while e < m and sub[e].first // stride == k:
+                e += 1
+            # runs of equal attribute inside [s, e): the majority is the most common non-null
+            best_cnt = -1
+            best_first = -1
+            best_a = -1
+            group_anchor = sub[s].second
+            total = e - s
+            r = s
+            while r < e:
+                g_start = r
+                a = sub[r].first % stride
+                run_first = sub[r].second
+                while r < e and sub[r].first % stride == a:
+                    r += 1
+                run_cnt = r - g_start
+                if run_first < group_anchor:
+                    group_anchor = run_first
+                if a != null_code and (run_cnt > best_cnt or (run_cnt == best_cnt and run_first < best_first)):
+                    best_cnt = run_cnt
+                    best_first = run_first
+                    best_a = a
+            if best_cnt < 0:
+                best_cnt = 0
+            sev = <float>(total - best_cnt) / <float>total
+            anchor.push_back(group_anchor)
+            r = s
+            while r < e:
+                a = sub[r].first % stride
+                if (not flag_minority and (r == s or sub[r - 1].first != sub[r].first)) or \
+                   (flag_minority and a != best_a):
+                    v_row.push_back(sub[r].second)
+                    v_event.push_back(ev)
+                    v_sev.push_back(sev)
+                if a != best_a and best_a >= 0:
+                    c_row.push_back(sub[r].second)
+                    c_src.push_back(best_first)
+                r += 1
+            ev += 1
+            s = e
+    return (_vec_i64(v_row), _vec_i64(v_event), _vec_f32(v_sev), _vec_i64(anchor),
+            _vec_i64(c_row), _vec_i64(c_src))
+
+
+# ----------------------------------------------------------------------------------------------
+# rows.contiguous
+# ----------------------------------------------------------------------------------------------
+def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uint8_t[::1] id_valid,
+               const int64_t[::1] times, const uint8_t[::1] time_valid,
+               int64_t window, int64_t step, int64_t allowed):
+    """Identifiers that disappear and reappear too often within ``window`` time units.
+
+    Per id, distinct times in ascending order (a repeated time is one presence; its first row in
+    arrival order stands for it). From each start time ``t_i``, later times ``t_j`` with
+    ``t_j - t_i < window`` are scanned; each step that is not ``+step`` adds two transitions
+    (a disappearance and a reappearance). Once the count exceeds ``allowed``, rows ``i`` and
+    ``j`` form one violation (severity: transitions over the limit) and the scan moves to the
+    next start. Rows with a null id or time are skipped.
+    """
+    cdef Py_ssize_t n = ids.shape[0], i, j, p, q, g, lo, hi, nu
+    cdef int64_t k, trans, t0
+    cdef bint sorted_group
+    if times.shape[0] != n:
+        raise ValueError("id and time columns differ in length")
+    starts = np.zeros(max(n_ids, 0) + 1, dtype=np.int64)
+    cdef int64_t[::1] st = starts
+    order = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] od = order
+    cdef vector[int64_t] v_row, v_event, anchor
+    cdef vector[float] v_sev
+    cdef vector[kv_t] buf          # (time, row) of one group, sorted only when needed
+    cdef vector[int64_t] ut, ur    # distinct times of one group and their first rows
+    cdef int64_t ev = 0, m = 0
+    with nogil:
+        # counting sort by id code: groups in code order, rows in arrival order
+        for i in range(n):
+            if _is_valid(id_valid, i) and _is_valid(time_valid, i):
+                st[ids[i] - id_offset + 1] += 1
+        for g in range(n_ids):
+            st[g + 1] += st[g]
+        for i in range(n):
+            if _is_valid(id_valid, i) and _is_valid(time_valid, i):
+                k = ids[i] - id_offset
+                od[st[k]] = i
+                st[k] += 1
+        # st[k] now holds the end of group k; walk groups
+        lo = 0
+        for g in range(n_ids):
+            hi = st[g]
+            if hi - lo < 2:
+                lo = hi
+                continue
+            sorted_group = True
+            for p in range(lo + 1, hi):
+                if times[od[p]] < times[od[p - 1]]:
+                    sorted_group = False
+                    break
+            ut.clear()
+            ur.clear()
+            if sorted_group:
+                for p in range(lo, hi):
+                    if ut.size() == 0 or times[od[p]] != ut.back():
+                        ut.push_back(times[od[p]])
+                        ur.push_back(od[p])
+            else:
+                buf.clear()
+                for p in range(lo, hi):
+                    buf.push_back(kv_t(times[od[p]], od[p]))
+                cpp_sort(buf.begin(), buf.end())
+                for p in range(<Py_ssize_t>buf.size()):
+                    if ut.size() == 0 or buf[p].first != ut.back():
+                        ut.push_back(buf[p].first)
+                        ur.push_back(buf[p].second)
+            nu = <Py_ssize_t>ut.size()
+            for p in range(nu):
+                trans = 0
+                t0 = ut[p]
+                for q in range(p + 1, nu):
+                    if ut[q] - t0 >= window:
+                        break
+                    if ut[q] != ut[q - 1] + step:
+                        trans += 2
+                    if trans > allowed:
+                        v_row.push_back(ur[p])
+                        v_row.push_back(ur[q])
+                        v_event.push_back(ev)
+                        v_event.push_back(ev)
+                        v_sev.push_back(<float>(trans - allowed))
+                        v_sev.push_back(<float>(trans - allowed))
+                        anchor.push_back(ur[p])
+                        ev += 1
+                        break
+            lo = hi
+    return _vec_i64(v_row), _vec_i64(v_event), _vec_f32(v_sev), _vec_i64(anchor)
+
+
+# ----------------------------------------------------------------------------------------------
+# rows.check: boolean results -> rows
+# ----------------------------------------------------------------------------------------------
+def bitmap_rows(const uint8_t[::1] bits, int64_t bit_offset, int64_t n,
+                const uint8_t[::1] valid_bits, int64_t valid_offset):
+    """Rows whose bit is set in an Arrow boolean bitmap (and in its validity bitmap, if any)."""
+    cdef vector[int64_t] rows
+    cdef int64_t i, b, vb
+    cdef bint has_valid = valid_bits.shape[0] > 0
+    with nogil:
+        i = 0
+        while i < n:
+            b = i + bit_offset
+            # skip a whole zero byte when aligned
+            if (b & 7) == 0 and i + 8 <= n and bits[b >> 3] == 0:
+                i += 8
+                continue
+            if (bits[b >> 3] >> (b & 7)) & 1:
+                if has_valid:
+                    vb = i + valid_offset
+                    if (valid_bits[vb >> 3] >> (vb & 7)) & 1:
+                        rows.push_back(i)
+                else:
+                    rows.push_back(i)
+            i += 1
+    return _vec_i64(rows)
+
+
+def positive_rows(const double[::1] values, const uint8_t[::1] valid):
+    """Rows whose numeric result is > 0 (NaN and nulls are not), with the value as severity."""
+    cdef vector[int64_t] rows
+    cdef vector[float] sev
+    cdef Py_ssize_t i, n = values.shape[0]
+    with nogil:
+        for i in range(n):
+            if values[i] > 0 and _is_valid(valid, i):
+                rows.push_back(i)
+                sev.push_back(<float>values[i])
+    return _vec_i64(rows), _vec_f32(sev)
+
+
+# ----------------------------------------------------------------------------------------------
+# rows.check: native expression programs
+# ----------------------------------------------------------------------------------------------
+# Opcodes (tripwire._expr.compile_program emits them; keep the numbers in sync).
+cdef enum:
+    OP_CMP_CONST_F = 1  # a=column, b=cmp, c=constant index   (compare as float64)
+    OP_CMP_CONST_I = 2  # a=column, b=cmp, c=constant index   (compare as int64)
+    OP_CMP_COL_F = 3  # a=column, b=cmp, c=column            (both as float64)
+    OP_CMP_COL_I = 4  # a=column, b=cmp, c=column            (both as int64)
+    OP_AND = 5
+    OP_OR = 6
+    OP_NOT = 7
+    OP_ISNAN = 8  # a=column
+    OP_ISFINITE = 9  # a=column
+    OP_TRUE = 10
+    MAX_STACK = 32
+
+cdef enum:
+    BLOCK = 1024
+
+# dtype codes (tripwire._expr.DTYPE_CODES)
+cdef enum:
+    DT_F32 = 0
+    DT_F64 = 1
+    DT_I8 = 2
+    DT_I16 = 3
+    DT_I32 = 4
+    DT_I64 = 5
+    DT_U8 = 6
+    DT_U16 = 7
+    DT_U32 = 8
+    DT_U64 = 9
+
+
+cdef inline void _cmp_d(const num_t* x, Py_ssize_t n, int cmp, double c, uint8_t* out) noexcept nogil:
+    cdef Py_ssize_t i
+    # one loop per comparison so the compiler vectorises each
+    if cmp == 0:
+        for i in range(n):
+            out[i] = (<double>x[i]) < c
+    elif cmp == 1:
+        for i in range(n):
+            out[i] = (<double>x[i]) <= c
+    elif cmp == 2:
+        for i in range(n):
+            out[i] = (<double>x[i]) > c
+    elif cmp == 3:
+        for i in range(n):
+            out[i] = (<double>x[i]) >= c
+    elif cmp == 4:
+        for i in range(n):
+            out[i] = (<double>x[i]) == c
+    else:
+        for i in range(n):
+            out[i] = (<double>x[i]) != c
+
+
+cdef inline void _cmp_f32(const float* x, Py_ssize_t n, int cmp, double c, uint8_t* out) noexcept nogil:
+    # float32 vs a float64 constant, exactly: x < c  <=>  x < nearest float32 bounds of c.
+    # Promoting each element costs a conversion per lane; comparing in float32 against the
+    # rounded constant is exact only when c is representable, so fall back otherwise.
+    cdef float cf = <float>c
+    cdef Py_ssize_t i
+    if <double>cf != c:
+        _cmp_d[float](x, n, cmp, c, out)
+        return
+    if cmp == 0:
+        for i in range(n):
+            out[i] = x[i] < cf
+    elif cmp == 1:
+        for i in range(n):
+            out[i] = x[i] <= cf
+    elif cmp == 2:
+        for i in range(n):
+            out[i] = x[i] > cf
+    elif cmp == 3:
+        for i in range(n):
+            out[i] = x[i] >= cf
+    elif cmp == 4:
+        for i in range(n):
+            out[i] = x[i] == cf
+    else:
+        for i in range(n):
+            out[i] = x[i] != cf
+
+
+cdef inline void _cmp_i(const num_t* x, Py_ssize_t n, int cmp, int64_t c, uint8_t* out) noexcept nogil:
+    cdef Py_ssize_t i
+    if cmp == 0:
+        for i in range(n):
+            out[i] = (<int64_t>x[i]) < c
+    elif cmp == 1:
+        for i in range(n):
+            out[i] = (<int64_t>x[i]) <= c
+    elif cmp == 2:
+        for i in range(n):
+            out[i] = (<int64_t>x[i]) > c
+    elif cmp == 3:
+        for i in range(n):
+            out[i] = (<int64_t>x[i]) >= c
+    elif cmp == 4:
+        for i in range(n):
+            out[i] = (<int64_t>x[i]) == c
+    else:
+        for i in range(n):
+            out[i] = (<int64_t>x[i]) != c
+
+
+cdef inline void _load_d(const num_t* x, Py_ssize_t n, double* out) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <double>x[i]
+
+
+cdef inline void _load_i(const num_t* x, Py_ssize_t n, int64_t* out) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <int64_t>x[i]
+
+
+cdef void _load_col_d(const void* base, int dt, Py_ssize_t s, Py_ssize_t n, double* out) noexcept nogil:
+    if dt == DT_F32: _load_d[float](<const float*>base + s, n, out)
+    elif dt == DT_F64: _load_d[double](<const double*>base + s, n, out)
+    elif dt == DT_I8: _load_d[int8_t](<const int8_t*>base + s, n, out)
+    elif dt == DT_I16: _load_d[int16_t](<const int16_t*>base + s, n, out)
+    elif dt == DT_I32: _load_d[int32_t](<const int32_t*>base + s, n, out)
+    elif dt == DT_I64: _load_d[int64_t](<const int64_t*>base + s, n, out)
+    elif dt == DT_U8: _load_d[uint8_t](<const uint8_t*>base + s, n, out)
+    elif dt == DT_U16: _load_d[uint16_t](<const uint16_t*>base + s, n, out)
+    elif dt == DT_U32: _load_d[uint32_t](<const uint32_t*>base + s, n, out)
+    else: _load_d[uint64_t](<const uint64_t*>base + s, n, out)
+
+
+cdef void _load_col_i(const void* base, int dt, Py_ssize_t s, Py_ssize_t n, int64_t* out) noexcept nogil:
+    if dt == DT_I8: _load_i[int8_t](<const int8_t*>base + s, n, out)
+    elif dt == DT_I16: _load_i[int16_t](<const int16_t*>base + s, n, out)
+    elif dt == DT_I32: _load_i[int32_t](<const int32_t*>base + s, n, out)
+    elif dt == DT_I64: _load_i[int64_t](<const int64_t*>base + s, n, out)
+    elif dt == DT_U8: _load_i[uint8_t](<const uint8_t*>base + s, n, out)
+    elif dt == DT_U16: _load_i[uint16_t](<const uint16_t*>base + s, n, out)
+    else: _load_i[uint32_t](<const uint32_t*>base + s, n, out)
+
+
+cdef void _cmp_col_const_d(const void* base, int dt, Py_ssize_t s, Py_ssize_t n, int cmp, double c,
+                           uint8_t* out) noexcept nogil:
+    if dt == DT_F32: _cmp_f32(<const float*>base + s, n, cmp, c, out)
+    elif dt == DT_F64: _cmp_d[double](<const double*>base + s, n, cmp, c, out)
+    elif dt == DT_I8: _cmp_d[int8_t](<const int8_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I16: _cmp_d[int16_t](<const int16_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I32: _cmp_d[int32_t](<const int32_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I64: _cmp_d[int64_t](<const int64_t*>base + s, n, cmp, c, out)
+    elif dt == DT_U8: _cmp_d[uint8_t](<const uint8_t*>base + s, n, cmp, c, out)
+    elif dt == DT_U16: _cmp_d[uint16_t](<const uint16_t*>base + s, n, cmp, c, out)
+    elif dt == DT_U32: _cmp_d[uint32_t](<const uint32_t*>base + s, n, cmp, c, out)
+    else: _cmp_d[uint64_t](<const uint64_t*>base + s, n, cmp, c, out)
+
+
+cdef void _cmp_col_const_i(const void* base, int dt, Py_ssize_t s, Py_ssize_t n, int cmp, int64_t c,
+                           uint8_t* out) noexcept nogil:
+    if dt == DT_I8: _cmp_i[int8_t](<const int8_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I16: _cmp_i[int16_t](<const int16_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I32: _cmp_i[int32_t](<const int32_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I64: _cmp_i[int64_t](<const int64_t*>base + s, n, cmp, c, out)
+    elif dt == DT_U8: _cmp_i[uint8_t](<const uint8_t*>base + s, n, cmp, c, out)
+    elif dt == DT_U16: _cmp_i[uint16_t](<const uint16_t*>base + s, n, cmp, c, out)
+    else: _cmp_i[uint32_t](<const uint32_t*>base + s, n, cmp, c, out)
+
+
+cdef inline void _cmp_dd(const double* a, const double* b, Py_ssize_t n, int cmp, uint8_t* out) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if cmp == 0: out[i] = a[i] < b[i]
+        elif cmp == 1: out[i] = a[i] <= b[i]
+        elif cmp == 2: out[i] = a[i] > b[i]
+        elif cmp == 3: out[i] = a[i] >= b[i]
+        elif cmp == 4: out[i] = a[i] == b[i]
+        else: out[i] = a[i] != b[i]
+
+
+cdef inline void _cmp_ii(const int64_t* a, const int64_t* b, Py_ssize_t n, int cmp, uint8_t* out) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if cmp == 0: out[i] = a[i] < b[i]
+        elif cmp == 1: out[i] = a[i] <= b[i]
+        elif cmp == 2: out[i] = a[i] > b[i]
+        elif cmp == 3: out[i] = a[i] >= b[i]
+        elif cmp == 4: out[i] = a[i] == b[i]
+        else: out[i] = a[i] != b[i]
+
+
+cdef void _isnan_col(const void* base, int dt, Py_ssize_t s, Py_ssize_t n, bint finite, uint8_t* out) noexcept nogil:
+    cdef Py_ssize_t i
+    if dt == DT_F32:
+        for i in range(n):
+            out[i] = isfinite((<const float*>base)[s + i]) if finite else isnan((<const float*>base)[s + i])
+    elif dt == DT_F64:
+        for i in range(n):
+            out[i] = isfinite((<const double*>base)[s + i]) if finite else isnan((<const double*>base)[s + i])
+    else:  # integers are always finite, never NaN
+        memset(out, 1 if finite else 0, n)
+
+
+def check_program(const int64_t[:, ::1] program, const double[::1] fconsts, const int64_t[::1] iconsts,
+                  object columns, const int64_t[::1] dtypes, int64_t n):
+    """Rows where a compiled boolean expression holds.
+
+    ``program`` is postfix: one ``(opcode, a, b, c)`` row per instruction; ``columns`` are
+    1-D contiguous NumPy arrays (no nulls: the caller routes nullable inputs to Arrow).
+    Evaluates ``BLOCK`` rows at a time on a small stack of byte masks held in L1.
+    """
+    cdef Py_ssize_t n_ins = program.shape[0], n_cols = len(columns), ci
+    cdef vector[const void*] ptrs
+    keep = []
+    for ci in range(n_cols):
+        arr = np.ascontiguousarray(columns[ci])
+        if arr.shape[0] != n:
+            raise ValueError("column lengths differ")
+        keep.append(arr)
+        ptrs.push_back(<const void*><size_t>arr.ctypes.data)
+    cdef vector[int64_t] rows
+    cdef uint8_t stack[MAX_STACK][BLOCK]
+    cdef double da[BLOCK]
+    cdef double db[BLOCK]
+    cdef int64_t ia[BLOCK]
+    cdef int64_t ib[BLOCK]
+    cdef Py_ssize_t s, m, i, pc, sp, w
+    cdef int64_t op, a, b, c, word
+    for pc in range(n_ins):
+        op = program[pc, 0]
+        if op < OP_CMP_CONST_F or op > OP_TRUE:
+            raise ValueError(f"bad opcode {op}")
+    with nogil:
+        s = 0
+        while s < n:
+            m = BLOCK if n - s > BLOCK else n - s
+            sp = 0
+            for pc in range(n_ins):
+                op = program[pc, 0]
+                a = program[pc, 1]
+                b = program[pc, 2]
+                c = program[pc, 3]
+                if op == OP_CMP_CONST_F:
+                    _cmp_col_const_d(ptrs[a], <int>dtypes[a], s, m, <int>b, fconsts[c], &stack[sp][0])
+                    sp += 1
+                elif op == OP_CMP_CONST_I:
+                    _cmp_col_const_i(ptrs[a], <int>dtypes[a], s, m, <int>b, iconsts[c], &stack[sp][0])
+                    sp += 1
+                elif op == OP_CMP_COL_F:
+                    _load_col_d(ptrs[a], <int>dtypes[a], s, m, &da[0])
+                    _load_col_d(ptrs[c], <int>dtypes[c], s, m, &db[0])
+                    _cmp_dd(&da[0], &db[0], m, <int>b, &stack[sp][0])
+                    sp += 1
+                elif op == OP_CMP_COL_I:
+                    _load_col_i(ptrs[a], <int>dtypes[a], s, m, &ia[0])
+                    _load_col_i(ptrs[c], <int>dtypes[c], s, m, &ib[0])
+                    _cmp_ii(&ia[0], &ib[0], m, <int>b, &stack[sp][0])
+                    sp += 1
+                elif op == OP_AND:
+                    sp -= 1
+                    for i in range(m):
+                        stack[sp - 1][i] = stack[sp - 1][i] & stack[sp][i]
+                elif op == OP_OR:
+                    sp -= 1
+                    for i in range(m):
+                        stack[sp - 1][i] = stack[sp - 1][i] | stack[sp][i]
+                elif op == OP_NOT:
+                    for i in range(m):
+                        stack[sp - 1][i] = stack[sp - 1][i] ^ 1
+                elif op == OP_ISNAN or op == OP_ISFINITE:
+                    _isnan_col(ptrs[a], <int>dtypes[a], s, m, op == OP_ISFINITE, &stack[sp][0])
+                    sp += 1
+                else:  # OP_TRUE
+                    memset(&stack[sp][0], 1, m)
+                    sp += 1
+            # emit: skip eight zero bytes at a time (violations are rare)
+            i = 0
+            while i < m:
+                if i + 8 <= m:
+                    memcpy(&word, &stack[0][i], 8)
+                    if word == 0:
+                        i += 8
+                        continue
+                if stack[0][i]:
+                    rows.push_back(s + i)
+                i += 1
+            s += m
+    return _vec_i64(rows)

@@ -1,0 +1,20 @@
+"""tripwire: fast model assertions over Apache Arrow batches of model outputs.
+
+>>> import tripwire as tw
+>>> suite = tw.Suite([tw.rows.consistent(id="name", attr="gender")])
+>>> report = suite.check(table)            # doctest: +SKIP
+"""
+from . import rows
+from ._assertion import Assertion, Correction, Result
+from ._registry import kinds
+from .errors import BackendUnavailable, ColumnError, InputError, SuiteError, TripwireError
+from .report import Report
+from .suite import Suite, build
+from .udf import assertion
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Suite", "Report", "Assertion", "Result", "Correction", "rows", "assertion", "build", "kinds",
+    "TripwireError", "InputError", "ColumnError", "SuiteError", "BackendUnavailable", "__version__",
+]

@@ -1,0 +1,274 @@
+"""Arrow input layer: accept any Arrow-shaped input, validate columns, and hand kernels NumPy views.
+
+Kernels never see Arrow objects. They get flat NumPy arrays (zero copy where Arrow's buffer
+allows it: primitive type, one chunk) plus an optional ``uint8`` validity array, so a null is
+never read as a value. Identifiers of any type become dense integer codes (:func:`encode_keys`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import ColumnError, InputError
+
+__all__ = [
+    "as_table",
+    "iter_batches",
+    "column",
+    "primitive_view",
+    "encode_keys",
+    "Keys",
+    "NumericColumn",
+    "numeric_column",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# Whole inputs
+# ----------------------------------------------------------------------------------------------
+def _describe(data: Any) -> str:
+    return f"{type(data).__module__}.{type(data).__qualname__}"
+
+
+def as_table(data: Any) -> pa.Table:
+    """Return ``data`` as a ``pyarrow.Table`` without copying column buffers.
+
+    Accepts ``Table``, ``RecordBatch``, ``RecordBatchReader`` (read to the end), and any object
+    exporting ``__arrow_c_stream__`` (pandas >= 2.2, polars, DuckDB results, ...).
+    """
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.RecordBatchReader.from_stream(data).read_all()
+    if hasattr(data, "__arrow_c_array__"):
+        return pa.Table.from_batches([pa.record_batch(data)])
+    raise InputError(
+        f"cannot read a table from {_describe(data)}",
+        expected="a pyarrow Table, RecordBatch or RecordBatchReader, or an object with "
+        "__arrow_c_stream__ (pandas >= 2.2, polars, DuckDB)",
+        fix="convert it first, e.g. pyarrow.Table.from_pydict({...}) or pyarrow.table(df)",
+    )
+
+
+def iter_batches(data: Any) -> Iterator[pa.RecordBatch]:
+    """Yield record batches from any accepted input without materialising a reader."""
+    if isinstance(data, pa.Table):
+        yield from data.to_batches()
+    elif isinstance(data, pa.RecordBatch):
+        yield data
+    elif isinstance(data, pa.RecordBatchReader):
+        yield from data
+    elif hasattr(data, "__arrow_c_stream__"):
+        yield from pa.RecordBatchReader.from_stream(data)
+    else:
+        yield from as_table(data).to_batches()
+
+
+# ----------------------------------------------------------------------------------------------
+# Columns
+# ----------------------------------------------------------------------------------------------
+def column(table: pa.Table, name: str, *, role: str, expected: str) -> pa.ChunkedArray:
+    """Look up a column by name, with an error that lists what the table has."""
+    if not isinstance(name, str):
+        raise InputError(
+            f"column name for {role} must be a string, got {type(name).__name__} {name!r}",
+            expected="a column name",
+            fix=f"pass {role}='<column name>'",
+        )
+    idx = table.schema.get_field_index(name)
+    if idx < 0:
+        names = ", ".join(table.column_names) or "(no columns)"
+        raise ColumnError(
+            name,
+            f"missing column {name!r} ({role})",
+            expected=expected,
+            found=f"columns {names}",
+            fix=f"add the column, or remap it with {role}='<your column>'",
+        )
+    return table.column(idx)
+
+
+def _chunk_values(chunk: pa.Array, dtype: np.dtype) -> np.ndarray:
+    """Zero-copy view of a primitive chunk's values buffer, honouring the slice offset.
+
+    Values under null slots are whatever the producer left there: callers must mask them.
+    """
+    buf = chunk.buffers()[1]
+    if buf is None:  # all-null arrays may have no data buffer
+        return np.zeros(len(chunk), dtype=dtype)
+    return np.frombuffer(buf, dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
+
+
+def _chunk_validity(chunk: pa.Array) -> np.ndarray | None:
+    if chunk.null_count == 0:
+        return None
+    return np.asarray(chunk.is_valid()).view(np.uint8)
+
+
+def primitive_view(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(values, valid)`` for a fixed-width primitive array.
+
+    ``values`` is a read-only view of the Arrow buffer when the column has a single chunk
+    (nulls or not), else a concatenated copy. ``valid`` is ``None`` when there are no nulls,
+    else a ``uint8`` array (1 = present) aligned with ``values``.
+    """
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    typ = arr.type
+    if pa.types.is_boolean(typ):
+        # bit-packed: unpack (one copy) into bytes
+        values = [np.asarray(pc.fill_null(c, False)).view(np.uint8) for c in chunks]
+    else:
+        dtype = np.dtype(typ.to_pandas_dtype())
+        values = [_chunk_values(c, dtype) for c in chunks]
+    valids = [_chunk_validity(c) for c in chunks]
+    if len(chunks) == 1:
+        return values[0], valids[0]
+    if not chunks:
+        dtype = np.uint8 if pa.types.is_boolean(typ) else np.dtype(typ.to_pandas_dtype())
+        return np.empty(0, dtype=dtype), None
+    vals = np.concatenate(values)
+    if all(v is None for v in valids):
+        return vals, None
+    valid = np.concatenate([np.ones(len(c), np.uint8) if v is None else v for c, v in zip(chunks, valids)])
+    return vals, valid
+
+
+_NUMERIC_EXPECTED = "an integer or floating-point column (int8..int64, uint8..uint64, float32, float64)"
+
+
+@dataclass(frozen=True)
+class NumericColumn:
+    values: np.ndarray
+    valid: np.ndarray | None
+
+
+def numeric_column(table: pa.Table, name: str, *, role: str, integer: bool = False) -> NumericColumn:
+    """A validated numeric column as a NumPy view. ``integer=True`` also accepts timestamps and
+    durations (as int64 ticks of their unit) and rejects floats."""
+    expected = "an integer, timestamp or duration column" if integer else _NUMERIC_EXPECTED
+    col = column(table, name, role=role, expected=expected)
+    typ = col.type
+    if integer and (pa.types.is_timestamp(typ) or pa.types.is_duration(typ) or pa.types.is_date64(typ)):
+        col = col.cast(pa.int64())
+    elif integer and pa.types.is_date32(typ):
+        col = col.cast(pa.int32())
+    ok = pa.types.is_integer(col.type) or (not integer and pa.types.is_floating(col.type)
+                                           and not pa.types.is_float16(col.type))
+    if not ok:
+        fix = (f"cast it, e.g. table.set_column(i, {name!r}, pc.cast(table[{name!r}], pa.int64()))"
+               if integer else f"cast it, e.g. pc.cast(table[{name!r}], pa.float32())")
+        raise ColumnError(name, f"column {name!r} ({role}) has the wrong type",
+                          expected=expected, found=str(typ), fix=fix)
+    values, valid = primitive_view(col)
+    return NumericColumn(values, valid)
+
+
+# ----------------------------------------------------------------------------------------------
+# Identifiers -> dense integer codes
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Keys:
+    """Dense codes for an identifier column.
+
+    ``codes[i] - offset`` is in ``[0, n)`` for every valid row ``i``; equal values get equal
+    codes. Invalid (null) rows have ``valid[i] == 0`` and an arbitrary code.
+    """
+
+    codes: np.ndarray  # int32 or int64
+    offset: int
+    n: int
+    valid: np.ndarray | None
+
+
+# Direct addressing (code = value - min) is used when the id range is at most this many
+# slots per row (plus a floor): no hashing, no copy. Wider ranges are hashed by Arrow.
+_DIRECT_SLOTS_PER_ROW = 4
+_DIRECT_MIN_SLOTS = 1 << 16
+
+_KEY_EXPECTED = ("an identifier column: integer, string, dictionary, boolean, date/timestamp "
+                 "or floating point")
+
+
+def encode_keys(table: pa.Table, name: str, *, role: str) -> Keys:
+    """Encode a column as dense integer codes, the way every group kernel wants them."""
+    col = column(table, name, role=role, expected=_KEY_EXPECTED)
+    return encode_array(col, name=name, role=role)
+
+
+def encode_array(col: pa.ChunkedArray, *, name: str, role: str) -> Keys:
+    typ = col.type
+    n_rows = len(col)
+    if pa.types.is_dictionary(typ):
+        return _encode_dictionary(col)
+    if pa.types.is_integer(typ) and n_rows:
+        direct = _encode_direct(col, n_rows)
+        if direct is not None:
+            return direct
+    if pa.types.is_nested(typ) or pa.types.is_null(typ) and n_rows == 0:
+        raise ColumnError(name, f"column {name!r} ({role}) cannot be used as a key",
+                          expected=_KEY_EXPECTED, found=str(typ),
+                          fix="pick a flat column, or derive one (e.g. pc.list_value_length)")
+    if pa.types.is_null(typ):
+        return Keys(np.zeros(n_rows, np.int32), 0, 0, np.zeros(n_rows, np.uint8))
+    try:
+        encoded = pc.dictionary_encode(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
+    except pa.ArrowNotImplementedError as exc:
+        raise ColumnError(name, f"column {name!r} ({role}) cannot be used as a key",
+                          expected=_KEY_EXPECTED, found=str(typ),
+                          fix="cast it to string or integer first") from exc
+    return _encode_dictionary(pa.chunked_array([encoded]))
+
+
+def _encode_direct(col: pa.ChunkedArray, n_rows: int) -> Keys | None:
+    mm = pc.min_max(col)
+    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    if lo is None:  # all null
+        return Keys(np.zeros(n_rows, np.int32), 0, 0, np.zeros(n_rows, np.uint8))
+    span = hi - lo + 1
+    if span > max(_DIRECT_SLOTS_PER_ROW * n_rows, _DIRECT_MIN_SLOTS) or span >= 2**31:
+        return None
+    typ = col.type
+    if typ in (pa.int32(), pa.int64()):
+        codes, valid = primitive_view(col)
+        return Keys(codes, lo, span, valid)
+    # narrower or unsigned ints: one widening copy keeps the kernel's fused types small
+    if pa.types.is_unsigned_integer(typ) and hi >= 2**63:
+        return None
+    codes, valid = primitive_view(col)
+    return Keys(codes.astype(np.int64), lo, span, valid)
+
+
+def _encode_dictionary(col: pa.ChunkedArray) -> Keys:
+    if col.num_chunks > 1:
+        col = col.unify_dictionaries()
+    chunks = col.chunks
+    if not chunks:
+        return Keys(np.empty(0, np.int32), 0, 0, None)
+    dictionary = chunks[0].dictionary
+    indices = pa.chunked_array([c.indices for c in chunks], type=chunks[0].indices.type)
+    codes, valid = primitive_view(indices)
+    # Arrow allows repeated dictionary values; remap so equal values share one code.
+    dedup = pc.dictionary_encode(dictionary)
+    remap = np.asarray(dedup.indices.fill_null(-1)).astype(np.int64)
+    n = len(dedup.dictionary)
+    if dictionary.null_count:
+        # a null *in the dictionary* is a null value: fold it into validity
+        null_slot = np.asarray(dictionary.is_null()).astype(bool)
+        safe = codes if valid is None else np.where(valid.astype(bool), codes, 0)
+        is_null = null_slot[safe.astype(np.int64)] if len(dictionary) else np.zeros(len(codes), bool)
+        valid = (~is_null).view(np.uint8) if valid is None else (valid & ~is_null).view(np.uint8)
+        remap = np.where(remap < 0, 0, remap)
+    if not np.array_equal(remap, np.arange(len(dictionary))):
+        safe = codes if valid is None else np.where(valid.astype(bool), codes, 0)
+        codes = remap[safe.astype(np.int64)]
+    if codes.dtype not in (np.int32, np.int64):
+        codes = codes.astype(np.int32)
+    return Keys(codes, 0, n, valid)

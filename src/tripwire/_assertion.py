@@ -1,0 +1,96 @@
+"""Assertion base class and the per-assertion result every kernel wrapper returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["Assertion", "Result", "Correction", "canonical_events"]
+
+
+@dataclass
+class Correction:
+    """Weak labels one assertion proposes for one input table.
+
+    ``relabel``: set ``column`` at ``rows`` to the value found at ``source_rows`` of the same
+    column (or to ``values`` when given). ``remove``: drop ``rows``. ``add``: append ``values``
+    (a table with the input's columns).
+    """
+
+    action: str
+    rows: np.ndarray
+    column: str | None = None
+    source_rows: np.ndarray | None = None
+    values: Any = None
+
+
+@dataclass
+class Result:
+    """Violations of one assertion on one input, in canonical order (event, row)."""
+
+    rows: np.ndarray  # int64
+    events: np.ndarray  # int64, 0..n_events-1
+    severity: np.ndarray  # float32 > 0
+    n_rows_checked: int
+    context: dict[str, pa.Array] = field(default_factory=dict)
+    corrections: list[Correction] = field(default_factory=list)
+
+    @property
+    def n_events(self) -> int:
+        return int(self.events.max()) + 1 if len(self.events) else 0
+
+    @classmethod
+    def empty(cls, n_rows_checked: int) -> "Result":
+        return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32), n_rows_checked)
+
+
+def canonical_events(rows: np.ndarray, events: np.ndarray, severity: np.ndarray,
+                     anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Renumber events by their anchor row and sort violations by (event, row).
+
+    Kernels may find events in any order (hash order, group order, thread order); anchors are
+    unique per event, so ordering by anchor makes event ids identical across backends.
+    """
+    if len(rows) == 0:
+        return rows.astype(np.int64), events.astype(np.int64), severity.astype(np.float32)
+    rank = np.empty(len(anchors), np.int64)
+    rank[np.argsort(anchors, kind="stable")] = np.arange(len(anchors))
+    ev = rank[events]
+    order = np.lexsort((rows, ev))
+    return rows[order].astype(np.int64), ev[order], severity[order].astype(np.float32)
+
+
+class Assertion:
+    """One configured check. Subclasses set ``kind`` and implement :meth:`evaluate`.
+
+    ``name`` identifies the instance in reports (defaults to the kind); ``table`` names the
+    input it reads when a suite gets several (default ``"rows"``, the single-table case).
+    ``scope`` is ``"row"`` when rows are independent (a scan may stream them batch by batch)
+    or ``"group"`` when all rows of a group must be seen together.
+    """
+
+    kind: ClassVar[str] = ""
+    scope: ClassVar[str] = "group"
+    family: ClassVar[str] = "rows"
+
+    def __init__(self, *, name: str | None = None, table: str = "rows"):
+        self.name = name or self.kind
+        self.table = table
+
+    def params(self) -> dict[str, Any]:
+        """Parameters as given (for repr and reports)."""
+        return {}
+
+    def columns(self) -> list[str]:
+        """Input columns this assertion reads."""
+        return []
+
+    def evaluate(self, table: pa.Table, backend: str) -> Result:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        named = "" if self.name == self.kind else f", name={self.name!r}"
+        return f"{self.kind}({args}{named})"

@@ -1,0 +1,59 @@
+"""Backend fixtures: every kernel test runs on every backend present.
+
+``reference`` is the test-only plain-loop backend (``tests/reference.py``), registered with the
+dispatch module here so that the package never ships it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import pytest
+
+import tripwire._dispatch as dispatch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+def _reference_loader(family: str):
+    import reference
+
+    return reference
+
+
+dispatch.register_backend("reference", _reference_loader)
+
+_HAS_NUMBA = importlib.util.find_spec("numba") is not None
+
+
+def _cupy_usable() -> bool:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+BACKENDS = [
+    pytest.param("cython", id="cython"),
+    pytest.param("numba", id="numba", marks=pytest.mark.skipif(not _HAS_NUMBA, reason="numba missing")),
+    pytest.param("reference", id="reference"),
+    # CuPy kernels exist only for families written and tested on a lent GPU (none yet for rows)
+    pytest.param("cupy", id="cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        not (_cupy_usable() and importlib.util.find_spec("tripwire._kernels.rows_gpu")),
+        reason="needs CuPy, a GPU and CuPy kernels for this family")]),
+]
+# backends whose kernels we compare against the reference
+FAST_BACKENDS = [p for p in BACKENDS if p.id != "reference"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=FAST_BACKENDS)
+def fast_backend(request) -> str:
+    return request.param
