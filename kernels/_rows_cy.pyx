@@ -63,11 +63,15 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     ``corr_src`` (first row of the most common non-null value, ties to the earliest).
     """
     cdef Py_ssize_t n = ids.shape[0], i
-    cdef int64_t k, a, null_code = n_attrs, stride = n_attrs + 1
+    cdef int64_t k, a, null_code = n_attrs
     first = np.full(max(n_ids, 0), -1, dtype=np.int64)
     bad = np.zeros(max(n_ids, 0), dtype=np.uint8)
+    gstart = np.zeros(max(n_ids, 0) + 1, dtype=np.int64)
+    fill = np.zeros(max(n_ids, 0), dtype=np.int64)
     cdef int64_t[::1] first_v = first
     cdef uint8_t[::1] bad_v = bad
+    cdef int64_t[::1] gstart_v = gstart
+    cdef int64_t[::1] fill_v = fill
     cdef vector[kv_t] sub
     cdef vector[int64_t] v_row, v_event, anchor, c_row, c_src
     cdef vector[float] v_sev
@@ -87,21 +91,31 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                 first_v[k] = a
             elif first_v[k] != a:
                 bad_v[k] = 1
-        # pass 2: only rows of bad ids, sorted by (id, attribute, row)
+        # pass 2: counting sort of the bad ids' rows (arrival order kept), then a small sort
+        # per group by (attribute, row): linear in n plus sum(g log g) over bad groups only
         for i in range(n):
-            if _is_valid(id_valid, i) and bad_v[ids[i] - id_offset]:
+            if _is_valid(id_valid, i):
                 k = ids[i] - id_offset
-                a = attrs[i] - attr_offset if _is_valid(attr_valid, i) else null_code
-                sub.push_back(kv_t(k * stride + a, i))
-        cpp_sort(sub.begin(), sub.end())
-        m = <Py_ssize_t>sub.size()
-        s = 0
+                if bad_v[k]:
+                    gstart_v[k + 1] += 1
+        for k in range(n_ids):
+            gstart_v[k + 1] += gstart_v[k]
+        m = <Py_ssize_t>gstart_v[n_ids] if n_ids > 0 else 0
+        sub.resize(m)
+        for i in range(n):
+            if _is_valid(id_valid, i):
+                k = ids[i] - id_offset
+                if bad_v[k]:
+                    a = attrs[i] - attr_offset if _is_valid(attr_valid, i) else null_code
+                    sub[fill_v[k] + gstart_v[k]] = kv_t(a, i)
+                    fill_v[k] += 1
         ev = 0
-        while s < m:
-            k = sub[s].first // stride
-            e = s
-            while e < m and sub[e].first // stride == k:
-                e += 1
+        for k in range(n_ids):
+            s = gstart_v[k]
+            e = gstart_v[k + 1]
+            if e == s:
+                continue
+            cpp_sort(sub.begin() + s, sub.begin() + e)
             # runs of equal attribute inside [s, e): the majority is the most common non-null
             best_cnt = -1
             best_first = -1
@@ -111,9 +125,9 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
             r = s
             while r < e:
                 g_start = r
-                a = sub[r].first % stride
+                a = sub[r].first
                 run_first = sub[r].second
-                while r < e and sub[r].first % stride == a:
+                while r < e and sub[r].first == a:
                     r += 1
                 run_cnt = r - g_start
                 if run_first < group_anchor:
@@ -128,8 +142,8 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
             anchor.push_back(group_anchor)
             r = s
             while r < e:
-                a = sub[r].first % stride
-                if (not flag_minority and (r == s or sub[r - 1].first != sub[r].first)) or \
+                a = sub[r].first
+                if (not flag_minority and (r == s or sub[r - 1].first != a)) or \
                    (flag_minority and a != best_a):
                     v_row.push_back(sub[r].second)
                     v_event.push_back(ev)
@@ -139,7 +153,6 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                     c_src.push_back(best_first)
                 r += 1
             ev += 1
-            s = e
     return (_vec_i64(v_row), _vec_i64(v_event), _vec_f32(v_sev), _vec_i64(anchor),
             _vec_i64(c_row), _vec_i64(c_src))
 

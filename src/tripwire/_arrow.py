@@ -39,7 +39,20 @@ def as_table(data: Any) -> pa.Table:
 
     Accepts ``Table``, ``RecordBatch``, ``RecordBatchReader`` (read to the end), and any object
     exporting ``__arrow_c_stream__`` (pandas >= 2.2, polars, DuckDB results, ...).
+    ``string_view``/``binary_view`` columns (polars' strings) become ``large_string``/
+    ``large_binary`` (one copy of those columns): Arrow has no take/filter kernels for views.
     """
+    table = _as_table(data)
+    views = [i for i, f in enumerate(table.schema)
+             if pa.types.is_string_view(f.type) or pa.types.is_binary_view(f.type)]
+    for i in views:
+        f = table.schema.field(i)
+        typ = pa.large_string() if pa.types.is_string_view(f.type) else pa.large_binary()
+        table = table.set_column(i, f.with_type(typ), table.column(i).cast(typ))
+    return table
+
+
+def _as_table(data: Any) -> pa.Table:
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pa.RecordBatch):

@@ -1,0 +1,275 @@
+"""Plain-loop reference kernels: the oracle the fast backends are compared against.
+
+Same function names, argument order and results as ``kernels/_rows_cy.pyx``,
+``tripwire/_kernels/rows_jit.py`` and ``tripwire/_kernels/udf_jit.py``, written from their
+documented semantics with Python loops, dicts and ``sorted`` only (no vectorised NumPy): slow
+and obviously right. ``tests/conftest.py`` registers this module as backend ``"reference"`` for
+every kernel family.
+
+Integers are read as Python ints (no overflow), floats as Python floats (IEEE doubles, like the
+kernels' ``double`` arithmetic), so every comparison here is exact.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import tripwire._expr as _expr
+
+__all__ = ["consistent", "contiguous", "bitmap_rows", "positive_rows", "check_program",
+           "udf_rows", "udf_groups"]
+
+
+def _i64(values) -> np.ndarray:
+    return np.array(list(values), dtype=np.int64).reshape(-1)
+
+
+def _f32(values) -> np.ndarray:
+    with np.errstate(over="ignore"):  # |value| > float32 max becomes +-inf, as a C cast does
+        return np.array(list(values), dtype=np.float32).reshape(-1)
+
+
+def _is_valid(valid, i: int) -> bool:
+    """An empty validity array means "no nulls"; else 0 marks a null row."""
+    return len(valid) == 0 or int(valid[i]) != 0
+
+
+# ----------------------------------------------------------------------------------------------
+# rows.consistent
+# ----------------------------------------------------------------------------------------------
+def consistent(ids, id_offset, n_ids, id_valid, attrs, attr_offset, n_attrs, attr_valid,
+               flag_minority):
+    """Identifiers whose (non-null-id) rows carry more than one attribute value.
+
+    A null attribute is a value of its own. Per such identifier (one event, anchored at its
+    first row): severity = share of its rows not holding the majority value, where the majority
+    is the most common non-null value (ties: the value seen first). Violations are the first row
+    of each distinct value (``flag_minority`` false) or every row not holding the majority value.
+    Corrections relabel every row not holding the majority value to the majority's first row.
+    """
+    if len(ids) != len(attrs):
+        raise ValueError("id and attribute columns differ in length")
+    NULL = object()
+    groups: dict[int, list[tuple[int, object]]] = {}  # id -> [(row, attribute)] in row order
+    for i in range(len(ids)):
+        if not _is_valid(id_valid, i):
+            continue
+        k = int(ids[i]) - int(id_offset)
+        assert 0 <= k < n_ids, (k, n_ids)
+        a = int(attrs[i]) - int(attr_offset) if _is_valid(attr_valid, i) else NULL
+        if a is not NULL:
+            assert 0 <= a < n_attrs, (a, n_attrs)
+        groups.setdefault(k, []).append((i, a))
+
+    v_row, v_ev, v_sev, anchors, c_row, c_src = [], [], [], [], [], []
+    ev = 0
+    for k in sorted(groups):
+        members = groups[k]
+        first_row: dict[object, int] = {}
+        count: dict[object, int] = {}
+        for row, a in members:
+            if a not in first_row:
+                first_row[a] = row
+            count[a] = count.get(a, 0) + 1
+        if len(count) < 2:
+            continue
+        best, best_cnt = NULL, 0
+        for a in count:  # dict order = order of first appearance: ties go to the earliest
+            if a is NULL:
+                continue
+            if best is NULL or count[a] > best_cnt:
+                best, best_cnt = a, count[a]
+        total = len(members)
+        sev = (total - best_cnt) / total
+        anchors.append(members[0][0])
+        for row, a in members:
+            if (not flag_minority and first_row[a] == row) or (flag_minority and a != best):
+                v_row.append(row)
+                v_ev.append(ev)
+                v_sev.append(sev)
+            if best is not NULL and a != best:
+                c_row.append(row)
+                c_src.append(first_row[best])
+        ev += 1
+    return _i64(v_row), _i64(v_ev), _f32(v_sev), _i64(anchors), _i64(c_row), _i64(c_src)
+
+
+# ----------------------------------------------------------------------------------------------
+# rows.contiguous
+# ----------------------------------------------------------------------------------------------
+def contiguous(ids, id_offset, n_ids, id_valid, times, time_valid, window, step, allowed):
+    """Identifiers that disappear and reappear more than ``allowed`` transitions within a window.
+
+    Per identifier: its distinct times ascending (a repeated time is one presence, represented
+    by its first row in arrival order). From each start ``t_p``, scan later times ``t_q`` while
+    ``t_q - t_p < window``; every step that is not exactly ``+step`` adds two transitions; once
+    the count exceeds ``allowed``, rows of ``p`` and ``q`` form one violation (severity: count -
+    allowed, anchor: row of ``p``) and the scan moves on to the next start.
+    """
+    if len(ids) != len(times):
+        raise ValueError("id and time columns differ in length")
+    window, step, allowed = int(window), int(step), int(allowed)
+    per_id: dict[int, dict[int, int]] = {}  # id -> {time: first row}
+    for i in range(len(ids)):
+        if not (_is_valid(id_valid, i) and _is_valid(time_valid, i)):
+            continue
+        k = int(ids[i]) - int(id_offset)
+        assert 0 <= k < n_ids, (k, n_ids)
+        seen = per_id.setdefault(k, {})
+        t = int(times[i])
+        if t not in seen:
+            seen[t] = i
+    v_row, v_ev, v_sev, anchors = [], [], [], []
+    ev = 0
+    for k in sorted(per_id):
+        ts = sorted(per_id[k])
+        rows = [per_id[k][t] for t in ts]
+        for p in range(len(ts)):
+            trans = 0
+            for q in range(p + 1, len(ts)):
+                if ts[q] - ts[p] >= window:
+                    break
+                if ts[q] != ts[q - 1] + step:
+                    trans += 2
+                if trans > allowed:
+                    v_row += [rows[p], rows[q]]
+                    v_ev += [ev, ev]
+                    v_sev += [trans - allowed, trans - allowed]
+                    anchors.append(rows[p])
+                    ev += 1
+                    break
+    return _i64(v_row), _i64(v_ev), _f32(v_sev), _i64(anchors)
+
+
+# ----------------------------------------------------------------------------------------------
+# rows.check
+# ----------------------------------------------------------------------------------------------
+def _bit(buf, index: int) -> bool:
+    return (int(buf[index // 8]) >> (index % 8)) & 1 == 1
+
+
+def bitmap_rows(bits, bit_offset, n, valid_bits, valid_offset):
+    """Rows ``i < n`` whose bit ``i + bit_offset`` is set (and validity bit, if any)."""
+    out = []
+    for i in range(int(n)):
+        if not _bit(bits, i + int(bit_offset)):
+            continue
+        if len(valid_bits) and not _bit(valid_bits, i + int(valid_offset)):
+            continue
+        out.append(i)
+    return _i64(out)
+
+
+def positive_rows(values, valid):
+    """Rows whose value is > 0 (NaN and nulls are not), with the value as severity."""
+    rows, sev = [], []
+    for i in range(len(values)):
+        v = float(values[i])
+        if v > 0 and _is_valid(valid, i):
+            rows.append(i)
+            sev.append(v)
+    return _i64(rows), _f32(sev)
+
+
+_CMP = {
+    0: lambda x, y: x < y, 1: lambda x, y: x <= y, 2: lambda x, y: x > y,
+    3: lambda x, y: x >= y, 4: lambda x, y: x == y, 5: lambda x, y: x != y,
+}
+assert _expr.CMP_CODES == {"<": 0, "<=": 1, ">": 2, ">=": 3, "==": 4, "!=": 5}
+_DTYPES = {code: dt for dt, code in _expr.DTYPE_CODES.items()}
+
+
+def _as_float(col, i: int) -> float:
+    return float(col[i])  # int -> float rounds to nearest, like a C cast to double
+
+
+def _as_int(col, i: int) -> int:
+    return int(col[i])
+
+
+def check_program(program, fconsts, iconsts, columns, dtypes, n):
+    """Rows where a postfix boolean program (opcodes in ``tripwire._expr``) holds; row by row."""
+    program = [tuple(int(x) for x in ins) for ins in np.asarray(program).reshape(-1, 4).tolist()]
+    for op, *_ in program:
+        if not _expr.OP_CMP_CONST_F <= op <= _expr.OP_TRUE:
+            raise ValueError(f"bad opcode {op}")
+    cols = list(columns)
+    for j, c in enumerate(cols):
+        if len(c) != n:
+            raise ValueError("column lengths differ")
+        assert np.dtype(c.dtype) == _DTYPES[int(dtypes[j])], (c.dtype, int(dtypes[j]))
+    fc = [float(x) for x in fconsts]
+    ic = [int(x) for x in iconsts]
+    out = []
+    for i in range(int(n)):
+        stack: list[bool] = []
+        for op, a, b, c in program:
+            if op == _expr.OP_CMP_CONST_F:
+                stack.append(_CMP[b](_as_float(cols[a], i), fc[c]))
+            elif op == _expr.OP_CMP_CONST_I:
+                stack.append(_CMP[b](_as_int(cols[a], i), ic[c]))
+            elif op == _expr.OP_CMP_COL_F:
+                stack.append(_CMP[b](_as_float(cols[a], i), _as_float(cols[c], i)))
+            elif op == _expr.OP_CMP_COL_I:
+                stack.append(_CMP[b](_as_int(cols[a], i), _as_int(cols[c], i)))
+            elif op == _expr.OP_AND:
+                r = stack.pop()
+                stack.append(stack.pop() and r)
+            elif op == _expr.OP_OR:
+                r = stack.pop()
+                stack.append(stack.pop() or r)
+            elif op == _expr.OP_NOT:
+                stack.append(not stack.pop())
+            elif op == _expr.OP_ISNAN:
+                stack.append(math.isnan(_as_float(cols[a], i)))
+            elif op == _expr.OP_ISFINITE:
+                stack.append(math.isfinite(_as_float(cols[a], i)))
+            else:  # OP_TRUE
+                stack.append(True)
+            assert len(stack) <= _expr.MAX_STACK
+        assert len(stack) == 1, stack
+        if stack[0]:
+            out.append(i)
+    return _i64(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# user assertions (family "udf"): the plain Python function, once per row / group
+# ----------------------------------------------------------------------------------------------
+def udf_rows(ua, views, valid, n):
+    """Rows where ``ua.fn(row's scalars)`` is true or > 0 (null rows skipped), value as severity."""
+    rows, sev = [], []
+    for i in range(int(n)):
+        if not _is_valid(valid, i):
+            continue
+        value = float(ua.fn(*[v[i] for v in views]))
+        if value > 0:
+            rows.append(i)
+            sev.append(value)
+    return _i64(rows), _f32(sev)
+
+
+def udf_groups(ua, views, codes, offset, n_keys, valid):
+    """Groups (by key code, valid rows only, rows in input order) where ``ua.fn(arrays)`` is
+    true or > 0: every row of the group is flagged, one event per group anchored at its first row."""
+    groups: dict[int, list[int]] = {}
+    for i in range(len(codes)):
+        if not _is_valid(valid, i):
+            continue
+        k = int(codes[i]) - int(offset)
+        assert 0 <= k < n_keys, (k, n_keys)
+        groups.setdefault(k, []).append(i)
+    rows, events, sev, anchors = [], [], [], []
+    ev = 0
+    for k in sorted(groups):
+        members = groups[k]
+        idx = np.array(members, dtype=np.int64)
+        value = float(ua.fn(*[v[idx] for v in views]))
+        if value > 0:
+            rows += members
+            events += [ev] * len(members)
+            sev += [value] * len(members)
+            anchors.append(members[0])
+            ev += 1
+    return _i64(rows), _i64(events), _f32(sev), _i64(anchors)
