@@ -16,7 +16,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
-from libc.math cimport isnan, isfinite
+from libc.math cimport isnan, isfinite, nextafterf, INFINITY
 from libcpp.vector cimport vector
 from libcpp.pair cimport pair
 from libcpp.algorithm cimport sort as cpp_sort
@@ -231,9 +231,9 @@ def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                 trans = 0
                 t0 = ut[p]
                 for q in range(p + 1, nu):
-                    if ut[q] - t0 >= window:
+                    if <uint64_t>ut[q] - <uint64_t>t0 >= <uint64_t>window:  # no overflow: ut[q] >= t0
                         break
-                    if ut[q] != ut[q - 1] + step:
+                    if <uint64_t>ut[q] - <uint64_t>ut[q - 1] != <uint64_t>step:
                         trans += 2
                     if trans > allowed:
                         v_row.push_back(ur[p])
@@ -324,160 +324,139 @@ cdef enum:
     DT_U64 = 9
 
 
-cdef inline void _cmp_d(const num_t* x, Py_ssize_t n, int cmp, double c, uint8_t* out) noexcept nogil:
-    cdef Py_ssize_t i
-    # one loop per comparison so the compiler vectorises each
-    if cmp == 0:
-        for i in range(n):
-            out[i] = (<double>x[i]) < c
-    elif cmp == 1:
-        for i in range(n):
-            out[i] = (<double>x[i]) <= c
-    elif cmp == 2:
-        for i in range(n):
-            out[i] = (<double>x[i]) > c
-    elif cmp == 3:
-        for i in range(n):
-            out[i] = (<double>x[i]) >= c
-    elif cmp == 4:
-        for i in range(n):
-            out[i] = (<double>x[i]) == c
-    else:
-        for i in range(n):
-            out[i] = (<double>x[i]) != c
+# The hot loops are C++ templates so that ``__restrict`` tells the compiler the byte mask never
+# aliases the column: without it gcc keeps every store ordered and the loops stay scalar (3x slower).
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <stddef.h>
+    #include <string.h>
+    #include <vector>
+    template <typename T, typename C>
+    static inline void tw_cmp_const(const T* __restrict x, ptrdiff_t n, int cmp, C c, uint8_t* __restrict out) {
+        switch (cmp) {
+        case 0: for (ptrdiff_t i = 0; i < n; ++i) out[i] = (C)x[i] < c; break;
+        case 1: for (ptrdiff_t i = 0; i < n; ++i) out[i] = (C)x[i] <= c; break;
+        case 2: for (ptrdiff_t i = 0; i < n; ++i) out[i] = (C)x[i] > c; break;
+        case 3: for (ptrdiff_t i = 0; i < n; ++i) out[i] = (C)x[i] >= c; break;
+        case 4: for (ptrdiff_t i = 0; i < n; ++i) out[i] = (C)x[i] == c; break;
+        default: for (ptrdiff_t i = 0; i < n; ++i) out[i] = (C)x[i] != c; break;
+        }
+    }
+    template <typename C>
+    static inline void tw_cmp_cols(const C* __restrict a, const C* __restrict b, ptrdiff_t n, int cmp, uint8_t* __restrict out) {
+        switch (cmp) {
+        case 0: for (ptrdiff_t i = 0; i < n; ++i) out[i] = a[i] < b[i]; break;
+        case 1: for (ptrdiff_t i = 0; i < n; ++i) out[i] = a[i] <= b[i]; break;
+        case 2: for (ptrdiff_t i = 0; i < n; ++i) out[i] = a[i] > b[i]; break;
+        case 3: for (ptrdiff_t i = 0; i < n; ++i) out[i] = a[i] >= b[i]; break;
+        case 4: for (ptrdiff_t i = 0; i < n; ++i) out[i] = a[i] == b[i]; break;
+        default: for (ptrdiff_t i = 0; i < n; ++i) out[i] = a[i] != b[i]; break;
+        }
+    }
+    template <typename T, typename C>
+    static inline void tw_load(const T* __restrict x, ptrdiff_t n, C* __restrict out) {
+        for (ptrdiff_t i = 0; i < n; ++i) out[i] = (C)x[i];
+    }
+    static inline void tw_and(uint8_t* __restrict a, const uint8_t* __restrict b, ptrdiff_t n) {
+        for (ptrdiff_t i = 0; i < n; ++i) a[i] &= b[i];
+    }
+    static inline void tw_or(uint8_t* __restrict a, const uint8_t* __restrict b, ptrdiff_t n) {
+        for (ptrdiff_t i = 0; i < n; ++i) a[i] |= b[i];
+    }
+    static inline void tw_not(uint8_t* __restrict a, ptrdiff_t n) {
+        for (ptrdiff_t i = 0; i < n; ++i) a[i] ^= 1;
+    }
+    /* rows where the mask is set; skips 32 zero bytes at a time (violations are rare) */
+    static inline void tw_emit(const uint8_t* __restrict m, ptrdiff_t n, int64_t base, std::vector<int64_t>& rows) {
+        ptrdiff_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+            uint64_t w[4];
+            memcpy(w, m + i, 32);
+            if ((w[0] | w[1] | w[2] | w[3]) == 0) continue;
+            for (ptrdiff_t j = i; j < i + 32; ++j) if (m[j]) rows.push_back(base + j);
+        }
+        for (; i < n; ++i) if (m[i]) rows.push_back(base + i);
+    }
+    """
+    void tw_cmp_const[T, C](const T* x, Py_ssize_t n, int cmp, C c, uint8_t* out) noexcept nogil
+    void tw_cmp_cols[C](const C* a, const C* b, Py_ssize_t n, int cmp, uint8_t* out) noexcept nogil
+    void tw_load[T, C](const T* x, Py_ssize_t n, C* out) noexcept nogil
+    void tw_and(uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept nogil
+    void tw_or(uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept nogil
+    void tw_not(uint8_t* a, Py_ssize_t n) noexcept nogil
+    void tw_emit(const uint8_t* m, Py_ssize_t n, int64_t base, vector[int64_t]& rows) noexcept nogil
 
 
 cdef inline void _cmp_f32(const float* x, Py_ssize_t n, int cmp, double c, uint8_t* out) noexcept nogil:
-    # float32 vs a float64 constant, exactly: x < c  <=>  x < nearest float32 bounds of c.
-    # Promoting each element costs a conversion per lane; comparing in float32 against the
-    # rounded constant is exact only when c is representable, so fall back otherwise.
-    cdef float cf = <float>c
-    cdef Py_ssize_t i
-    if <double>cf != c:
-        _cmp_d[float](x, n, cmp, c, out)
+    # float32 vs a float64 constant, exactly and at float32 vector width: with f the largest
+    # float32 <= c, a float32 x satisfies x > c <=> x > f and x < c <=> x <= f whenever c is not
+    # itself a float32 (then x == c never holds and x != c always does).
+    cdef float f = <float>c
+    if c != c:  # NaN constant: every comparison false but !=
+        tw_cmp_const[float, double](x, n, cmp, c, out)
         return
-    if cmp == 0:
-        for i in range(n):
-            out[i] = x[i] < cf
-    elif cmp == 1:
-        for i in range(n):
-            out[i] = x[i] <= cf
-    elif cmp == 2:
-        for i in range(n):
-            out[i] = x[i] > cf
-    elif cmp == 3:
-        for i in range(n):
-            out[i] = x[i] >= cf
-    elif cmp == 4:
-        for i in range(n):
-            out[i] = x[i] == cf
-    else:
-        for i in range(n):
-            out[i] = x[i] != cf
-
-
-cdef inline void _cmp_i(const num_t* x, Py_ssize_t n, int cmp, int64_t c, uint8_t* out) noexcept nogil:
-    cdef Py_ssize_t i
-    if cmp == 0:
-        for i in range(n):
-            out[i] = (<int64_t>x[i]) < c
-    elif cmp == 1:
-        for i in range(n):
-            out[i] = (<int64_t>x[i]) <= c
-    elif cmp == 2:
-        for i in range(n):
-            out[i] = (<int64_t>x[i]) > c
-    elif cmp == 3:
-        for i in range(n):
-            out[i] = (<int64_t>x[i]) >= c
-    elif cmp == 4:
-        for i in range(n):
-            out[i] = (<int64_t>x[i]) == c
-    else:
-        for i in range(n):
-            out[i] = (<int64_t>x[i]) != c
-
-
-cdef inline void _load_d(const num_t* x, Py_ssize_t n, double* out) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = <double>x[i]
-
-
-cdef inline void _load_i(const num_t* x, Py_ssize_t n, int64_t* out) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = <int64_t>x[i]
+    if <double>f == c:
+        tw_cmp_const[float, float](x, n, cmp, f, out)
+        return
+    if <double>f > c:
+        f = nextafterf(f, -INFINITY)
+    if cmp == 0 or cmp == 1:      # <, <=
+        tw_cmp_const[float, float](x, n, 1, f, out)
+    elif cmp == 2 or cmp == 3:    # >, >=
+        tw_cmp_const[float, float](x, n, 2, f, out)
+    elif cmp == 4:                # ==
+        memset(out, 0, n)
+    else:                         # !=
+        memset(out, 1, n)
 
 
 cdef void _load_col_d(const void* base, int dt, Py_ssize_t s, Py_ssize_t n, double* out) noexcept nogil:
-    if dt == DT_F32: _load_d[float](<const float*>base + s, n, out)
-    elif dt == DT_F64: _load_d[double](<const double*>base + s, n, out)
-    elif dt == DT_I8: _load_d[int8_t](<const int8_t*>base + s, n, out)
-    elif dt == DT_I16: _load_d[int16_t](<const int16_t*>base + s, n, out)
-    elif dt == DT_I32: _load_d[int32_t](<const int32_t*>base + s, n, out)
-    elif dt == DT_I64: _load_d[int64_t](<const int64_t*>base + s, n, out)
-    elif dt == DT_U8: _load_d[uint8_t](<const uint8_t*>base + s, n, out)
-    elif dt == DT_U16: _load_d[uint16_t](<const uint16_t*>base + s, n, out)
-    elif dt == DT_U32: _load_d[uint32_t](<const uint32_t*>base + s, n, out)
-    else: _load_d[uint64_t](<const uint64_t*>base + s, n, out)
+    if dt == DT_F32: tw_load[float, double](<const float*>base + s, n, out)
+    elif dt == DT_F64: tw_load[double, double](<const double*>base + s, n, out)
+    elif dt == DT_I8: tw_load[int8_t, double](<const int8_t*>base + s, n, out)
+    elif dt == DT_I16: tw_load[int16_t, double](<const int16_t*>base + s, n, out)
+    elif dt == DT_I32: tw_load[int32_t, double](<const int32_t*>base + s, n, out)
+    elif dt == DT_I64: tw_load[int64_t, double](<const int64_t*>base + s, n, out)
+    elif dt == DT_U8: tw_load[uint8_t, double](<const uint8_t*>base + s, n, out)
+    elif dt == DT_U16: tw_load[uint16_t, double](<const uint16_t*>base + s, n, out)
+    elif dt == DT_U32: tw_load[uint32_t, double](<const uint32_t*>base + s, n, out)
+    else: tw_load[uint64_t, double](<const uint64_t*>base + s, n, out)
 
 
 cdef void _load_col_i(const void* base, int dt, Py_ssize_t s, Py_ssize_t n, int64_t* out) noexcept nogil:
-    if dt == DT_I8: _load_i[int8_t](<const int8_t*>base + s, n, out)
-    elif dt == DT_I16: _load_i[int16_t](<const int16_t*>base + s, n, out)
-    elif dt == DT_I32: _load_i[int32_t](<const int32_t*>base + s, n, out)
-    elif dt == DT_I64: _load_i[int64_t](<const int64_t*>base + s, n, out)
-    elif dt == DT_U8: _load_i[uint8_t](<const uint8_t*>base + s, n, out)
-    elif dt == DT_U16: _load_i[uint16_t](<const uint16_t*>base + s, n, out)
-    else: _load_i[uint32_t](<const uint32_t*>base + s, n, out)
+    if dt == DT_I8: tw_load[int8_t, int64_t](<const int8_t*>base + s, n, out)
+    elif dt == DT_I16: tw_load[int16_t, int64_t](<const int16_t*>base + s, n, out)
+    elif dt == DT_I32: tw_load[int32_t, int64_t](<const int32_t*>base + s, n, out)
+    elif dt == DT_I64: tw_load[int64_t, int64_t](<const int64_t*>base + s, n, out)
+    elif dt == DT_U8: tw_load[uint8_t, int64_t](<const uint8_t*>base + s, n, out)
+    elif dt == DT_U16: tw_load[uint16_t, int64_t](<const uint16_t*>base + s, n, out)
+    else: tw_load[uint32_t, int64_t](<const uint32_t*>base + s, n, out)
 
 
 cdef void _cmp_col_const_d(const void* base, int dt, Py_ssize_t s, Py_ssize_t n, int cmp, double c,
                            uint8_t* out) noexcept nogil:
     if dt == DT_F32: _cmp_f32(<const float*>base + s, n, cmp, c, out)
-    elif dt == DT_F64: _cmp_d[double](<const double*>base + s, n, cmp, c, out)
-    elif dt == DT_I8: _cmp_d[int8_t](<const int8_t*>base + s, n, cmp, c, out)
-    elif dt == DT_I16: _cmp_d[int16_t](<const int16_t*>base + s, n, cmp, c, out)
-    elif dt == DT_I32: _cmp_d[int32_t](<const int32_t*>base + s, n, cmp, c, out)
-    elif dt == DT_I64: _cmp_d[int64_t](<const int64_t*>base + s, n, cmp, c, out)
-    elif dt == DT_U8: _cmp_d[uint8_t](<const uint8_t*>base + s, n, cmp, c, out)
-    elif dt == DT_U16: _cmp_d[uint16_t](<const uint16_t*>base + s, n, cmp, c, out)
-    elif dt == DT_U32: _cmp_d[uint32_t](<const uint32_t*>base + s, n, cmp, c, out)
-    else: _cmp_d[uint64_t](<const uint64_t*>base + s, n, cmp, c, out)
+    elif dt == DT_F64: tw_cmp_const[double, double](<const double*>base + s, n, cmp, c, out)
+    elif dt == DT_I8: tw_cmp_const[int8_t, double](<const int8_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I16: tw_cmp_const[int16_t, double](<const int16_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I32: tw_cmp_const[int32_t, double](<const int32_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I64: tw_cmp_const[int64_t, double](<const int64_t*>base + s, n, cmp, c, out)
+    elif dt == DT_U8: tw_cmp_const[uint8_t, double](<const uint8_t*>base + s, n, cmp, c, out)
+    elif dt == DT_U16: tw_cmp_const[uint16_t, double](<const uint16_t*>base + s, n, cmp, c, out)
+    elif dt == DT_U32: tw_cmp_const[uint32_t, double](<const uint32_t*>base + s, n, cmp, c, out)
+    else: tw_cmp_const[uint64_t, double](<const uint64_t*>base + s, n, cmp, c, out)
 
 
 cdef void _cmp_col_const_i(const void* base, int dt, Py_ssize_t s, Py_ssize_t n, int cmp, int64_t c,
                            uint8_t* out) noexcept nogil:
-    if dt == DT_I8: _cmp_i[int8_t](<const int8_t*>base + s, n, cmp, c, out)
-    elif dt == DT_I16: _cmp_i[int16_t](<const int16_t*>base + s, n, cmp, c, out)
-    elif dt == DT_I32: _cmp_i[int32_t](<const int32_t*>base + s, n, cmp, c, out)
-    elif dt == DT_I64: _cmp_i[int64_t](<const int64_t*>base + s, n, cmp, c, out)
-    elif dt == DT_U8: _cmp_i[uint8_t](<const uint8_t*>base + s, n, cmp, c, out)
-    elif dt == DT_U16: _cmp_i[uint16_t](<const uint16_t*>base + s, n, cmp, c, out)
-    else: _cmp_i[uint32_t](<const uint32_t*>base + s, n, cmp, c, out)
-
-
-cdef inline void _cmp_dd(const double* a, const double* b, Py_ssize_t n, int cmp, uint8_t* out) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if cmp == 0: out[i] = a[i] < b[i]
-        elif cmp == 1: out[i] = a[i] <= b[i]
-        elif cmp == 2: out[i] = a[i] > b[i]
-        elif cmp == 3: out[i] = a[i] >= b[i]
-        elif cmp == 4: out[i] = a[i] == b[i]
-        else: out[i] = a[i] != b[i]
-
-
-cdef inline void _cmp_ii(const int64_t* a, const int64_t* b, Py_ssize_t n, int cmp, uint8_t* out) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if cmp == 0: out[i] = a[i] < b[i]
-        elif cmp == 1: out[i] = a[i] <= b[i]
-        elif cmp == 2: out[i] = a[i] > b[i]
-        elif cmp == 3: out[i] = a[i] >= b[i]
-        elif cmp == 4: out[i] = a[i] == b[i]
-        else: out[i] = a[i] != b[i]
+    if dt == DT_I8: tw_cmp_const[int8_t, int64_t](<const int8_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I16: tw_cmp_const[int16_t, int64_t](<const int16_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I32: tw_cmp_const[int32_t, int64_t](<const int32_t*>base + s, n, cmp, c, out)
+    elif dt == DT_I64: tw_cmp_const[int64_t, int64_t](<const int64_t*>base + s, n, cmp, c, out)
+    elif dt == DT_U8: tw_cmp_const[uint8_t, int64_t](<const uint8_t*>base + s, n, cmp, c, out)
+    elif dt == DT_U16: tw_cmp_const[uint16_t, int64_t](<const uint16_t*>base + s, n, cmp, c, out)
+    else: tw_cmp_const[uint32_t, int64_t](<const uint32_t*>base + s, n, cmp, c, out)
 
 
 cdef void _isnan_col(const void* base, int dt, Py_ssize_t s, Py_ssize_t n, bint finite, uint8_t* out) noexcept nogil:
@@ -516,7 +495,7 @@ def check_program(const int64_t[:, ::1] program, const double[::1] fconsts, cons
     cdef int64_t ia[BLOCK]
     cdef int64_t ib[BLOCK]
     cdef Py_ssize_t s, m, i, pc, sp, w
-    cdef int64_t op, a, b, c, word
+    cdef int64_t op, a, b, c
     for pc in range(n_ins):
         op = program[pc, 0]
         if op < OP_CMP_CONST_F or op > OP_TRUE:
@@ -540,40 +519,27 @@ def check_program(const int64_t[:, ::1] program, const double[::1] fconsts, cons
                 elif op == OP_CMP_COL_F:
                     _load_col_d(ptrs[a], <int>dtypes[a], s, m, &da[0])
                     _load_col_d(ptrs[c], <int>dtypes[c], s, m, &db[0])
-                    _cmp_dd(&da[0], &db[0], m, <int>b, &stack[sp][0])
+                    tw_cmp_cols[double](&da[0], &db[0], m, <int>b, &stack[sp][0])
                     sp += 1
                 elif op == OP_CMP_COL_I:
                     _load_col_i(ptrs[a], <int>dtypes[a], s, m, &ia[0])
                     _load_col_i(ptrs[c], <int>dtypes[c], s, m, &ib[0])
-                    _cmp_ii(&ia[0], &ib[0], m, <int>b, &stack[sp][0])
+                    tw_cmp_cols[int64_t](&ia[0], &ib[0], m, <int>b, &stack[sp][0])
                     sp += 1
                 elif op == OP_AND:
                     sp -= 1
-                    for i in range(m):
-                        stack[sp - 1][i] = stack[sp - 1][i] & stack[sp][i]
+                    tw_and(&stack[sp - 1][0], &stack[sp][0], m)
                 elif op == OP_OR:
                     sp -= 1
-                    for i in range(m):
-                        stack[sp - 1][i] = stack[sp - 1][i] | stack[sp][i]
+                    tw_or(&stack[sp - 1][0], &stack[sp][0], m)
                 elif op == OP_NOT:
-                    for i in range(m):
-                        stack[sp - 1][i] = stack[sp - 1][i] ^ 1
+                    tw_not(&stack[sp - 1][0], m)
                 elif op == OP_ISNAN or op == OP_ISFINITE:
                     _isnan_col(ptrs[a], <int>dtypes[a], s, m, op == OP_ISFINITE, &stack[sp][0])
                     sp += 1
                 else:  # OP_TRUE
                     memset(&stack[sp][0], 1, m)
                     sp += 1
-            # emit: skip eight zero bytes at a time (violations are rare)
-            i = 0
-            while i < m:
-                if i + 8 <= m:
-                    memcpy(&word, &stack[0][i], 8)
-                    if word == 0:
-                        i += 8
-                        continue
-                if stack[0][i]:
-                    rows.push_back(s + i)
-                i += 1
+            tw_emit(&stack[0][0], m, s, rows)
             s += m
     return _vec_i64(rows)

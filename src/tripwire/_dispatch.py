@@ -8,7 +8,9 @@ No other module checks for CuPy or Numba.
 """
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.util
 from types import ModuleType
 from typing import Callable
 
@@ -34,7 +36,9 @@ def register_backend(name: str, loader: Callable[[str], ModuleType]) -> None:
     _EXTRA[name] = loader
 
 
+@functools.lru_cache(maxsize=None)
 def _cupy_ready() -> bool:
+    """Whether CuPy imports and sees a GPU (asked once: a failed import walks sys.path)."""
     try:
         import cupy  # noqa: F401
 

@@ -169,7 +169,14 @@ def to_arrow(node: Node) -> pc.Expression:
     if op == "col":
         return pc.field(node.value)
     if op == "const":
-        return pc.scalar(node.value)
+        v = node.value
+        if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63:
+            v = float(v)  # beyond int64: compare as float64, like the native program does
+        if isinstance(v, float):
+            # a bare float literal that fits float32 is narrowed by Arrow's binder, which then
+            # casts integer columns to float32 (and fails beyond 2**24): keep it float64
+            return pc.scalar(v).cast(pa.float64())
+        return pc.scalar(v)
     if op == "cmp":
         return _ARROW_CMP[node.value](to_arrow(node.args[0]), to_arrow(node.args[1]))
     if op == "and":
@@ -183,7 +190,7 @@ def to_arrow(node: Node) -> pc.Expression:
     if op == "arith":
         l, r = to_arrow(node.args[0]), to_arrow(node.args[1])
         if node.value == "/":  # true division, like Python
-            return pc.divide(pc.cast(l, pa.float64()), pc.cast(r, pa.float64()))
+            return pc.divide(l.cast(pa.float64()), r.cast(pa.float64()))
         return _ARROW_ARITH[node.value](l, r)
     if op == "in":
         return pc.is_in(to_arrow(node.args[0]), value_set=pa.array(list(node.value)))

@@ -98,7 +98,11 @@ def _as_ticks(value: Any, unit: str | None, param: str, kind: str) -> int:
                              fix=f"pass {param} as an int")
         per_s = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
         us = (value.days * 86400 + value.seconds) * 10**6 + value.microseconds
-        return us * per_s // 10**6
+        if us * per_s // 10**6 > 0:
+            return us * per_s // 10**6
+        raise InputError(f"{kind}: {param}={value!r} is not a positive number of {unit} ticks",
+                         expected="a positive timedelta of at least one tick of the time column",
+                         fix=f"pass a larger {param}, e.g. {param}=datetime.timedelta(seconds=1)")
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0:
         return int(value)
     raise InputError(f"{kind}: {param}={value!r}", expected="a positive integer (or a timedelta "
@@ -136,8 +140,8 @@ class contiguous(Assertion):
             raise InputError(f"{self.kind}: allowed_transitions={allowed_transitions!r}",
                              expected="an integer >= 0", fix="pass e.g. allowed_transitions=1")
         self.window, self.step, self.allowed = window, step, int(allowed_transitions)
-        _as_ticks(window, "s" if isinstance(window, _dt.timedelta) else None, "window", self.kind)
-        _as_ticks(step, "s" if isinstance(step, _dt.timedelta) else None, "step", self.kind)
+        _as_ticks(window, "us" if isinstance(window, _dt.timedelta) else None, "window", self.kind)
+        _as_ticks(step, "us" if isinstance(step, _dt.timedelta) else None, "step", self.kind)
 
     def params(self) -> dict[str, Any]:
         return {"id": self.id, "time": self.time, "window": self.window,
@@ -210,7 +214,12 @@ class check(Assertion):
                 continue
             values, _ = _arrow.primitive_view(col)
             dtypes[name], views[name] = values.dtype, values
-        prog = _expr.compile_program(self.node, dtypes)
+        # compiled once per combination of column dtypes (batches of one stream share it)
+        cache = self.__dict__.setdefault("_program_cache", {})
+        key = tuple(dtypes.items())
+        if key not in cache:
+            cache[key] = _expr.compile_program(self.node, dtypes)
+        prog = cache[key]
         if prog is None:
             return None
         return prog, [views[c] for c in prog.columns]
@@ -229,10 +238,15 @@ class check(Assertion):
         return Result(rows, np.arange(len(rows), dtype=np.int64), sev, table.num_rows)
 
     def _arrow_rows(self, table: pa.Table, k) -> tuple[np.ndarray, np.ndarray]:
+        wide = table
         for name in self.columns():
-            _arrow.column(table, name, role="expr", expected="a column the expression names")
+            col = _arrow.column(table, name, role="expr", expected="a column the expression names")
+            if pa.types.is_float16(col.type) or pa.types.is_float32(col.type):
+                # as float64, like the native program: Arrow would cast int64 operands to float32
+                # and fail on integers beyond 2**24
+                wide = wide.set_column(wide.schema.get_field_index(name), name, col.cast(pa.float64()))
         try:
-            result = _evaluate(table, self.expr)
+            result = _evaluate(wide, self.expr)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise InputError(f"{self.kind}: cannot evaluate {self.params()['expr']!r} on this table: {exc}",
                              expected="an expression whose operand types match the columns",
@@ -248,7 +262,7 @@ class check(Assertion):
             rows = k.bitmap_rows(bits, arr.offset, len(arr), vbits, arr.offset)
             return rows, np.ones(len(rows), np.float32)
         if pa.types.is_integer(result.type) or pa.types.is_floating(result.type) or pa.types.is_decimal(result.type):
-            values, valid = _arrow.primitive_view(pc.cast(result, pa.float64()))
+            values, valid = _arrow.primitive_view(pc.cast(result, pa.float64(), safe=False))
             return k.positive_rows(np.ascontiguousarray(values), _valid_or_empty(valid))
         raise InputError(f"{self.kind}: {self.params()['expr']!r} gives {result.type}",
                          expected="a boolean (bad row when true) or a number (severity when > 0)",

@@ -104,7 +104,9 @@ class UserAssertion(Assertion):
         if valid is not None:
             hit &= valid.astype(bool)
         rows = np.flatnonzero(hit).astype(np.int64)
-        return Result(rows, np.arange(len(rows), dtype=np.int64), out[rows].astype(np.float32), n)
+        with np.errstate(over="ignore"):  # a severity beyond float32 becomes inf, without a warning
+            sev = out[rows].astype(np.float32)
+        return Result(rows, np.arange(len(rows), dtype=np.int64), sev, n)
 
 
 def assertion(fn: Callable | None = None, *, name: str | None = None, columns: list[str] | None = None,

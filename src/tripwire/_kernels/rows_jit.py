@@ -152,9 +152,9 @@ def _contiguous(ids, id_offset, n_ids, id_valid, times, time_valid, window, step
         for p in range(nu):
             trans = 0
             for q in range(p + 1, nu):
-                if ut[q] - ut[p] >= window:
+                if np.uint64(ut[q]) - np.uint64(ut[p]) >= np.uint64(window):  # no int64 overflow
                     break
-                if ut[q] != ut[q - 1] + step:
+                if np.uint64(ut[q]) - np.uint64(ut[q - 1]) != np.uint64(step):
                     trans += 2
                 if trans > allowed:
                     if nv + 2 > cap:

@@ -72,7 +72,8 @@ def udf_rows(ua, views, valid, n):
     drive = _driver("row", len(views), n >= NUMBA_PARALLEL_MIN_ROWS)
     out = _run(ua, drive, valid, np.int64(n), *views)
     rows = np.flatnonzero(out > 0).astype(np.int64)
-    return rows, out[rows].astype(np.float32)
+    with np.errstate(over="ignore"):  # a severity beyond float32 becomes inf, without a warning
+        return rows, out[rows].astype(np.float32)
 
 
 def udf_groups(ua, views, codes, offset, n_keys, valid):
@@ -91,6 +92,7 @@ def udf_groups(ua, views, codes, offset, n_keys, valid):
     sizes = counts[bad]
     rows = np.concatenate([order[starts[g]:starts[g + 1]] for g in bad]) if len(bad) else np.empty(0, np.int64)
     events = np.repeat(np.arange(len(bad), dtype=np.int64), sizes)
-    sev = np.repeat(out[bad].astype(np.float32), sizes)
+    with np.errstate(over="ignore"):
+        sev = np.repeat(out[bad].astype(np.float32), sizes)
     anchor = order[starts[bad]] if len(bad) else np.empty(0, np.int64)
     return rows.astype(np.int64), events, sev, anchor.astype(np.int64)
