@@ -117,7 +117,9 @@ def _chunk_values(chunk: pa.Array, dtype: np.dtype) -> np.ndarray:
     buf = chunk.buffers()[1]
     if buf is None:  # all-null arrays may have no data buffer
         return np.zeros(len(chunk), dtype=dtype)
-    return np.frombuffer(buf, dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
+    view = np.frombuffer(buf, dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
+    view.flags.writeable = False  # Arrow buffers are immutable, even when allocated mutable
+    return view
 
 
 def _chunk_validity(chunk: pa.Array) -> np.ndarray | None:
@@ -225,7 +227,7 @@ def encode_array(col: pa.ChunkedArray, *, name: str, role: str) -> Keys:
         direct = _encode_direct(col, n_rows)
         if direct is not None:
             return direct
-    if pa.types.is_nested(typ) or pa.types.is_null(typ) and n_rows == 0:
+    if pa.types.is_nested(typ):
         raise ColumnError(name, f"column {name!r} ({role}) cannot be used as a key",
                           expected=_KEY_EXPECTED, found=str(typ),
                           fix="pick a flat column, or derive one (e.g. pc.list_value_length)")

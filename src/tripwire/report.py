@@ -191,13 +191,16 @@ class Report:
         n = out.num_rows
         drop = np.zeros(n, bool)
         added = []
+        src = out  # relabels copy values of the input as checked (what corrections() shows)
         for _, c in self._corrections_for(name):
             if c.action == "relabel":
                 i = out.schema.get_field_index(c.column)
                 if c.values is None:
+                    merged = pa.chunked_array(out.column(i).chunks + src.column(c.column).chunks,
+                                              out.column(i).type)
                     idx = np.arange(n, dtype=np.int64)
-                    idx[c.rows] = c.source_rows
-                    new = out.column(i).take(pa.array(idx))
+                    idx[c.rows] = n + c.source_rows
+                    new = merged.take(pa.array(idx))
                 else:
                     merged = pa.chunked_array(out.column(i).chunks + [pa.array(c.values, out.column(i).type)])
                     idx = np.arange(n, dtype=np.int64)
