@@ -1,0 +1,146 @@
+"""The ``tripwire`` command line (click's CliRunner)."""
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import tripwire as tw
+from tripwire.cli import cli
+
+SUITE = """
+[[assertion]]
+kind = "rows.check"
+name = "bad_score"
+expr = "score < 0 or score > 1"
+
+[[assertion]]
+kind = "rows.consistent"
+name = "cls_per_track"
+id = "track"
+attr = "cls"
+"""
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def logs(tmp_path):
+    root = tmp_path / "logs"
+    root.mkdir()
+    for i in range(2):
+        rng = np.random.default_rng(i)
+        n = 500
+        pq.write_table(pa.table({"track": rng.integers(0, 20, n), "cls": (rng.random(n) < 0.1).astype(np.int64),
+                                 "score": rng.random(n) * 1.2 - 0.1}), root / f"part{i}.parquet")
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SUITE)
+    return root, suite
+
+
+def test_scan_prints_summary(runner, logs, tmp_path):
+    root, suite = logs
+    out = tmp_path / "out"
+    r = runner.invoke(cli, ["scan", str(root), "--suite", str(suite), "--out", str(out), "--top", "3"])
+    assert r.exit_code == 0, r.output
+    for word in ("assertion", "kind", "rows", "events", "rate", "max severity", "corrections",
+                 "bad_score", "cls_per_track", "1,000", "top 3 events"):
+        assert word in r.output
+    assert (out / "summary.parquet").exists() and (out / "manifest.json").exists()
+    again = runner.invoke(cli, ["scan", str(root), "--suite", str(suite), "--out", str(out), "--no-progress"])
+    assert again.exit_code == 0 and "2 resumed" in again.output
+    fresh = runner.invoke(cli, ["scan", str(root / "part0.parquet"), "--suite", str(suite), "--out", str(out),
+                                "--no-resume", "--backend", "cython", "--format", "parquet", "--batch-rows", "64"])
+    assert fresh.exit_code == 0, fresh.output
+    assert "resumed" not in fresh.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["scan", "{root}", "--suite", "{tmp}/nope.toml", "--out", "{tmp}/o"], "not found"),
+    (["scan", "{tmp}/missing", "--suite", "{suite}", "--out", "{tmp}/o"], "does not exist"),
+    (["scan", "{root}", "--suite", "{bad_kind}", "--out", "{tmp}/o"], "unknown assertion kind"),
+    (["scan", "{root}", "--suite", "{bad_col}", "--out", "{tmp}/o"], "column 'nope'"),
+])
+def test_errors_are_one_line_exit_2(runner, logs, tmp_path, args, message):
+    root, suite = logs
+    bad_kind = tmp_path / "bad_kind.toml"
+    bad_kind.write_text('[[assertion]]\nkind = "rows.nope"\n')
+    bad_col = tmp_path / "bad_col.toml"
+    bad_col.write_text('[[assertion]]\nkind = "rows.check"\nexpr = "nope > 1"\n')
+    argv = [a.format(root=root, tmp=tmp_path, suite=suite, bad_kind=bad_kind, bad_col=bad_col) for a in args]
+    r = runner.invoke(cli, argv)
+    assert r.exit_code == 2
+    assert message in r.stderr
+    assert r.stderr.startswith("tripwire: error: ") and r.stderr.count("\n") == 1
+    assert "Traceback" not in r.output and "Traceback" not in r.stderr
+    assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit)
+
+
+def test_usage_errors_exit_2(runner):
+    r = runner.invoke(cli, ["scan", "x.parquet"])  # no --suite / --out
+    assert r.exit_code == 2 and "--suite" in r.stderr
+    r = runner.invoke(cli, ["scan", "x", "--suite", "s", "--out", "o", "--backend", "fortran"])
+    assert r.exit_code == 2
+
+
+def test_demo_prints_summary_and_top_events(runner):
+    r = runner.invoke(cli, ["demo", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    for word in ("tripwire scan summary", "box_outside_image", "pedestrian_too_short", "track_gaps",
+                 "581", "top 5 events", "tracker.parquet", "gt.parquet", "CC BY-NC-SA 3.0"):
+        assert word in r.output
+
+
+def test_demo_out_keeps_outputs(runner, tmp_path):
+    r = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d"), "--top", "0"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "d" / "summary.parquet").exists()
+    assert (tmp_path / "d" / "violations" / "tracker.parquet.parquet").exists()
+
+
+def test_kinds_lists_parameters(runner):
+    r = runner.invoke(cli, ["kinds"])
+    assert r.exit_code == 0
+    for k in tw.kinds():
+        assert k in r.output
+    assert "allowed_transitions" in r.output and "expr" in r.output
+
+
+def test_bench_delegates_to_bench_module(runner, monkeypatch):
+    seen = {}
+
+    def run_cli(sizes, quick, backends):
+        seen.update(sizes=sizes, quick=quick, backends=backends)
+        return 0
+
+    monkeypatch.setitem(sys.modules, "tripwire.bench", types.SimpleNamespace(run_cli=run_cli))
+    r = runner.invoke(cli, ["bench", "--sizes", "1000000,1e7", "--quick", "--backends", "cython,numba"])
+    assert r.exit_code == 0, r.output
+    assert seen == {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]}
+    r = runner.invoke(cli, ["bench"])
+    assert r.exit_code == 0 and seen == {"sizes": None, "quick": False, "backends": None}
+    r = runner.invoke(cli, ["bench", "--sizes", "lots"])
+    assert r.exit_code == 2
+
+
+def test_version_and_help(runner):
+    r = runner.invoke(cli, ["--version"])
+    assert r.exit_code == 0 and tw.__version__ in r.output
+    r = runner.invoke(cli, ["--help"])
+    assert r.exit_code == 0 and all(c in r.output for c in ("scan", "demo", "bench", "kinds"))
+
+
+def test_import_tripwire_does_not_import_cli_deps():
+    import subprocess
+
+    code = "import sys, tripwire; print(any(m.split('.')[0] in ('rich', 'click') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
