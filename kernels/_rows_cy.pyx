@@ -14,7 +14,7 @@ Conventions shared with the siblings:
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, INT64_MIN
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, isfinite, nextafterf, INFINITY
 from libcpp.vector cimport vector
@@ -28,8 +28,17 @@ cnp.import_array()
 ctypedef pair[int64_t, int64_t] kv_t
 
 
-cdef inline bint _is_valid(const uint8_t[::1] valid, Py_ssize_t i) noexcept nogil:
-    return valid.shape[0] == 0 or valid[i] != 0
+cdef inline bint _is_valid(const uint8_t* valid, Py_ssize_t i) noexcept nogil:
+    # a raw pointer, not a memoryview: passing a memoryview slice to a function copies it and
+    # takes an atomic reference per call, which cost more than the whole per-row body
+    return valid == NULL or valid[i] != 0
+
+
+cdef inline const uint8_t* _ptr(const uint8_t[::1] valid) noexcept nogil:
+    """NULL for an empty validity array (no nulls)."""
+    if valid.shape[0] == 0:
+        return NULL
+    return &valid[0]
 
 
 cdef object _vec_i64(vector[int64_t]& v):
@@ -62,6 +71,8 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     holding the majority value; corrections relabel each minority row to the value found at
     ``corr_src`` (first row of the most common non-null value, ties to the earliest).
     """
+    cdef const uint8_t* id_valid_p = _ptr(id_valid)
+    cdef const uint8_t* attr_valid_p = _ptr(attr_valid)
     cdef Py_ssize_t n = ids.shape[0], i
     cdef int64_t k, a, null_code = n_attrs
     first = np.full(max(n_ids, 0), -1, dtype=np.int64)
@@ -83,10 +94,10 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     with nogil:
         # pass 1: one first-seen attribute per id; a different one marks the id bad
         for i in range(n):
-            if not _is_valid(id_valid, i):
+            if not _is_valid(id_valid_p, i):
                 continue
             k = ids[i] - id_offset
-            a = attrs[i] - attr_offset if _is_valid(attr_valid, i) else null_code
+            a = attrs[i] - attr_offset if _is_valid(attr_valid_p, i) else null_code
             if first_v[k] < 0:
                 first_v[k] = a
             elif first_v[k] != a:
@@ -94,7 +105,7 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
         # pass 2: counting sort of the bad ids' rows (arrival order kept), then a small sort
         # per group by (attribute, row): linear in n plus sum(g log g) over bad groups only
         for i in range(n):
-            if _is_valid(id_valid, i):
+            if _is_valid(id_valid_p, i):
                 k = ids[i] - id_offset
                 if bad_v[k]:
                     gstart_v[k + 1] += 1
@@ -103,10 +114,10 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
         m = <Py_ssize_t>gstart_v[n_ids] if n_ids > 0 else 0
         sub.resize(m)
         for i in range(n):
-            if _is_valid(id_valid, i):
+            if _is_valid(id_valid_p, i):
                 k = ids[i] - id_offset
                 if bad_v[k]:
-                    a = attrs[i] - attr_offset if _is_valid(attr_valid, i) else null_code
+                    a = attrs[i] - attr_offset if _is_valid(attr_valid_p, i) else null_code
                     sub[fill_v[k] + gstart_v[k]] = kv_t(a, i)
                     fill_v[k] += 1
         ev = 0
@@ -160,6 +171,94 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
 # ----------------------------------------------------------------------------------------------
 # rows.contiguous
 # ----------------------------------------------------------------------------------------------
+# Streaming limits: per id, a ring of the last ``window`` distinct times and of the last G + 1
+# gap times. Used when that state is small; otherwise (or when an id's times go backwards in
+# arrival order) the grouped path below sorts per id.
+cdef enum:
+    STREAM_MAX_WINDOW = 256
+    STREAM_SLOTS_PER_ROW = 8
+
+
+cdef bint _contiguous_stream(const key_t[::1] ids, int64_t id_offset, int64_t n_ids,
+                             const uint8_t[::1] id_valid, const int64_t[::1] times,
+                             const uint8_t[::1] time_valid, int64_t window, int64_t step,
+                             int64_t allowed, vector[int64_t]& v_row, vector[float]& v_sev,
+                             vector[int64_t]& anchor) noexcept nogil:
+    """One pass in arrival order; False (outputs cleared) when some id's times decrease.
+
+    Equivalent to the per-start scan: with G = allowed // 2 + 1 gaps needed, a start p is
+    flagged exactly at its G-th following gap q, provided u_q - u_p < window. So at each new gap
+    of an id, the starts flagged are its distinct times in [time of its (G+1)-th latest gap,
+    time of its G-th latest gap) that lie within the window.
+    """
+    cdef const uint8_t* id_valid_p = _ptr(id_valid)
+    cdef const uint8_t* time_valid_p = _ptr(time_valid)
+    cdef Py_ssize_t n = ids.shape[0], i, j
+    cdef int64_t R = window, G = allowed // 2 + 1, GR = allowed // 2 + 2
+    cdef int64_t k, t, last, rc, rp, gc, gp, lo_t, hi_t, et, slot
+    cdef float sev = <float>(2 * G - allowed)
+    # per id: last distinct time; ring of the last R (time, first row) entries (count rc, next
+    # slot rp); ring of the last G + 1 gap times (count gc saturating at GR, next slot gp).
+    # Wrapping counters, not %: a division per row cost more than the rest of the pass.
+    cdef vector[int64_t] last_t, ring_c, ring_p, gap_c, gap_p, gap_t
+    cdef vector[kv_t] ring
+    last_t.resize(n_ids, 0)
+    ring_c.resize(n_ids, 0)
+    ring_p.resize(n_ids, 0)
+    gap_c.resize(n_ids, 0)
+    gap_p.resize(n_ids, 0)
+    gap_t.resize(n_ids * GR, 0)
+    ring.resize(n_ids * R)
+    for i in range(n):
+        if not (_is_valid(id_valid_p, i) and _is_valid(time_valid_p, i)):
+            continue
+        k = ids[i] - id_offset
+        t = times[i]
+        rc = ring_c[k]
+        rp = ring_p[k]
+        if rc > 0:
+            last = last_t[k]
+            if t == last:
+                continue  # a repeated time is one presence
+            if t < last:
+                v_row.clear()
+                v_sev.clear()
+                anchor.clear()
+                return False
+            if <uint64_t>t - <uint64_t>last != <uint64_t>step:
+                gp = gap_p[k]
+                gap_t[k * GR + gp] = t
+                gp = 0 if gp + 1 == GR else gp + 1
+                gap_p[k] = gp
+                gc = gap_c[k] + 1 if gap_c[k] < GR else GR
+                gap_c[k] = gc
+                if gc >= G:
+                    # G-th latest gap sits G slots back from the next slot; the (G+1)-th, GR back
+                    slot = gp - G
+                    if slot < 0:
+                        slot += GR
+                    hi_t = gap_t[k * GR + slot]
+                    lo_t = gap_t[k * GR + gp] if gc > G else INT64_MIN
+                    # ring entries oldest first, so events come out in time order
+                    slot = rp - rc
+                    if slot < 0:
+                        slot += R
+                    for j in range(rc):
+                        et = ring[k * R + slot].first
+                        if et >= lo_t and et < hi_t and <uint64_t>t - <uint64_t>et < <uint64_t>window:
+                            v_row.push_back(ring[k * R + slot].second)
+                            v_row.push_back(i)
+                            v_sev.push_back(sev)
+                            v_sev.push_back(sev)
+                            anchor.push_back(ring[k * R + slot].second)
+                        slot = 0 if slot + 1 == R else slot + 1
+        ring[k * R + rp] = kv_t(t, i)
+        ring_p[k] = 0 if rp + 1 == R else rp + 1
+        ring_c[k] = rc + 1 if rc < R else R
+        last_t[k] = t
+    return True
+
+
 def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uint8_t[::1] id_valid,
                const int64_t[::1] times, const uint8_t[::1] time_valid,
                int64_t window, int64_t step, int64_t allowed):
@@ -172,29 +271,39 @@ def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     ``j`` form one violation (severity: transitions over the limit) and the scan moves to the
     next start. Rows with a null id or time are skipped.
     """
+    cdef const uint8_t* id_valid_p = _ptr(id_valid)
+    cdef const uint8_t* time_valid_p = _ptr(time_valid)
     cdef Py_ssize_t n = ids.shape[0], i, j, p, q, g, lo, hi, nu
     cdef int64_t k, trans, t0
     cdef bint sorted_group
     if times.shape[0] != n:
         raise ValueError("id and time columns differ in length")
-    starts = np.zeros(max(n_ids, 0) + 1, dtype=np.int64)
-    cdef int64_t[::1] st = starts
-    order = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] od = order
+    cdef int64_t[::1] st, od
     cdef vector[int64_t] v_row, v_event, anchor
     cdef vector[float] v_sev
     cdef vector[kv_t] buf          # (time, row) of one group, sorted only when needed
     cdef vector[int64_t] ut, ur    # distinct times of one group and their first rows
     cdef int64_t ev = 0, m = 0
+    cdef bint streamed = False
+    if 0 < window <= STREAM_MAX_WINDOW and allowed < STREAM_MAX_WINDOW and \
+            n_ids * (window + allowed // 2 + 2) <= STREAM_SLOTS_PER_ROW * n + 65536:
+        with nogil:
+            streamed = _contiguous_stream(ids, id_offset, n_ids, id_valid, times, time_valid,
+                                          window, step, allowed, v_row, v_sev, anchor)
+    if streamed:
+        events = np.repeat(np.arange(anchor.size(), dtype=np.int64), 2)
+        return _vec_i64(v_row), events, _vec_f32(v_sev), _vec_i64(anchor)
+    st = np.zeros(max(n_ids, 0) + 1, dtype=np.int64)
+    od = np.empty(n, dtype=np.int64)
     with nogil:
         # counting sort by id code: groups in code order, rows in arrival order
         for i in range(n):
-            if _is_valid(id_valid, i) and _is_valid(time_valid, i):
+            if _is_valid(id_valid_p, i) and _is_valid(time_valid_p, i):
                 st[ids[i] - id_offset + 1] += 1
         for g in range(n_ids):
             st[g + 1] += st[g]
         for i in range(n):
-            if _is_valid(id_valid, i) and _is_valid(time_valid, i):
+            if _is_valid(id_valid_p, i) and _is_valid(time_valid_p, i):
                 k = ids[i] - id_offset
                 od[st[k]] = i
                 st[k] += 1
@@ -279,12 +388,13 @@ def bitmap_rows(const uint8_t[::1] bits, int64_t bit_offset, int64_t n,
 
 def positive_rows(const double[::1] values, const uint8_t[::1] valid):
     """Rows whose numeric result is > 0 (NaN and nulls are not), with the value as severity."""
+    cdef const uint8_t* valid_p = _ptr(valid)
     cdef vector[int64_t] rows
     cdef vector[float] sev
     cdef Py_ssize_t i, n = values.shape[0]
     with nogil:
         for i in range(n):
-            if values[i] > 0 and _is_valid(valid, i):
+            if values[i] > 0 and _is_valid(valid_p, i):
                 rows.push_back(i)
                 sev.push_back(<float>values[i])
     return _vec_i64(rows), _vec_f32(sev)

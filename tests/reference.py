@@ -243,7 +243,8 @@ def udf_rows(ua, views, valid, n):
     for i in range(int(n)):
         if not _is_valid(valid, i):
             continue
-        value = float(ua.fn(*[v[i] for v in views]))
+        with np.errstate(all="ignore"):  # compiled code does not warn on inf - inf or overflow
+            value = float(ua.fn(*[v[i] for v in views]))
         if value > 0:
             rows.append(i)
             sev.append(value)
@@ -265,7 +266,8 @@ def udf_groups(ua, views, codes, offset, n_keys, valid):
     for k in sorted(groups):
         members = groups[k]
         idx = np.array(members, dtype=np.int64)
-        value = float(ua.fn(*[v[idx] for v in views]))
+        with np.errstate(all="ignore"):
+            value = float(ua.fn(*[v[idx] for v in views]))
         if value > 0:
             rows += members
             events += [ev] * len(members)
@@ -273,3 +275,129 @@ def udf_groups(ua, views, codes, offset, n_keys, valid):
             anchors.append(members[0])
             ev += 1
     return _i64(rows), _i64(events), _f32(sev), _i64(anchors)
+
+
+# ----------------------------------------------------------------------------------------------
+# Test helpers (not kernels): compare a report against the reference backend's
+# ----------------------------------------------------------------------------------------------
+def _same_values(a: list, b: list) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+            continue
+        if x != y:
+            return False
+    return True
+
+
+def assert_same_table(got, want, *, float_columns=(), context="") -> None:
+    """Column-by-column equality (NaN equals NaN); ``float_columns`` within float32 rounding."""
+    assert got.column_names == want.column_names, (context, got.column_names, want.column_names)
+    assert got.num_rows == want.num_rows, (context, got.num_rows, want.num_rows, got, want)
+    for name in got.column_names:
+        g, w = got.column(name).to_pylist(), want.column(name).to_pylist()
+        if name in float_columns:
+            np.testing.assert_allclose(np.array(g, np.float64), np.array(w, np.float64), rtol=3e-7,
+                                       atol=0, err_msg=f"{context}: column {name!r}")
+        else:
+            assert _same_values(g, w), f"{context}: column {name!r} differs:\n got  {g}\n want {w}"
+
+
+def assert_valid_result(report) -> None:
+    """Invariants of every report: rows in range, events numbered densely, (event, row) order."""
+    for a, r in report.results:
+        assert r.rows.dtype == np.int64 and r.events.dtype == np.int64 and r.severity.dtype == np.float32
+        assert len(r.rows) == len(r.events) == len(r.severity)
+        if len(r.rows):
+            assert r.rows.min() >= 0 and r.rows.max() < r.n_rows_checked
+            assert sorted(set(r.events.tolist())) == list(range(r.n_events))
+            pairs = list(zip(r.events.tolist(), r.rows.tolist()))
+            assert pairs == sorted(set(pairs)), f"{a.name}: violations not in (event, row) order"
+            # >= 0: a positive value below float32's smallest subnormal rounds to 0 (rows.check)
+            assert (r.severity >= 0).all(), f"{a.name}: severity must be > 0"
+
+
+def assert_same_report(got, want, *, keys: bool = True, ignore: tuple = (), context: str = "") -> None:
+    """The same violations (severity within float32 rounding) and the same corrections.
+
+    ``keys=False`` skips the ``key`` context column; ``ignore`` names input columns whose
+    values may differ (e.g. the same ids as another type).
+    """
+    cols = [c for c in want.violations.column_names if keys or c != "key"]
+    assert_same_table(got.violations.select(cols), want.violations.select(cols),
+                      float_columns=("severity",), context=context)
+    gc, wc = got.corrections(), want.corrections()
+    keep = [c for c in wc.column_names if c not in ignore]
+    assert_same_table(gc.select(keep), wc.select(keep), context=context + " corrections")
+    assert_valid_result(got)
+
+
+def check_like_reference(suite, table, backend: str, **kw):
+    """Check ``table`` on ``backend`` and on the reference; assert both agree; return the first."""
+    got = suite.check(table, backend=backend)
+    want = suite.check(table, backend="reference")
+    assert_same_report(got, want, context=f"{backend} vs reference", **kw)
+    return got
+
+
+# ----------------------------------------------------------------------------------------------
+# Test helpers: one logical table in several physical Arrow layouts
+# ----------------------------------------------------------------------------------------------
+import pyarrow as pa  # noqa: E402  (helpers only; the kernels above never see Arrow)
+
+ID_KINDS = ("int64", "int32", "uint8", "offset", "wide", "string", "dict", "float")
+
+
+def id_array(values: list, kind: str) -> pa.Array:
+    """Small non-negative ints (or None) as an identifier column of ``kind``; equal ints stay equal.
+
+    ``offset``: direct addressing with a large minimum; ``wide``: a range too wide for direct
+    addressing (hashed); ``dict``: dictionary<int32, string>.
+    """
+    def some(f):
+        return [None if v is None else f(v) for v in values]
+
+    if kind == "int64":
+        return pa.array(values, pa.int64())
+    if kind == "int32":
+        return pa.array(values, pa.int32())
+    if kind == "uint8":
+        return pa.array(values, pa.uint8())
+    if kind == "offset":
+        return pa.array(some(lambda v: v + 10**12), pa.int64())
+    if kind == "wide":
+        return pa.array(some(lambda v: v * 10**9 - 3 * 10**9), pa.int64())
+    if kind == "string":
+        return pa.array(some(lambda v: f"id{v}"), pa.string())
+    if kind == "dict":
+        return pa.array(some(lambda v: f"id{v}"), pa.string()).dictionary_encode()
+    if kind == "float":
+        return pa.array(some(lambda v: v + 0.5), pa.float64())
+    raise ValueError(kind)
+
+
+LAYOUTS = ("plain", "sliced", "chunked")
+
+
+def make_table(columns: dict, layout: str = "plain", splits: tuple = (1, 2)) -> pa.Table:
+    """``columns``: name -> (values, build(values) -> pa.Array, pad value).
+
+    ``sliced``: built with 3 pad rows in front and 2 behind, then ``slice(3, n)`` (non-zero
+    offsets, offsets not a multiple of 8 for bitmaps); ``chunked``: built piecewise at the
+    fractions ``splits`` (each piece its own arrays, so dictionaries differ per chunk) and
+    concatenated.
+    """
+    n = len(next(iter(columns.values()))[0])
+    if layout == "plain":
+        return pa.table({k: b(v) for k, (v, b, _) in columns.items()})
+    if layout == "sliced":
+        t = pa.table({k: b([p] * 3 + list(v) + [p] * 2) for k, (v, b, p) in columns.items()})
+        return t.slice(3, n)
+    if layout == "chunked":
+        cuts = sorted({0, n, *(min(n, int(n * s)) if isinstance(s, float) else min(n, s) for s in splits)})
+        pieces = [pa.table({k: b(list(v)[lo:hi]) for k, (v, b, _) in columns.items()})
+                  for lo, hi in zip(cuts, cuts[1:])] or [make_table(columns)]
+        t = pa.concat_tables(pieces)
+        return t
+    raise ValueError(layout)

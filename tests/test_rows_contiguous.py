@@ -1,0 +1,275 @@
+"""rows.contiguous: every backend against the plain-loop reference, plus hand-written cases."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tripwire as tw
+from reference import (ID_KINDS, LAYOUTS, assert_same_report, check_like_reference, id_array,
+                       make_table)
+
+PROPERTY = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+TIME_KINDS = ("int64", "int32", "timestamp_ms", "date32", "big")
+
+
+def time_array(values, kind):
+    if kind == "int64":
+        return pa.array(values, pa.int64())
+    if kind == "int32":
+        return pa.array(values, pa.int32())
+    if kind == "timestamp_ms":  # ticks of 1 ms from an epoch-ish base
+        return pa.array([None if v is None else 1_700_000_000_000 + v for v in values], pa.timestamp("ms"))
+    if kind == "date32":
+        return pa.array(values, pa.int32()).cast(pa.date32())
+    if kind == "big":  # near the top of int64
+        return pa.array([None if v is None else 2**63 - 100 + v for v in values], pa.int64())
+    raise ValueError(kind)
+
+
+def table_of(ids, times, id_kind="int64", time_kind="int64", layout="plain", splits=(1, 2)):
+    return make_table({"id": (ids, lambda v: id_array(v, id_kind), 0),
+                       "t": (times, lambda v: time_array(v, time_kind), 0)}, layout, splits)
+
+
+def suite(**kw):
+    kw.setdefault("window", 3)
+    return tw.Suite([tw.rows.contiguous(id="id", time="t", **kw)])
+
+
+def violations(report):
+    v = report.violations
+    return list(zip(v.column("row").to_pylist(), v.column("event").to_pylist(),
+                    v.column("severity").to_pylist()))
+
+
+def events(report):
+    """Violations as a set of (rows, severity) per event: independent of event numbering."""
+    v = report.violations
+    out = {}
+    for row, ev, sev in zip(v.column("row").to_pylist(), v.column("event").to_pylist(),
+                            v.column("severity").to_pylist()):
+        rows, _ = out.get(ev, ((), sev))
+        out[ev] = (rows + (row,), sev)
+    return sorted(out.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# property: fast backends == reference; layout, id type, arrival order do not change the result
+# ----------------------------------------------------------------------------------------------
+def _column(draw, n, lo, hi, nulls):
+    element = st.integers(lo, hi)
+    if nulls:
+        element = st.one_of(st.none(), element, element, element)
+    return draw(st.lists(element, min_size=n, max_size=n))
+
+
+@st.composite
+def cases(draw):
+    n = draw(st.integers(0, 30))
+    ids = _column(draw, n, 0, draw(st.integers(0, 4)), draw(st.booleans()))
+    times = _column(draw, n, 0, draw(st.integers(0, 15)), draw(st.booleans()))
+    return dict(ids=ids, times=times, id_kind=draw(st.sampled_from(ID_KINDS)),
+                time_kind=draw(st.sampled_from(TIME_KINDS)), layout=draw(st.sampled_from(LAYOUTS)),
+                splits=(draw(st.integers(0, 30)), draw(st.integers(0, 30))),
+                params=dict(window=draw(st.integers(1, 8)), allowed_transitions=draw(st.integers(0, 4)),
+                            step=draw(st.integers(1, 2))))
+
+
+@pytest.mark.slow  # ~10 s on numba: one compile per dtype / read-only combination
+@PROPERTY
+@given(case=cases())
+def test_matches_reference(fast_backend, case):
+    s = suite(**case["params"])
+    table = table_of(case["ids"], case["times"], case["id_kind"], case["time_kind"], case["layout"],
+                     case["splits"])
+    got = check_like_reference(s, table, fast_backend)
+    plain = s.check(table_of(case["ids"], case["times"]), backend="reference")
+    assert_same_report(got, plain, keys=case["id_kind"] == "int64", context="layout/id/time kind")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases())
+def test_unsorted_equals_sorted_mapped_back(backend, case):
+    """tripwire orders times per id: checking a table sorted by (id, time) and mapping its rows
+    back through the permutation gives the same violations as the table in arrival order."""
+    s = suite(**case["params"])
+    table = table_of(case["ids"], case["times"])
+    perm = pc.sort_indices(table, [("id", "ascending"), ("t", "ascending")]).to_numpy()  # stable
+    on_sorted = s.check(table.take(perm), backend=backend).violations
+    mapped = {}
+    for row, ev, sev in zip(on_sorted.column("row").to_pylist(), on_sorted.column("event").to_pylist(),
+                            on_sorted.column("severity").to_pylist()):
+        rows, _ = mapped.get(ev, ((), sev))
+        mapped[ev] = (tuple(sorted(rows + (int(perm[row]),))), sev)
+    assert sorted(mapped.values()) == events(s.check(table, backend=backend))
+
+
+# ----------------------------------------------------------------------------------------------
+# semantics by hand
+# ----------------------------------------------------------------------------------------------
+def test_reappearance_within_window(backend):
+    # id 1 at 0, 1, 3 (gap at 2): start 1 sees 1 -> 3 within window 3: two transitions > 1
+    t = table_of([1, 1, 1, 2, 2, 2], [0, 1, 3, 0, 1, 2])
+    r = suite().check(t, backend=backend)
+    assert violations(r) == [(1, 0, 1.0), (2, 0, 1.0)]
+    assert r.violations.column("key").to_pylist() == ["1", "1"]
+    assert r.corrections().num_rows == 0
+    # a larger allowance or a smaller window: none
+    assert len(suite(allowed_transitions=2).check(t, backend=backend)) == 0
+    assert len(suite(window=2).check(t, backend=backend)) == 0
+
+
+def test_severity_counts_transitions_over_limit(backend):
+    t = table_of([1] * 4, [0, 2, 4, 6])
+    r = suite(window=7, allowed_transitions=0).check(t, backend=backend)
+    # every start sees a gap at once: 2 transitions > 0 -> severity 2, pairs (0,1), (1,2), (2,3)
+    assert violations(r) == [(0, 0, 2.0), (1, 0, 2.0), (1, 1, 2.0), (2, 1, 2.0), (2, 2, 2.0), (3, 2, 2.0)]
+    r = suite(window=7, allowed_transitions=3).check(t, backend=backend)
+    # 0 -> 2 -> 4 and 2 -> 4 -> 6: 4 transitions, 1 over; from 4 only 2
+    assert violations(r) == [(0, 0, 1.0), (2, 0, 1.0), (1, 1, 1.0), (3, 1, 1.0)]
+
+
+def test_step(backend):
+    t = table_of([1] * 4, [0, 2, 4, 7])
+    r = suite(window=10, step=2).check(t, backend=backend)
+    assert violations(r) == [(0, 0, 1.0), (3, 0, 1.0), (1, 1, 1.0), (3, 1, 1.0), (2, 2, 1.0), (3, 2, 1.0)]
+    assert len(suite(window=10, step=2, allowed_transitions=2).check(t, backend=backend)) == 0
+
+
+def test_duplicate_times_are_one_presence(backend):
+    """Deliberate difference from the paper library: a repeated (id, time) is not a transition."""
+    t = table_of([1] * 6, [0, 0, 1, 1, 2, 2])
+    assert len(suite(allowed_transitions=0).check(t, backend=backend)) == 0
+    # the first row (in arrival order) of a repeated time stands for it
+    t = table_of([1, 1, 1, 1], [2, 0, 2, 0])
+    r = suite(window=5).check(t, backend=backend)
+    assert violations(r) == [(0, 0, 1.0), (1, 0, 1.0)]  # times 0 (row 1) and 2 (row 0)
+
+
+def test_unsorted_input(backend):
+    t = table_of([1, 2, 1, 2, 1], [3, 5, 0, 4, 1])
+    r = suite().check(t, backend=backend)
+    assert violations(r) == [(0, 0, 1.0), (4, 0, 1.0)]  # id 1 sorted: 0, 1, 3 -> pair (1, 3)
+
+
+def test_nulls_are_not_checked(backend):
+    t = table_of([1, 1, None, 1, 1], [0, None, 2, 2, 4])
+    r = suite(window=5).check(t, backend=backend)
+    assert violations(r) == [(0, 0, 1.0), (3, 0, 1.0), (3, 1, 1.0), (4, 1, 1.0)]
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_empty_and_single_row(backend, n):
+    assert len(suite().check(table_of([1] * n, [0] * n), backend=backend)) == 0
+
+
+def test_all_null_columns(backend):
+    for ids, ts in [(pa.nulls(5, pa.int64()), pa.array([0, 2, 4, 6, 8])),
+                    (pa.nulls(5), pa.array([0, 2, 4, 6, 8])),
+                    (pa.array([1] * 5), pa.nulls(5, pa.int64())),
+                    (pa.array(["a"] * 5), pa.nulls(5, pa.timestamp("s")))]:
+        assert len(suite().check(pa.table({"id": ids, "t": ts}), backend=backend)) == 0
+
+
+@pytest.mark.parametrize("layout", ["sliced", "chunked"])
+def test_sliced_and_chunked(backend, layout):
+    ids, times = [1, 2, 1, 2, 1, 3, 3, None, 3], [0, 0, 2, 3, 4, 5, 9, 1, 7]
+    want = suite(window=5).check(table_of(ids, times, "dict"), backend="reference")
+    got = suite(window=5).check(table_of(ids, times, "dict", "int64", layout, splits=(2, 5)), backend=backend)
+    assert len(want) > 0
+    assert_same_report(got, want)
+
+
+def test_id_types_give_the_same_violations(backend):
+    ids, times = [3, 0, 3, 0, 3, 1], [0, 0, 2, 4, 4, 1]
+    reports = {k: suite(window=5).check(table_of(ids, times, k), backend=backend) for k in ID_KINDS}
+    assert len(reports["int64"]) == 6
+    for kind, r in reports.items():
+        assert_same_report(r, reports["int64"], keys=False, context=kind)
+
+
+def test_timestamp_with_timedelta_window(backend):
+    base = 1_700_000_000_000
+    t = pa.table({"id": [1, 1, 1], "t": pa.array([base, base + 1000, base + 3000], pa.timestamp("ms"))})
+    s = tw.Suite([tw.rows.contiguous("id", "t", window=dt.timedelta(seconds=5), step=dt.timedelta(seconds=1))])
+    want = [(0, 0, 1.0), (2, 0, 1.0), (1, 1, 1.0), (2, 1, 1.0)]
+    assert violations(s.check(t, backend=backend)) == want
+    # the same in integer ticks (ms)
+    s2 = tw.Suite([tw.rows.contiguous("id", "t", window=5000, step=1000)])
+    assert violations(s2.check(t, backend=backend)) == want
+
+
+def test_date_column(backend):
+    t = pa.table({"id": [1, 1, 1], "t": pa.array([dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 4)])})
+    assert violations(suite().check(t, backend=backend)) == [(1, 0, 1.0), (2, 0, 1.0)]
+
+
+def test_times_spanning_more_than_int64(backend):
+    """Regression: t_q - t_p overflowed int64 and reported a far-away pair as within the window."""
+    big = 2**62 + 2**61
+    t = table_of([1, 1, 1], [-big, big, big + 2])
+    assert len(suite().check(t, backend=backend)) == 2  # only big -> big + 2 (a gap of one)
+    top = 2**63 - 1
+    t = table_of([1] * 4, [top - 3, top - 1, -top - 1, top])
+    assert violations(suite().check(t, backend=backend)) == [(0, 0, 1.0), (1, 0, 1.0)]
+
+
+def test_large_table_against_reference(fast_backend):
+    rng = np.random.default_rng(3)
+    n = 4000
+    ids = rng.integers(0, 300, n).tolist()
+    times = rng.integers(0, 60, n).tolist()
+    check_like_reference(suite(window=6), table_of(ids, times, "string"), fast_backend)
+
+
+# ----------------------------------------------------------------------------------------------
+# errors
+# ----------------------------------------------------------------------------------------------
+def test_float_time_column(backend):
+    t = pa.table({"id": [1, 1], "t": [0.5, 1.5]})
+    with pytest.raises(tw.ColumnError) as e:
+        suite().check(t, backend=backend)
+    msg = str(e.value)
+    assert "'t'" in msg and "integer, timestamp or duration" in msg and "found: double" in msg
+    assert "fix: cast it" in msg
+
+
+def test_missing_time_column(backend):
+    with pytest.raises(tw.ColumnError) as e:
+        suite().check(pa.table({"id": [1], "frame": [0]}), backend=backend)
+    assert "'t'" in str(e.value) and "found: columns id, frame" in str(e.value) and "fix" in str(e.value)
+
+
+def test_list_id_column(backend):
+    t = pa.table({"id": pa.array([[1], [2]]), "t": [0, 1]})
+    with pytest.raises(tw.ColumnError, match="'id'.*list<item: int64>"):
+        suite().check(t, backend=backend)
+
+
+def test_timedelta_window_on_integer_time(backend):
+    with pytest.raises(tw.InputError, match="timedelta.*fix: pass window as an int"):
+        suite(window=dt.timedelta(seconds=3)).check(table_of([1], [0]), backend=backend)
+
+
+def test_timedelta_shorter_than_a_tick(backend):
+    t = pa.table({"id": [1, 1], "t": pa.array([0, 1], pa.timestamp("s"))})
+    with pytest.raises(tw.InputError, match="window.*tick"):
+        suite(window=dt.timedelta(milliseconds=500)).check(t, backend=backend)
+
+
+@pytest.mark.parametrize("kwargs", [dict(window=0), dict(window=-2), dict(window=1.5), dict(window=True),
+                                    dict(window=dt.timedelta(0)), dict(window=dt.timedelta(seconds=-1)),
+                                    dict(step=0), dict(step=dt.timedelta(0)), dict(allowed_transitions=-1),
+                                    dict(allowed_transitions=1.0), dict(window="3")])
+def test_bad_parameters(kwargs):
+    kwargs.setdefault("window", 3)
+    with pytest.raises(tw.InputError) as e:
+        tw.rows.contiguous("id", "t", **kwargs)
+    assert "expected" in str(e.value) and "fix" in str(e.value)
