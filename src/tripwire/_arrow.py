@@ -128,6 +128,29 @@ def _chunk_validity(chunk: pa.Array) -> np.ndarray | None:
     return np.asarray(chunk.is_valid()).view(np.uint8)
 
 
+_NUMPY_DTYPES = {
+    pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64,
+    pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32, pa.uint64(): np.uint64,
+    pa.float16(): np.float16, pa.float32(): np.float32, pa.float64(): np.float64,
+    pa.date32(): np.int32, pa.date64(): np.int64,
+}
+
+
+def _numpy_dtype(typ: pa.DataType) -> np.dtype:
+    """The NumPy dtype of a fixed-width Arrow type's values buffer.
+
+    Not ``typ.to_pandas_dtype()``: that imports pandas (0.4 s) on its first call.
+    """
+    if typ in _NUMPY_DTYPES:
+        return np.dtype(_NUMPY_DTYPES[typ])
+    if pa.types.is_timestamp(typ) or pa.types.is_duration(typ) or pa.types.is_time64(typ):
+        return np.dtype(np.int64)
+    if pa.types.is_time32(typ):
+        return np.dtype(np.int32)
+    raise InputError(f"{typ} is not a fixed-width numeric type", expected="an integer, float or temporal type",
+                     fix="cast the column first")
+
+
 def primitive_view(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
     """``(values, valid)`` for a fixed-width primitive array.
 
@@ -141,13 +164,13 @@ def primitive_view(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
         # bit-packed: unpack (one copy) into bytes
         values = [np.asarray(pc.fill_null(c, False)).view(np.uint8) for c in chunks]
     else:
-        dtype = np.dtype(typ.to_pandas_dtype())
+        dtype = _numpy_dtype(typ)
         values = [_chunk_values(c, dtype) for c in chunks]
     valids = [_chunk_validity(c) for c in chunks]
     if len(chunks) == 1:
         return values[0], valids[0]
     if not chunks:
-        dtype = np.uint8 if pa.types.is_boolean(typ) else np.dtype(typ.to_pandas_dtype())
+        dtype = np.uint8 if pa.types.is_boolean(typ) else _numpy_dtype(typ)
         return np.empty(0, dtype=dtype), None
     vals = np.concatenate(values)
     if all(v is None for v in valids):
