@@ -348,3 +348,9 @@ def test_kernel_functions_directly(fast_backend):
         assert mod.bitmap_rows(bits, 0, 9, np.empty(0, np.uint8), 0).tolist() == [0, 2, 4, 5, 7, 8]
         r, sv = mod.positive_rows(np.array([1.0, NAN, -1.0, 1e300, 0.0]), np.array([1, 1, 1, 1, 0], np.uint8))
         assert r.tolist() == [0, 3] and sv.dtype == np.float32 and sv.tolist() == [1.0, INF]
+
+
+def test_mixed_type_list_is_a_clear_error():
+    """A literal list mixing types used to leak Arrow's ArrowInvalid at construction."""
+    with pytest.raises(tw.InputError, match="mixes types"):
+        tw.rows.check("i in (3, 'a')")

@@ -193,7 +193,13 @@ def to_arrow(node: Node) -> pc.Expression:
             return pc.divide(l.cast(pa.float64()), r.cast(pa.float64()))
         return _ARROW_ARITH[node.value](l, r)
     if op == "in":
-        return pc.is_in(to_arrow(node.args[0]), value_set=pa.array(list(node.value)))
+        try:
+            values = pa.array(list(node.value))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+            raise InputError(f"the list {list(node.value)!r} mixes types ({exc})",
+                             expected="constants of one type, e.g. x in (1, 2, 3)",
+                             fix="make every value in the list the same type") from None
+        return pc.is_in(to_arrow(node.args[0]), value_set=values)
     if op == "call":
         arg = to_arrow(node.args[0])
         return {"abs": pc.abs, "is_null": pc.is_null, "is_valid": pc.is_valid,
