@@ -171,11 +171,11 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
 # ----------------------------------------------------------------------------------------------
 # rows.contiguous
 # ----------------------------------------------------------------------------------------------
-# Streaming limits: per id, a ring of the last ``window`` distinct times and of the last G + 1
-# gap times. Used when that state is small; otherwise (or when an id's times go backwards in
-# arrival order) the grouped path below sorts per id.
+# Streaming limits: per id the last time and row (16 bytes) plus a ring of its last G + 1 gap
+# times (touched only at gaps), and a 4-byte link per row. Used when that state is small;
+# otherwise, or when an id's times go backwards in arrival order, the grouped path sorts per id.
 cdef enum:
-    STREAM_MAX_WINDOW = 256
+    STREAM_MAX_ALLOWED = 1024
     STREAM_SLOTS_PER_ROW = 8
 
 
@@ -189,35 +189,30 @@ cdef bint _contiguous_stream(const key_t[::1] ids, int64_t id_offset, int64_t n_
     Equivalent to the per-start scan: with G = allowed // 2 + 1 gaps needed, a start p is
     flagged exactly at its G-th following gap q, provided u_q - u_p < window. So at each new gap
     of an id, the starts flagged are its distinct times in [time of its (G+1)-th latest gap,
-    time of its G-th latest gap) that lie within the window.
+    time of its G-th latest gap) within the window: found by walking back the id's chain of
+    presences (``prev``), which only happens at gaps.
     """
     cdef const uint8_t* id_valid_p = _ptr(id_valid)
     cdef const uint8_t* time_valid_p = _ptr(time_valid)
-    cdef Py_ssize_t n = ids.shape[0], i, j
-    cdef int64_t R = window, G = allowed // 2 + 1, GR = allowed // 2 + 2
-    cdef int64_t k, t, last, rc, rp, gc, gp, lo_t, hi_t, et, slot
+    cdef Py_ssize_t n = ids.shape[0], i
+    cdef int64_t G = allowed // 2 + 1, GR = allowed // 2 + 2
+    cdef int64_t k, t, last, lr, gc, gp, lo_t, hi_t, et, slot, r
     cdef float sev = <float>(2 * G - allowed)
-    # per id: last distinct time; ring of the last R (time, first row) entries (count rc, next
-    # slot rp); ring of the last G + 1 gap times (count gc saturating at GR, next slot gp).
-    # Wrapping counters, not %: a division per row cost more than the rest of the pass.
-    cdef vector[int64_t] last_t, ring_c, ring_p, gap_c, gap_p, gap_t
-    cdef vector[kv_t] ring
-    last_t.resize(n_ids, 0)
-    ring_c.resize(n_ids, 0)
-    ring_p.resize(n_ids, 0)
-    gap_c.resize(n_ids, 0)
-    gap_p.resize(n_ids, 0)
+    # last[2k] = last distinct time of id k, last[2k+1] = its first row (-1: not seen yet)
+    cdef vector[int64_t] last_v, gap_t, gap_m
+    cdef vector[int32_t] prev    # previous distinct presence of the same id, per row
+    last_v.resize(2 * n_ids, -1)
     gap_t.resize(n_ids * GR, 0)
-    ring.resize(n_ids * R)
+    gap_m.resize(n_ids, 0)       # gap count (saturating at GR) | next slot << 32
+    prev.resize(n, -1)
     for i in range(n):
         if not (_is_valid(id_valid_p, i) and _is_valid(time_valid_p, i)):
             continue
         k = ids[i] - id_offset
         t = times[i]
-        rc = ring_c[k]
-        rp = ring_p[k]
-        if rc > 0:
-            last = last_t[k]
+        lr = last_v[2 * k + 1]
+        if lr >= 0:
+            last = last_v[2 * k]
             if t == last:
                 continue  # a repeated time is one presence
             if t < last:
@@ -225,37 +220,36 @@ cdef bint _contiguous_stream(const key_t[::1] ids, int64_t id_offset, int64_t n_
                 v_sev.clear()
                 anchor.clear()
                 return False
+            prev[i] = <int32_t>lr
             if <uint64_t>t - <uint64_t>last != <uint64_t>step:
-                gp = gap_p[k]
+                gc = gap_m[k] & <int64_t>0xFFFFFFFF
+                gp = gap_m[k] >> 32
                 gap_t[k * GR + gp] = t
                 gp = 0 if gp + 1 == GR else gp + 1
-                gap_p[k] = gp
-                gc = gap_c[k] + 1 if gap_c[k] < GR else GR
-                gap_c[k] = gc
+                if gc < GR:
+                    gc += 1
+                gap_m[k] = gc | (gp << 32)
                 if gc >= G:
-                    # G-th latest gap sits G slots back from the next slot; the (G+1)-th, GR back
+                    # the G-th latest gap sits G slots back from the next slot; the (G+1)-th, GR back
                     slot = gp - G
                     if slot < 0:
                         slot += GR
                     hi_t = gap_t[k * GR + slot]
                     lo_t = gap_t[k * GR + gp] if gc > G else INT64_MIN
-                    # ring entries oldest first, so events come out in time order
-                    slot = rp - rc
-                    if slot < 0:
-                        slot += R
-                    for j in range(rc):
-                        et = ring[k * R + slot].first
-                        if et >= lo_t and et < hi_t and <uint64_t>t - <uint64_t>et < <uint64_t>window:
-                            v_row.push_back(ring[k * R + slot].second)
+                    r = lr
+                    while r >= 0:
+                        et = times[r]
+                        if et < lo_t or <uint64_t>t - <uint64_t>et >= <uint64_t>window:
+                            break
+                        if et < hi_t:
+                            v_row.push_back(r)
                             v_row.push_back(i)
                             v_sev.push_back(sev)
                             v_sev.push_back(sev)
-                            anchor.push_back(ring[k * R + slot].second)
-                        slot = 0 if slot + 1 == R else slot + 1
-        ring[k * R + rp] = kv_t(t, i)
-        ring_p[k] = 0 if rp + 1 == R else rp + 1
-        ring_c[k] = rc + 1 if rc < R else R
-        last_t[k] = t
+                            anchor.push_back(r)
+                        r = prev[r]
+        last_v[2 * k] = t
+        last_v[2 * k + 1] = i
     return True
 
 
@@ -285,8 +279,8 @@ def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef vector[int64_t] ut, ur    # distinct times of one group and their first rows
     cdef int64_t ev = 0, m = 0
     cdef bint streamed = False
-    if 0 < window <= STREAM_MAX_WINDOW and allowed < STREAM_MAX_WINDOW and \
-            n_ids * (window + allowed // 2 + 2) <= STREAM_SLOTS_PER_ROW * n + 65536:
+    if n < 2**31 - 1 and allowed < STREAM_MAX_ALLOWED and \
+            n_ids * (allowed // 2 + 4) <= STREAM_SLOTS_PER_ROW * n + 65536:
         with nogil:
             streamed = _contiguous_stream(ids, id_offset, n_ids, id_valid, times, time_valid,
                                           window, step, allowed, v_row, v_sev, anchor)

@@ -8,6 +8,7 @@ the whole batch, and wraps the arrays into a :class:`~tripwire._assertion.Result
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from typing import Any
 
 import numpy as np
@@ -85,7 +86,7 @@ class consistent(Assertion):
         row, ev, sev = canonical_events(row, ev, sev, anchor)
         order = np.argsort(c_row, kind="stable")
         corr = [Correction("relabel", c_row[order], column=self.attr, source_rows=c_src[order])]
-        return Result(row, ev, sev, table.num_rows, {"key": _key_context(table, self.id, row)},
+        return Result(row, ev, sev, table.num_rows, {"key": functools.partial(_key_context, table, self.id, row)},
                       corr if len(c_row) else [])
 
 
@@ -165,7 +166,7 @@ class contiguous(Assertion):
         row, ev, sev, anchor = k.contiguous(ids.codes, ids.offset, ids.n, _valid_or_empty(ids.valid),
                                             tv, _valid_or_empty(times.valid), window, step, self.allowed)
         row, ev, sev = canonical_events(row, ev, sev, anchor)
-        return Result(row, ev, sev, table.num_rows, {"key": _key_context(table, self.id, row)})
+        return Result(row, ev, sev, table.num_rows, {"key": functools.partial(_key_context, table, self.id, row)})
 
 
 class check(Assertion):

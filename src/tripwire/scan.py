@@ -258,7 +258,7 @@ class _Acc:
         self.rows.append(np.asarray(r.rows, np.int64) + offset)
         self.events.append(np.asarray(r.events, np.int64) + self.n_events)
         self.sev.append(np.asarray(r.severity, np.float32))
-        self.ctx.append((n, dict(r.context)))
+        self.ctx.append((n, dict(r.context_arrays())))
         self.n_checked += r.n_rows_checked
         self.n_events += r.n_events
 
