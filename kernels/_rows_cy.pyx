@@ -482,6 +482,74 @@ cdef extern from *:
         }
         for (; i < n; ++i) if (m[i]) rows.push_back(base + i);
     }
+
+    /* One float32 column against one float32 constant: compare a vector, take its sign bits,
+       emit set bits with count-trailing-zeros. No byte mask is written or re-read. SSE2 is the
+       x86-64 baseline; an AVX2 clone is chosen at run time; other CPUs get the scalar loop. */
+    template <int CMP> static inline bool tw_cmp1(float a, float c) {
+        return CMP == 0 ? a < c : CMP == 1 ? a <= c : CMP == 2 ? a > c : CMP == 3 ? a >= c
+             : CMP == 4 ? a == c : a != c;
+    }
+    template <int CMP>
+    static void tw_scan_f32_scalar(const float* x, ptrdiff_t i, ptrdiff_t n, float c, std::vector<int64_t>& rows) {
+        for (; i < n; ++i) if (tw_cmp1<CMP>(x[i], c)) rows.push_back(i);
+    }
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    #include <immintrin.h>
+    template <int CMP> static inline int tw_mask4(__m128 a, __m128 c) {
+        return _mm_movemask_ps(CMP == 0 ? _mm_cmplt_ps(a, c) : CMP == 1 ? _mm_cmple_ps(a, c)
+            : CMP == 2 ? _mm_cmpgt_ps(a, c) : CMP == 3 ? _mm_cmpge_ps(a, c)
+            : CMP == 4 ? _mm_cmpeq_ps(a, c) : _mm_cmpneq_ps(a, c));
+    }
+    template <int CMP>
+    static void tw_scan_f32_sse2(const float* x, ptrdiff_t n, float c, std::vector<int64_t>& rows) {
+        const __m128 vc = _mm_set1_ps(c);
+        ptrdiff_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            unsigned m = tw_mask4<CMP>(_mm_loadu_ps(x + i), vc)
+                       | tw_mask4<CMP>(_mm_loadu_ps(x + i + 4), vc) << 4
+                       | tw_mask4<CMP>(_mm_loadu_ps(x + i + 8), vc) << 8
+                       | tw_mask4<CMP>(_mm_loadu_ps(x + i + 12), vc) << 12;
+            while (m) { rows.push_back(i + __builtin_ctz(m)); m &= m - 1; }
+        }
+        tw_scan_f32_scalar<CMP>(x, i, n, c, rows);
+    }
+    template <int CMP>
+    __attribute__((target("avx2"))) static void tw_scan_f32_avx2(const float* x, ptrdiff_t n, float c, std::vector<int64_t>& rows) {
+        const int P = CMP == 0 ? _CMP_LT_OQ : CMP == 1 ? _CMP_LE_OQ : CMP == 2 ? _CMP_GT_OQ
+                    : CMP == 3 ? _CMP_GE_OQ : CMP == 4 ? _CMP_EQ_OQ : _CMP_NEQ_UQ;
+        const __m256 vc = _mm256_set1_ps(c);
+        ptrdiff_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+            uint64_t m = (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), vc, P))
+                       | (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 8), vc, P)) << 8
+                       | (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 16), vc, P)) << 16
+                       | (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 24), vc, P)) << 24;
+            while (m) { rows.push_back(i + __builtin_ctzll(m)); m &= m - 1; }
+        }
+        tw_scan_f32_scalar<CMP>(x, i, n, c, rows);
+    }
+    template <int CMP>
+    static void tw_scan_f32_t(const float* x, ptrdiff_t n, float c, std::vector<int64_t>& rows) {
+        static const bool avx2 = __builtin_cpu_supports("avx2");
+        if (avx2) tw_scan_f32_avx2<CMP>(x, n, c, rows); else tw_scan_f32_sse2<CMP>(x, n, c, rows);
+    }
+    #else
+    template <int CMP>
+    static void tw_scan_f32_t(const float* x, ptrdiff_t n, float c, std::vector<int64_t>& rows) {
+        tw_scan_f32_scalar<CMP>(x, 0, n, c, rows);
+    }
+    #endif
+    static void tw_scan_f32(const float* x, ptrdiff_t n, int cmp, float c, std::vector<int64_t>& rows) {
+        switch (cmp) {
+        case 0: tw_scan_f32_t<0>(x, n, c, rows); break;
+        case 1: tw_scan_f32_t<1>(x, n, c, rows); break;
+        case 2: tw_scan_f32_t<2>(x, n, c, rows); break;
+        case 3: tw_scan_f32_t<3>(x, n, c, rows); break;
+        case 4: tw_scan_f32_t<4>(x, n, c, rows); break;
+        default: tw_scan_f32_t<5>(x, n, c, rows); break;
+        }
+    }
     """
     void tw_cmp_const[T, C](const T* x, Py_ssize_t n, int cmp, C c, uint8_t* out) noexcept nogil
     void tw_cmp_cols[C](const C* a, const C* b, Py_ssize_t n, int cmp, uint8_t* out) noexcept nogil
@@ -490,29 +558,44 @@ cdef extern from *:
     void tw_or(uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept nogil
     void tw_not(uint8_t* a, Py_ssize_t n) noexcept nogil
     void tw_emit(const uint8_t* m, Py_ssize_t n, int64_t base, vector[int64_t]& rows) noexcept nogil
+    void tw_scan_f32(const float* x, Py_ssize_t n, int cmp, float c, vector[int64_t]& rows) noexcept nogil
+
+
+cdef inline int _exact_f32(double c, int cmp, float* f) noexcept nogil:
+    """Rewrite ``x <cmp> c`` for float32 x as an exact float32 comparison ``x <cmp'> f``.
+
+    With f the largest float32 <= c, x > c <=> x > f and x < c <=> x <= f whenever c is not
+    itself a float32 (then x == c never holds and x != c always does). Returns the new cmp,
+    -1 when no row can match, -2 when every row matches, -3 when c is NaN (compare in double).
+    """
+    cdef float v = <float>c
+    if c != c:
+        return -3
+    if <double>v == c:
+        f[0] = v
+        return cmp
+    if <double>v > c:
+        v = nextafterf(v, -INFINITY)
+    f[0] = v
+    if cmp == 0 or cmp == 1:
+        return 1
+    if cmp == 2 or cmp == 3:
+        return 2
+    return -1 if cmp == 4 else -2
 
 
 cdef inline void _cmp_f32(const float* x, Py_ssize_t n, int cmp, double c, uint8_t* out) noexcept nogil:
-    # float32 vs a float64 constant, exactly and at float32 vector width: with f the largest
-    # float32 <= c, a float32 x satisfies x > c <=> x > f and x < c <=> x <= f whenever c is not
-    # itself a float32 (then x == c never holds and x != c always does).
-    cdef float f = <float>c
-    if c != c:  # NaN constant: every comparison false but !=
-        tw_cmp_const[float, double](x, n, cmp, c, out)
-        return
-    if <double>f == c:
-        tw_cmp_const[float, float](x, n, cmp, f, out)
-        return
-    if <double>f > c:
-        f = nextafterf(f, -INFINITY)
-    if cmp == 0 or cmp == 1:      # <, <=
-        tw_cmp_const[float, float](x, n, 1, f, out)
-    elif cmp == 2 or cmp == 3:    # >, >=
-        tw_cmp_const[float, float](x, n, 2, f, out)
-    elif cmp == 4:                # ==
+    # float32 vs a float64 constant, exactly and at float32 vector width
+    cdef float f = 0
+    cdef int k = _exact_f32(c, cmp, &f)
+    if k >= 0:
+        tw_cmp_const[float, float](x, n, k, f, out)
+    elif k == -1:
         memset(out, 0, n)
-    else:                         # !=
+    elif k == -2:
         memset(out, 1, n)
+    else:
+        tw_cmp_const[float, double](x, n, cmp, c, out)
 
 
 cdef void _load_col_d(const void* base, int dt, Py_ssize_t s, Py_ssize_t n, double* out) noexcept nogil:
@@ -604,6 +687,16 @@ def check_program(const int64_t[:, ::1] program, const double[::1] fconsts, cons
         op = program[pc, 0]
         if op < OP_CMP_CONST_F or op > OP_TRUE:
             raise ValueError(f"bad opcode {op}")
+    cdef float f32c = 0
+    cdef int fast = -3
+    if n_ins == 1 and program[0, 0] == OP_CMP_CONST_F and dtypes[program[0, 1]] == DT_F32:
+        fast = _exact_f32(fconsts[program[0, 3]], <int>program[0, 2], &f32c)
+    if fast >= 0 or fast == -1:
+        # the commonest check, one float32 column against a constant: a SIMD scan, no mask
+        if fast >= 0:
+            with nogil:
+                tw_scan_f32(<const float*>ptrs[program[0, 1]], n, fast, f32c, rows)
+        return _vec_i64(rows)
     with nogil:
         s = 0
         while s < n:
