@@ -60,7 +60,13 @@ class UserAssertion(Assertion):
     def _views(self, table: pa.Table) -> tuple[list[np.ndarray], np.ndarray | None]:
         views, valid = [], None
         for c in self.cols:
-            col = _arrow.column(table, c, role=f"{self.kind} argument", expected="a numeric or boolean column")
+            if table.schema.get_field_index(c) < 0:
+                raise ColumnError(c, f"missing column {c!r} read by {self.kind}",
+                                  expected="a numeric or boolean column",
+                                  found=f"columns {', '.join(table.column_names) or '(none)'}",
+                                  fix=f"add the column, or map the function's parameters to your columns "
+                                      f"with {self.name}(columns=[...]) or @tw.assertion(columns=[...])")
+            col = table.column(c)
             if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
                     or pa.types.is_boolean(col.type)) or pa.types.is_float16(col.type):
                 raise ColumnError(c, f"column {c!r} read by {self.kind} has a type Numba cannot take",
