@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tripwire as tw
-from tripwire import _arrow
+from tripwire import _arrow, _config
 
 HYP = settings(max_examples=60, deadline=None)
 
@@ -318,8 +318,8 @@ def test_string_like_ids(typ):
 # ----------------------------------------------------------------------------------------------
 def _hashed(monkeypatch, table, name="id"):
     with monkeypatch.context() as m:
-        m.setattr(_arrow, "_DIRECT_MIN_SLOTS", 0)
-        m.setattr(_arrow, "_DIRECT_SLOTS_PER_ROW", 0)
+        m.setattr(_config, "KEY_DIRECT_MIN_SLOTS", 0)
+        m.setattr(_config, "KEY_DIRECT_SLOTS_PER_ROW", 0)
         return _arrow.encode_keys(table, name, role="id")
 
 
@@ -389,8 +389,8 @@ def test_direct_and_hashed_paths_give_the_same_report(case, monkeypatch):
                           "t": pa.array([r[2] for r in rows], pa.int64())})
         default = suite.check(table).violations
         with monkeypatch.context() as m:
-            m.setattr(_arrow, "_DIRECT_MIN_SLOTS", 0)
-            m.setattr(_arrow, "_DIRECT_SLOTS_PER_ROW", 0)
+            m.setattr(_config, "KEY_DIRECT_MIN_SLOTS", 0)
+            m.setattr(_config, "KEY_DIRECT_SLOTS_PER_ROW", 0)
             hashed = suite.check(table).violations
         assert default.equals(hashed)
 

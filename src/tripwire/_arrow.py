@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _config
 from .errors import ColumnError, InputError
 
 __all__ = [
@@ -226,10 +227,6 @@ class Keys:
     valid: np.ndarray | None
 
 
-# Direct addressing (code = value - min) is used when the id range is at most this many
-# slots per row (plus a floor): no hashing, no copy. Wider ranges are hashed by Arrow.
-_DIRECT_SLOTS_PER_ROW = 4
-_DIRECT_MIN_SLOTS = 1 << 16
 
 _KEY_EXPECTED = ("an identifier column: integer, string, dictionary, boolean, date/timestamp "
                  "or floating point")
@@ -271,7 +268,7 @@ def _encode_direct(col: pa.ChunkedArray, n_rows: int) -> Keys | None:
     if lo is None:  # all null
         return Keys(np.zeros(n_rows, np.int32), 0, 0, np.zeros(n_rows, np.uint8))
     span = hi - lo + 1
-    if span > max(_DIRECT_SLOTS_PER_ROW * n_rows, _DIRECT_MIN_SLOTS) or span >= 2**31:
+    if span > max(_config.KEY_DIRECT_SLOTS_PER_ROW * n_rows, _config.KEY_DIRECT_MIN_SLOTS) or span >= 2**31:
         return None
     typ = col.type
     if typ in (pa.int32(), pa.int64()):

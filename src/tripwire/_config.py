@@ -21,8 +21,14 @@ NUMBA_PARALLEL_MIN_ROWS = _env_int("NUMBA_PARALLEL_MIN_ROWS", 100_000)
 # present (a launch costs ~10-25 us; small batches lose to the CPU).
 GPU_MIN_ROWS = _env_int("GPU_MIN_ROWS", 1_000_000)
 
-# rows.check's native kernel evaluates expressions over blocks of this many rows (fits L1).
-CHECK_BLOCK_ROWS = _env_int("CHECK_BLOCK_ROWS", 1024)
+# Identifier encoding: an integer key column whose range spans at most this many slots per row
+# (and at least the floor) is used directly as group codes (value - min: no hashing, no copy);
+# wider ranges are hashed by Arrow's dictionary_encode.
+KEY_DIRECT_SLOTS_PER_ROW = _env_int("KEY_DIRECT_SLOTS_PER_ROW", 4)
+KEY_DIRECT_MIN_SLOTS = _env_int("KEY_DIRECT_MIN_SLOTS", 1 << 16)
+
+# Compile-time kernel constants live in kernels/_rows_cy.pyx (rebuild to change them): the
+# rows.check block (1024 rows, fits L1) and the contiguous streaming-state limits.
 
 # tripwire scan: rows per record batch read from files.
 SCAN_BATCH_ROWS = _env_int("SCAN_BATCH_ROWS", 1 << 20)
