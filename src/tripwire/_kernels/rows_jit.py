@@ -224,6 +224,48 @@ _CMP_SYM = ["<", "<=", ">", ">=", "==", "!="]
 _PROGRAM_CACHE: dict = {}
 
 
+# Internal opcodes of this module (after _narrow_f32): compare a float32 column in float32
+# against f32[c]; a comparison that no row / every row satisfies.
+_OP_CMP_F32, _OP_FALSE, _OP_TRUE = 11, 12, 13
+
+
+def _exact_f32(c: float, cmp: int) -> tuple[int, float]:
+    """``x <cmp> c`` for float32 x as an exact float32 comparison (see _rows_cy._exact_f32):
+    returns (cmp', f), or (-1, 0) when no row matches, (-2, 0) when all do, (-3, 0) for NaN."""
+    if c != c:
+        return -3, 0.0
+    with np.errstate(over="ignore"):
+        v = np.float32(c)
+    if float(v) == c:
+        return cmp, float(v)
+    if float(v) > c:
+        v = np.nextafter(v, np.float32(-np.inf))
+    if cmp in (0, 1):
+        return 1, float(v)
+    if cmp in (2, 3):
+        return 2, float(v)
+    return (-1, 0.0) if cmp == 4 else (-2, 0.0)
+
+
+def _narrow_f32(program, fconsts, dtypes):
+    """Rewrite float32-column comparisons so the compiled loop stays in float32 (8 lanes, no
+    widening); exact for every float32 value, NaN and infinities included."""
+    code = program.tolist()
+    f32 = []
+    for ins in code:
+        op, a, b, c = ins
+        if op == 1 and dtypes[a] == 0:  # OP_CMP_CONST_F on DT_F32
+            k, v = _exact_f32(float(fconsts[c]), b)
+            if k >= 0:
+                f32.append(v)
+                ins[:] = [_OP_CMP_F32, a, k, len(f32) - 1]
+            elif k == -1:
+                ins[:] = [_OP_FALSE, 0, 0, 0]
+            elif k == -2:
+                ins[:] = [_OP_TRUE, 0, 0, 0]
+    return np.array(code, np.int64).reshape(-1, 4), np.array(f32, np.float32)
+
+
 def _program_source(code, n_cols) -> str:
     stack: list[str] = []
     for op, a, b, c in code.tolist():
@@ -231,6 +273,10 @@ def _program_source(code, n_cols) -> str:
             const = f"fc[{c}]" if op == 1 else f"ic[{c}]"
             cast = "np.float64" if op == 1 else "np.int64"
             stack.append(f"({cast}(c{a}[i]) {_CMP_SYM[b]} {const})")
+        elif op == _OP_CMP_F32:
+            stack.append(f"(c{a}[i] {_CMP_SYM[b]} f32[{c}])")
+        elif op in (_OP_FALSE, _OP_TRUE):
+            stack.append("False" if op == _OP_FALSE else "True")
         elif op in (3, 4):  # column vs column
             cast = "np.float64" if op == 3 else "np.int64"
             stack.append(f"({cast}(c{a}[i]) {_CMP_SYM[b]} {cast}(c{c}[i]))")
@@ -249,7 +295,7 @@ def _program_source(code, n_cols) -> str:
             raise ValueError(f"bad opcode {op}")
     (expr,) = stack
     args = ", ".join(f"c{j}" for j in range(n_cols))
-    return (f"def _mask({args}{', ' if args else ''}fc, ic, n):\n"
+    return (f"def _mask({args}{', ' if args else ''}fc, ic, f32, n):\n"
             f"    out = np.empty(n, np.bool_)\n"
             f"    for i in range(n):\n"
             f"        out[i] = {expr}\n"
@@ -257,15 +303,15 @@ def _program_source(code, n_cols) -> str:
 
 
 def check_program(program, fconsts, iconsts, columns, dtypes, n):
-    key = (program.tobytes(), len(columns))
+    code, f32 = _narrow_f32(program, fconsts, dtypes)
+    key = (code.tobytes(), len(columns))
     fn = _PROGRAM_CACHE.get(key)
     if fn is None:
         ns: dict = {"np": np}
-        exec(_program_source(program, len(columns)), ns)  # generated from opcodes only
+        exec(_program_source(code, len(columns)), ns)  # generated from opcodes only
         fn = _PROGRAM_CACHE[key] = njit(**_JIT)(ns["_mask"])
     cols = [np.ascontiguousarray(c) for c in columns]
     for c in cols:
         if c.shape[0] != n:
             raise ValueError("column lengths differ")
-    mask = fn(*cols, fconsts, iconsts, np.int64(n))
-    return np.flatnonzero(mask).astype(np.int64)
+    return np.flatnonzero(fn(*cols, fconsts, iconsts, f32, np.int64(n))).astype(np.int64)
