@@ -9,7 +9,8 @@ output bundled with tripwire, 100 frames per id is `tripwire bench`'s shape. Run
 Needs the bench extra (pandas, model-assertions).
 """
 import time
-import numpy as np, pandas as pd, pyarrow as pa
+import numpy as np
+import pyarrow as pa
 import tripwire as tw
 from model_assertions.consistency import TimeConsistencyAssertion
 
