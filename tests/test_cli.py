@@ -144,3 +144,52 @@ def test_import_tripwire_does_not_import_cli_deps():
     code = "import sys, tripwire; print(any(m.split('.')[0] in ('rich', 'click') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_out_inside_the_input_folder_twice(runner, logs):
+    root, suite = logs
+    argv = ["scan", str(root), "--suite", str(suite), "--out", str(root / "out"), "--no-progress"]
+    first = runner.invoke(cli, argv)
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(cli, argv)
+    assert second.exit_code == 0, second.output
+    assert "2 file(s), 2 resumed" in second.output
+    same = runner.invoke(cli, ["scan", str(root), "--suite", str(suite), "--out", str(root), "--no-progress"])
+    assert same.exit_code == 2 and "is also a scan input" in same.stderr
+    assert same.stderr.startswith("tripwire: error: ") and same.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("suite_arg", ["suit.tml", "suites", "{tmp}"])
+def test_mistyped_suite_path_is_not_found_not_invalid_toml(runner, logs, tmp_path, monkeypatch, suite_arg):
+    root, _ = logs
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(cli, ["scan", str(root), "--suite", suite_arg.format(tmp=tmp_path), "--out",
+                            str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert "suite file not found" in r.stderr and "invalid TOML" not in r.stderr
+    assert r.stderr.startswith("tripwire: error: ") and r.stderr.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_format_reads_files_without_known_extensions(runner, logs, tmp_path):
+    root, suite = logs
+    data = tmp_path / "dat"
+    data.mkdir()
+    for i in range(2):
+        (data / f"part{i}.dat").write_bytes((root / f"part{i}.parquet").read_bytes())
+    r = runner.invoke(cli, ["scan", str(data), "--suite", str(suite), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert r.exit_code == 2 and "--format" in r.stderr
+    r = runner.invoke(cli, ["scan", str(data), "--suite", str(suite), "--out", str(tmp_path / "o"),
+                            "--format", "parquet", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "2 file(s)" in r.output and "1,000 rows" in r.output
+
+
+def test_backend_and_format_choices_follow_the_library():
+    from tripwire import _dispatch
+    from tripwire.cli import scan as scan_cmd
+    from tripwire.scan import FORMATS
+
+    opts = {p.name: p for p in scan_cmd.params}
+    assert list(opts["backend"].type.choices) == list(_dispatch.BACKENDS)
+    assert set(FORMATS) | {"feather"} <= set(opts["fmt"].type.choices)

@@ -315,3 +315,242 @@ def test_demo_data_scan():
         assert per["tracker.parquet"]["pedestrian_too_short"] == 14
         assert per["gt.parquet"]["box_outside_image"] == 19
         assert per["gt.parquet"]["pedestrian_too_short"] == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Regressions (review fixes)
+# ----------------------------------------------------------------------------------------------
+def test_out_dir_inside_an_input_folder_is_not_read_back(tmp_path):
+    root = _write_three(tmp_path)
+    out = root / "out"
+    suite = make_suite()
+    first = scan(root, suite, out, progress=False)
+    second = scan(root, suite, out, progress=False)  # its outputs are Parquet files under root
+    assert first.files == second.files == [f"part{i}.parquet" for i in range(3)]
+    assert second.skipped == second.files
+    # with format= every file of a folder is read: the manifest must not be picked up either
+    third = scan(root, suite, out, progress=False, format="parquet", resume=False)
+    assert third.files == first.files
+    with pytest.raises(InputError, match="output folder .* is also a scan input"):
+        scan(root, suite, root, progress=False)
+    assert not (root / "violations").exists()
+
+
+def _udf(fn, name="user.scan_fp"):
+    from tripwire.udf import UserAssertion
+
+    return UserAssertion(fn, kind=name, columns=["score"], per="batch", by=None)
+
+
+def test_changed_user_function_body_redoes_files(tmp_path):
+    root = _write_three(tmp_path)
+    out = tmp_path / "out"
+
+    def high(score):
+        return score > 0.5
+
+    res = scan(root, tw.Suite([_udf(high)]), out, progress=False)
+    assert len(res.scanned) == 3
+    first_events = res.events
+
+    def high(score):  # noqa: F811 - same name, kind and params; another body
+        return score > 0.9
+
+    res = scan(root, tw.Suite([_udf(high)]), out, progress=False)
+    assert len(res.scanned) == 3 and res.events < first_events
+    again = scan(root, tw.Suite([_udf(high)]), out, progress=False)
+    assert again.skipped == again.files
+
+
+def test_assertion_fingerprint():
+    a = tw.rows.check("score > 1", name="x")
+    assert a.fingerprint() == tw.rows.check("score > 1", name="x").fingerprint()
+    assert a.fingerprint() != tw.rows.check("score > 2", name="x").fingerprint()
+    assert a.fingerprint() != tw.rows.check("score > 1", name="y").fingerprint()
+
+    def f(score):
+        return (lambda v: v > 0.5)(score)
+
+    def g(score):
+        return (lambda v: v > 0.7)(score)  # differs only in a nested code object's constant
+
+    def h(score):
+        return np.abs(score) > 0.5
+
+    def k(score):
+        return np.sign(score) > 0.5  # differs only in the names it looks up
+
+    fps = [_udf(fn).fingerprint() for fn in (f, g, h, k)]
+    assert len(set(fps)) == 4
+    assert _udf(f).fingerprint() == _udf(f).fingerprint()  # stable (no memory addresses)
+    from tripwire.udf import UserAssertion
+
+    other_cols = UserAssertion(f, kind="user.scan_fp", columns=["x"], per="batch", by=None)
+    assert other_cols.fingerprint() != fps[0]
+
+
+def test_zero_row_files_give_empty_outputs_and_the_scan_goes_on(tmp_path):
+    root = tmp_path / "logs"
+    root.mkdir()
+    full = make_table(200, 1)
+    pq.write_table(full, root / "a.parquet")
+    (root / "b_header.csv").write_text("frame,track,cls,score,unused\n")
+    (root / "c_empty.csv").write_bytes(b"")
+    pq.write_table(full.slice(0, 0), root / "d_zero.parquet")
+    suite = make_suite()
+    res = scan(root, suite, tmp_path / "out", progress=False)
+    assert res.files == ["a.parquet", "b_header.csv", "c_empty.csv", "d_zero.parquet"]
+    assert res.scanned == res.files
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == res.files
+    for rel in res.files[1:]:
+        assert manifest["files"][rel]["rows"] == 0
+        v = pq.read_table(res.violations_path(rel))
+        c = pq.read_table(res.corrections_path(rel))
+        assert v.num_rows == 0 and c.num_rows == 0
+        assert v.column_names == ["file"] + tw.report.VIOLATION_SCHEMA.names
+        assert c.column_names[:5] == ["file", "source_assertion", "action", "row", "column"]
+        assert [s["rows"] for s in res.per_file[rel]["summary"]] == [0] * len(suite)
+    assert res.rows == 200
+    expected = suite.check(full)
+    assert res.events == expected.n_events
+    assert strip(res.read_violations()).equals(expected.violations)
+    assert res.read_corrections().num_rows == expected.corrections().num_rows
+    again = scan(root, suite, tmp_path / "out", progress=False)
+    assert again.skipped == again.files
+
+
+def test_reading_outputs_whose_types_differ_between_files(tmp_path):
+    root = tmp_path / "logs"
+    root.mkdir()
+    (root / "a.csv").write_text("id,cls\n1,1\n1,1\n1,2\n")
+    (root / "b.csv").write_text("id,cls\n1,car\n1,car\n1,bus\n")
+    res = scan(root, tw.Suite([tw.rows.consistent(id="id", attr="cls")]), tmp_path / "out", progress=False)
+    assert res.read_violations().num_rows == 4  # the violations carry no input column: they concatenate
+    with pytest.raises(InputError, match=r"column 'cls' has different types.*a\.csv.*b\.csv.*fix: "):
+        res.read_corrections()
+
+
+def test_csv_type_change_after_the_first_block_explains_inference(tmp_path):
+    n = 300_000  # > 1 MB: the value that breaks the inferred type lies past the first block
+    lines = ["id,cls"] + [f"{i % 50},{i % 3}" for i in range(n)] + ["1,car"]
+    (tmp_path / "big.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"big\.csv.*inferred from the first block.*fix: .*Parquet"):
+        scan(tmp_path / "big.csv", tw.Suite([tw.rows.consistent(id="id", attr="cls")]), tmp_path / "out",
+             progress=False)
+
+
+def test_arrow_ipc_streams_are_not_listed(tmp_path):
+    assert not any(e.endswith(".arrows") for exts in scan_mod.FORMATS.values() for e in exts)
+    root = tmp_path / "logs"
+    root.mkdir()
+    t = make_table(100, 1)
+    pq.write_table(t, root / "a.parquet")
+    with pa.ipc.new_stream(root / "b.arrows", t.schema) as w:  # a stream, not an IPC file
+        w.write_table(t)
+    res = scan(root, make_suite(), tmp_path / "out", progress=False)
+    assert res.files == ["a.parquet"]
+
+
+def test_format_reads_every_file_of_a_folder(tmp_path):
+    root = tmp_path / "logs"
+    (root / "sub").mkdir(parents=True)
+    pq.write_table(make_table(100, 1), root / "a.dat")
+    pq.write_table(make_table(100, 2), root / "sub" / "b")
+    (root / "_SUCCESS").write_text("")
+    with pytest.raises(InputError, match="--format"):
+        scan(root, make_suite(), tmp_path / "out", progress=False)
+    res = scan(root, make_suite(), tmp_path / "out", progress=False, format="parquet")
+    assert res.files == ["a.dat", "sub/b"] and res.rows == 200
+    (tmp_path / "hidden").mkdir()
+    (tmp_path / "hidden" / ".x.dat").write_text("")
+    with pytest.raises(InputError) as err:
+        scan(tmp_path / "hidden", make_suite(), tmp_path / "out2", progress=False, format="parquet")
+    assert "pass --format" not in str(err.value)
+
+
+def test_resume_redoes_files_whose_outputs_are_missing_or_truncated(tmp_path):
+    root = _write_three(tmp_path)
+    out = tmp_path / "out"
+    suite = make_suite()
+    first = scan(root, suite, out, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for rel in first.files:
+        assert manifest["files"][rel]["outputs"] == {
+            "violations": os.path.getsize(first.violations_path(rel)),
+            "corrections": os.path.getsize(first.corrections_path(rel))}
+    with open(first.violations_path("part0.parquet"), "rb") as fh:
+        data = fh.read()
+    with open(first.violations_path("part0.parquet"), "wb") as fh:
+        fh.write(data[: len(data) // 2])  # a torn write that survived a crash
+    os.remove(first.corrections_path("part2.parquet"))
+    res = scan(root, suite, out, progress=False)
+    assert res.scanned == ["part0.parquet", "part2.parquet"] and res.skipped == ["part1.parquet"]
+    assert strip(res.read_violations()).num_rows == strip(first.read_violations()).num_rows
+
+
+def test_outputs_are_fsynced_before_the_rename_and_temp_files_removed(tmp_path, monkeypatch):
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        try:
+            name = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            name = "?"
+        events.append(("fsync", name))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.fspath(src)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "o" / "x.parquet"
+    scan_mod._write_parquet(make_table(10), str(target))
+    assert pq.read_table(target).num_rows == 10
+    tmp = [name for kind, name in events if kind == "replace"]
+    assert len(tmp) == 1
+    if os.path.exists("/proc/self/fd"):
+        assert events.index(("fsync", tmp[0])) < events.index(("replace", tmp[0]))
+    monkeypatch.undo()
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(scan_mod.json, "dump", boom)
+    with pytest.raises(RuntimeError):
+        scan_mod._write_json({"a": 1}, str(tmp_path / "m.json"))
+    assert os.listdir(tmp_path) == ["o"]  # no m.json.tmp-* left behind
+
+
+def test_progress_bar_counts_only_files_to_scan(tmp_path, monkeypatch):
+    root = _write_three(tmp_path)
+    out = tmp_path / "out"
+    suite = make_suite()
+    scan(root, suite, out, progress=False)
+    pq.write_table(make_table(300, 9), root / "part1.parquet")
+    seen: dict[str, list] = {"totals": [], "done": []}
+
+    class Spy(scan_mod._RichProgress):
+        def __init__(self, n_files, total_rows, console):
+            seen["totals"].append((n_files, total_rows))
+            super().__init__(n_files, total_rows, console)
+
+        def file_done(self):
+            seen["done"].append(1)
+            super().file_done()
+
+    monkeypatch.setattr(scan_mod, "_RichProgress", Spy)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    res = scan(root, suite, out, progress=True)
+    assert res.scanned == ["part1.parquet"]
+    assert seen["totals"] == [(1, 300)] and len(seen["done"]) == 1
+
+
+def test_summary_schema_is_the_report_schema_plus_files():
+    assert scan_mod.SUMMARY_SCHEMA.names == ["assertion", "kind", "files", "rows", "violations", "events",
+                                             "rate", "max_severity", "corrections"]
+    assert scan_mod.SUMMARY_SCHEMA.remove(2).equals(tw.report.SUMMARY_SCHEMA)
+    assert make_suite().check(make_table(50)).summary().schema.equals(tw.report.SUMMARY_SCHEMA)

@@ -165,3 +165,19 @@ def test_user_kinds_are_named_not_defined_by_files():
         from tripwire import _registry
 
         _registry.unregister("tomltest.too_wide")
+
+
+@pytest.mark.parametrize("name", ["suit.tml", "suites", "configs/suite"])
+def test_mistyped_path_is_not_parsed_as_toml(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suites").mkdir()
+    with pytest.raises(SuiteError, match="suite file not found") as err:
+        suite_toml.load(name)
+    assert "invalid TOML" not in str(err.value)
+
+
+def test_one_line_toml_text_is_still_text():
+    with pytest.raises(SuiteError, match="no assertions"):
+        suite_toml.load('description = "nothing yet"')
+    with pytest.raises(SuiteError, match="invalid TOML"):
+        suite_toml.load("[[assertion")

@@ -114,6 +114,15 @@ class Assertion:
         """Input columns this assertion reads."""
         return []
 
+    def fingerprint(self) -> str:
+        """A stable text that changes whenever what this assertion checks changes.
+
+        ``tripwire scan`` keys its resume manifest on it. The default covers the kind, name,
+        table and parameters; subclasses whose behaviour depends on more (e.g. a user function's
+        code) extend it.
+        """
+        return repr([self.kind, self.name, self.table, repr(sorted(self.params().items()))])
+
     def evaluate(self, table: pa.Table, backend: str) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 __all__ = [
     "Case", "CASES", "case", "make_table", "tripwire_suite", "pandas_frame", "baselines",
-    "paper_fn", "timeit", "timeit_interleaved", "copy_fn", "copy_bandwidth", "run", "run_cli", "BARS",
+    "paper_fn", "timeit", "timeit_interleaved", "copy_fn", "run", "run_cli", "BARS",
 ]
 
 _EXTRAS_HINT = "pip install 'tripwire[bench]'"
@@ -348,11 +348,6 @@ def copy_fn(c: Case, table: pa.Table) -> Callable[[], None]:
             np.copyto(d, s)
 
     return copy
-
-
-def copy_bandwidth(c: Case, table: pa.Table, *, repeat: int = 7, min_seconds: float = 0.2) -> float:
-    """GB/s of ``np.copyto`` of the same bytes the kernel reads (bytes read / second)."""
-    return kernel_bytes(c, table) / timeit(copy_fn(c, table), repeat=repeat, min_seconds=min_seconds) / 1e9
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import TripwireError
+from ._dispatch import BACKENDS
+from .errors import SuiteError, TripwireError
+from .scan import _ALIASES, FORMATS
 
 __all__ = ["main", "cli"]
 
@@ -124,17 +126,39 @@ def cli() -> None:
     """tripwire: fast model assertions over Arrow tables of model outputs."""
 
 
-_BACKENDS = ["auto", "cython", "numba", "cupy"]
+_BACKENDS = list(BACKENDS)
+_FORMATS = list(FORMATS) + [a for a in _ALIASES if a not in FORMATS]
+
+
+class _SuiteFile(click.Path):
+    """``click.Path(exists=True, dir_okay=False)`` whose failure is tripwire's one-line error
+    (``tripwire: error: suite file not found: ...``, exit 2) rather than a usage message."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False)
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            if os.path.isdir(value):
+                raise SuiteError(f"suite file not found: {os.fspath(value)!r} is a folder; pass the path of "
+                                 f"a .toml suite file") from None
+            if os.path.exists(value):
+                raise SuiteError(f"suite file {os.fspath(value)!r} cannot be read; check its permissions") from None
+            raise SuiteError(f"suite file not found: {os.fspath(value)!r}; pass the path of a .toml suite "
+                             f"file") from None
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--suite", "suite_path", required=True, type=click.Path(),
+@click.option("--suite", "suite_path", required=True, type=_SuiteFile(),
               help="TOML suite file ([[assertion]] tables).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder (violations, corrections, manifest.json, summary.parquet).")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "ipc", "feather", "csv"]), default=None,
-              help="Input format (default: from each file's extension).")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default=None,
+              help="Input format (default: from each file's extension). Given, every non-hidden file of "
+                   "a folder is read in it, whatever its extension.")
 @click.option("--backend", type=click.Choice(_BACKENDS), default="auto", show_default=True)
 @click.option("--no-resume", is_flag=True, help="Check every file again, ignoring finished ones.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (it is off anyway when not a TTY).")
@@ -245,10 +269,8 @@ def bench(sizes, quick, backends) -> None:
     try:
         from tripwire.bench import run_cli
     except ModuleNotFoundError as exc:
-        if exc.name not in ("tripwire.bench",):
-            raise TripwireError(f"tripwire bench needs {exc.name}: install it, e.g. "
-                                f"pip install 'tripwire[bench]'") from None
-        raise TripwireError("tripwire bench is not available in this build (no tripwire.bench module)") from None
+        raise TripwireError(f"tripwire bench needs {exc.name}: install it, e.g. "
+                            f"pip install 'tripwire[bench]'") from None
     sys.exit(run_cli(sizes=size_list, quick=quick, backends=backend_list))
 
 

@@ -29,11 +29,18 @@ from .errors import InputError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-__all__ = ["Report", "VIOLATION_SCHEMA"]
+__all__ = ["Report", "VIOLATION_SCHEMA", "SUMMARY_SCHEMA", "concat_violations"]
 
 VIOLATION_SCHEMA = pa.schema([
     ("assertion", pa.string()), ("kind", pa.string()), ("table", pa.string()),
     ("row", pa.int64()), ("event", pa.int64()), ("severity", pa.float32()), ("key", pa.string()),
+])
+
+# Report.summary() columns (tripwire.scan's summary adds ``files`` after ``kind``)
+SUMMARY_SCHEMA = pa.schema([
+    ("assertion", pa.string()), ("kind", pa.string()), ("rows", pa.int64()),
+    ("violations", pa.int64()), ("events", pa.int64()), ("rate", pa.float64()),
+    ("max_severity", pa.float64()), ("corrections", pa.int64()),
 ])
 
 
@@ -113,10 +120,7 @@ class Report:
                 "max_severity": float(r.severity.max()) if len(r.severity) else 0.0,
                 "corrections": n_corr,
             })
-        schema = pa.schema([("assertion", pa.string()), ("kind", pa.string()), ("rows", pa.int64()),
-                            ("violations", pa.int64()), ("events", pa.int64()), ("rate", pa.float64()),
-                            ("max_severity", pa.float64()), ("corrections", pa.int64())])
-        return pa.Table.from_pylist(rows, schema=schema)
+        return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
 
     # ------------------------------------------------------------------ corrections
     def _table_name(self, table: str | None) -> str:

@@ -5,7 +5,9 @@ How a scan runs:
 - **Inputs**: files and folders (searched recursively; hidden names and names starting with
   ``_`` are skipped, as are files whose extension is not a known format). The format is inferred
   from the extension (``.parquet``/``.pq``, ``.arrow``/``.feather``/``.ipc``, ``.csv``/
-  ``.csv.gz``/``.tsv``) or forced with ``format=``. Hive-style partition folders
+  ``.csv.gz``/``.tsv``) or forced with ``format=`` (then every non-hidden file of a folder is
+  read in that format, whatever its extension). The output folder is never read as input, even
+  when it lies inside an input folder. Hive-style partition folders
   (``day=2024-01-01/part-0.parquet``) supply their keys as columns.
 - **Projection**: only the columns the suite reads (:meth:`Suite.columns`) are read.
 - **Bounded memory**: one file at a time, batch by batch (``batch_rows`` rows, default
@@ -19,12 +21,16 @@ How a scan runs:
   ``row`` indexes rows within that file, ``event`` is unique within that file) and
   ``corrections/REL.parquet`` (``file`` plus the :meth:`Report.corrections` columns; the row
   body holds the columns the suite reads — join on ``file``/``row`` for the rest). Each is
-  written to a temporary name and renamed into place (atomic). ``manifest.json`` lists the
-  finished files with their size and mtime and per-assertion counts; ``summary.parquet``
-  aggregates those counts over every file of the scan.
+  written to a temporary name, flushed to disk and renamed into place (atomic). ``manifest.json``
+  lists the finished files with their size and mtime, the sizes of their outputs and
+  per-assertion counts; ``summary.parquet`` aggregates those counts over every file of the scan.
+  A file with no rows (a Parquet/IPC file of 0 rows, a header-only or empty CSV) gets empty
+  outputs and a manifest entry like any other.
 - **Resume**: a rerun with ``resume=True`` skips files the manifest lists with the same size,
-  mtime and suite; a changed file, or a changed suite, is checked again. An interrupted scan
-  loses at most the file it was reading.
+  mtime and suite (the suite's :meth:`Assertion.fingerprint` values, user functions' code
+  included, and the tripwire version) whose outputs are still there with the recorded sizes; a
+  changed file, a changed suite or a missing or truncated output is checked again. An
+  interrupted scan loses at most the file it was reading.
 """
 from __future__ import annotations
 
@@ -40,7 +46,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _config, _dispatch
+from . import __version__, _config, _dispatch
+from . import report as _report
 from ._assertion import Assertion, Result
 from .errors import ColumnError, InputError, SuiteError, TripwireError
 from .report import Report
@@ -50,19 +57,16 @@ __all__ = ["scan", "ScanResult", "FORMATS", "SUMMARY_SCHEMA"]
 # format -> file name endings (lower case)
 FORMATS: dict[str, tuple[str, ...]] = {
     "parquet": (".parquet", ".pq", ".parq"),
-    "ipc": (".arrow", ".feather", ".ipc", ".arrows"),
+    "ipc": (".arrow", ".feather", ".ipc"),  # IPC *files*; the stream format (.arrows) is not read
     "csv": (".csv", ".csv.gz", ".csv.bz2", ".tsv"),
 }
 _ALIASES = {"feather": "ipc", "arrow": "ipc", "pq": "parquet"}
 
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: entries record their outputs' sizes
 
-SUMMARY_SCHEMA = pa.schema([
-    ("assertion", pa.string()), ("kind", pa.string()), ("files", pa.int64()), ("rows", pa.int64()),
-    ("violations", pa.int64()), ("events", pa.int64()), ("rate", pa.float64()),
-    ("max_severity", pa.float64()), ("corrections", pa.int64()),
-])
+# Report.summary() columns plus ``files`` (how many files each assertion checked)
+SUMMARY_SCHEMA = _report.SUMMARY_SCHEMA.insert(2, pa.field("files", pa.int64()))
 
 
 @dataclass
@@ -95,10 +99,11 @@ class ScanResult:
 
     def read_violations(self) -> pa.Table:
         """Every file's violations, concatenated (reads the outputs)."""
-        return _read_all([self.violations_path(f) for f in self.files])
+        return _read_all([self.violations_path(f) for f in self.files], "violations")
 
     def read_corrections(self) -> pa.Table:
-        return _read_all([self.corrections_path(f) for f in self.files])
+        """Every file's corrections, concatenated (reads the outputs)."""
+        return _read_all([self.corrections_path(f) for f in self.files], "corrections")
 
     def top(self, k: int = 10) -> pa.Table:
         """The ``k`` highest-severity events over all files (all their rows), highest first."""
@@ -126,14 +131,40 @@ class ScanResult:
                 f"{self.corrections} corrections -> {self.out_dir}>")
 
 
-def _read_all(paths: list[str]) -> pa.Table:
+def _read_all(paths: list[str], what: str = "violations") -> pa.Table:
     import pyarrow.parquet as pq
 
-    tables = [pq.read_table(p) for p in paths if os.path.exists(p)]
-    tables = [t for t in tables if t.num_rows] or tables[:1]
-    if not tables:
+    read = [(p, pq.read_table(p)) for p in paths if os.path.exists(p)]
+    read = [(p, t) for p, t in read if t.num_rows] or read[:1]
+    if not read:
         return pa.table({"file": pa.array([], pa.string())})
-    return pa.concat_tables(tables, promote_options="permissive")
+    try:
+        return _report.concat_violations([t for _, t in read])
+    except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise _schema_clash(read, exc, what) from None
+
+
+def _schema_clash(read: list[tuple[str, pa.Table]], exc: Exception, what: str) -> InputError:
+    """An InputError naming the column whose type differs between files, and those files."""
+    types: dict[str, dict[str, list[str]]] = {}  # column -> type -> files
+    for p, t in read:
+        rel = t.column("file")[0].as_py() if "file" in t.column_names and t.num_rows else os.path.basename(p)
+        for f in t.schema:
+            types.setdefault(f.name, {}).setdefault(str(f.type), []).append(rel)
+    clash = {c: by_type for c, by_type in types.items() if len(by_type) > 1}
+    if not clash:
+        return InputError(f"cannot concatenate the per-file {what}: {exc}".replace("\n", " "),
+                          expected="outputs whose columns keep one type across files",
+                          fix="scan the files with different schemas separately")
+    col, by_type = next(iter(clash.items()))
+    found = "; ".join(f"{t} in {', '.join(files[:3])}{' ...' if len(files) > 3 else ''}"
+                      for t, files in by_type.items())
+    return InputError(f"cannot concatenate the per-file {what}: column {col!r} has different types in "
+                      f"different input files", expected=f"one type for {col!r} in every file", found=found,
+                      fix=f"give {col!r} one type in every file (for CSV, Arrow infers each file's types on "
+                          f"its own: make the values consistent or convert the files to Parquet with an "
+                          f"explicit schema), or read each file's output on its own with "
+                          f"pyarrow.parquet.read_table(result.{what}_path(file))")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -162,23 +193,45 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def _discover(paths: Iterable[str | os.PathLike], fmt: str | None) -> tuple[str, list[tuple[str, str, str]]]:
-    """Return (root, [(abs path, rel path, format)]) in a stable order."""
+def _same_dir(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def _discover(paths: Iterable[str | os.PathLike], fmt: str | None,
+              out_dir: str | None = None) -> tuple[str, list[tuple[str, str, str]]]:
+    """Return (root, [(abs path, rel path, format)]) in a stable order.
+
+    Folders are searched recursively; ``out_dir`` (the scan's output folder) is pruned, so a
+    scan whose outputs lie inside an input folder never reads them back as input. With ``fmt``
+    given, every non-hidden file of a folder is taken in that format.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    paths = list(paths)
+    out_real = os.path.normcase(os.path.realpath(out_dir)) if out_dir is not None else None
     found: list[tuple[str, str]] = []  # (abs path, format)
     anchors = []
     for p in paths:
         ap = os.path.abspath(os.fspath(p))
         if os.path.isdir(ap):
+            if out_dir is not None and _same_dir(ap, out_dir):
+                raise InputError(f"the output folder {os.fspath(p)!r} is also a scan input",
+                                 expected="--out a folder other than the input folders",
+                                 fix="pass another --out, e.g. a sibling folder such as "
+                                     f"{os.path.join(os.path.dirname(ap), os.path.basename(ap) + '_tripwire')!r}")
             anchors.append(ap)
             for dirpath, dirnames, filenames in os.walk(ap):
-                dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+                dirnames[:] = sorted(d for d in dirnames if not _hidden(d) and not (
+                    out_real is not None
+                    and os.path.normcase(os.path.realpath(os.path.join(dirpath, d))) == out_real))
                 for name in sorted(filenames):
                     if _hidden(name):
                         continue
-                    f = _format_of(name)
-                    if f is not None and (fmt is None or f == fmt):
+                    f = fmt or _format_of(name)
+                    if f is not None:
                         found.append((os.path.join(dirpath, name), f))
         elif os.path.isfile(ap):
             anchors.append(os.path.dirname(ap))
@@ -201,17 +254,21 @@ def _discover(paths: Iterable[str | os.PathLike], fmt: str | None) -> tuple[str,
             seen.add(ap)
             files.append((ap, os.path.relpath(ap, root).replace(os.sep, "/"), f))
     if not files:
-        raise InputError(f"no {fmt or 'Parquet, Arrow IPC or CSV'} files under "
-                         f"{', '.join(os.fspath(p) for p in paths)}",
-                         expected=f"files ending in {', '.join(e for k, x in FORMATS.items() if fmt in (None, k) for e in x)}",
+        where = ", ".join(os.fspath(p) for p in paths)
+        if fmt is not None:
+            raise InputError(f"no files under {where}", expected="non-hidden files (names not starting "
+                             "with '.' or '_') outside the output folder", fix="check the path")
+        raise InputError(f"no Parquet, Arrow IPC or CSV files under {where}",
+                         expected=f"files ending in {', '.join(e for x in FORMATS.values() for e in x)}",
                          fix="check the path, or pass --format for files without a known extension")
     return root, files
 
 
 def _dataset(path: str, fmt: str, root: str):
+    """The file as a pyarrow dataset; None for a CSV file with no content at all (0 bytes)."""
     import pyarrow.dataset as ds
 
-    file_format = {"parquet": "parquet", "ipc": "ipc", "csv": "csv"}[fmt]
+    file_format: Any = fmt
     if path.lower().endswith(".tsv"):
         import pyarrow.csv as pcsv
 
@@ -219,17 +276,16 @@ def _dataset(path: str, fmt: str, root: str):
     try:
         return ds.dataset([path], format=file_format, partitioning="hive", partition_base_dir=root)
     except (pa.ArrowException, OSError) as exc:
+        if fmt == "csv" and isinstance(exc, pa.ArrowInvalid) and "Empty CSV file" in str(exc):
+            return None  # no header, no rows (e.g. a zero-byte or compressed-empty file)
         raise InputError(f"cannot read {path!r} as {fmt}: {exc}".replace("\n", " "),
                          expected=f"a valid {fmt} file", fix="check the file, or pass the right --format") from None
 
 
 def _projection(suite, schema: pa.Schema, rel: str) -> list[str] | None:
-    needed: list[str] = []
-    for a in suite.assertions:
-        cols = a.columns()
-        if not cols:  # e.g. rows.check with a pyarrow Expression: its columns are unknown
-            return None
-        needed.extend(c for c in cols if c not in needed)
+    needed = _needed_columns(suite)
+    if needed is None:  # e.g. rows.check with a pyarrow Expression: its columns are unknown
+        return None
     for c in needed:
         if schema.get_field_index(c) < 0:
             users = [a.name for a in suite.assertions if c in a.columns()]
@@ -287,8 +343,22 @@ class _Acc:
 
 
 def _suite_key(suite) -> str:
-    spec = [[a.kind, a.name, a.table, repr(sorted(a.params().items()))] for a in suite.assertions]
-    return hashlib.sha256(json.dumps(spec, default=repr).encode()).hexdigest()[:16]
+    spec = [__version__] + [a.fingerprint() for a in suite.assertions]
+    return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
+
+
+def _fsync_dir(path: str) -> None:
+    """Make a rename in ``path`` durable where the platform allows it (not on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _write_parquet(table: pa.Table, path: str) -> None:
@@ -297,8 +367,12 @@ def _write_parquet(table: pa.Table, path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        pq.write_table(table, tmp)
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(os.path.dirname(path))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -306,11 +380,16 @@ def _write_parquet(table: pa.Table, path: str) -> None:
 
 def _write_json(obj: Any, path: str) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(os.path.dirname(path) or ".")
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _with_file(table: pa.Table, rel: str) -> pa.Table:
@@ -320,22 +399,55 @@ def _with_file(table: pa.Table, rel: str) -> pa.Table:
 # ----------------------------------------------------------------------------------------------
 # One file
 # ----------------------------------------------------------------------------------------------
-def _batches(dataset, columns, batch_rows: int, rel: str) -> Iterator[pa.RecordBatch]:
+def _batches(dataset, columns, batch_rows: int, rel: str, fmt: str = "") -> Iterator[pa.RecordBatch]:
     try:
         yield from dataset.to_batches(columns=columns, batch_size=batch_rows, batch_readahead=2,
                                       fragment_readahead=1)
     except pa.ArrowException as exc:
-        raise InputError(f"{rel}: cannot read: {exc}".replace("\n", " "),
+        text = str(exc).replace("\n", " ")
+        if fmt == "csv" and "conversion error" in text.lower():
+            types = ", ".join(f"{f.name}: {f.type}" for f in dataset.schema if columns is None or f.name in columns)
+            raise InputError(f"{rel}: cannot read: {text}. CSV column types are inferred from the first block of "
+                             f"the file (about 1 MB of rows), so a value of another type further down fails "
+                             f"mid-file (types inferred: {types})",
+                             expected="every value of a CSV column parses as the type its first rows suggest",
+                             fix="clean the column so every value has one type, or convert the file to Parquet "
+                                 "with the column types declared (e.g. pyarrow.csv.read_csv(path, "
+                                 "convert_options=pyarrow.csv.ConvertOptions(column_types={'col': pa.string()})) "
+                                 "then pyarrow.parquet.write_table) and scan that") from None
+        raise InputError(f"{rel}: cannot read: {text}",
                          expected="a readable file whose columns keep one type",
                          fix="check the file (for CSV, inconsistent types across rows cause this)") from None
+
+
+def _needed_columns(suite) -> list[str] | None:
+    """The columns the suite reads, in suite order; None when some assertion's are unknown."""
+    needed: list[str] = []
+    for a in suite.assertions:
+        cols = a.columns()
+        if not cols:
+            return None
+        needed.extend(c for c in cols if c not in needed)
+    return needed
+
+
+def _empty_outputs(suite, schema: pa.Schema, rel: str) -> tuple[pa.Table, pa.Table, list[dict], int, set]:
+    """The outputs of a file with no rows: empty violations and corrections (with their columns),
+    and a summary of 0 rows checked per assertion. Nothing is evaluated: a header-only CSV has
+    columns typed null, which assertions would refuse although there is nothing to check."""
+    report = Report([(a, Result.empty(0)) for a in suite.assertions], {"rows": schema.empty_table()}, "", 0.0)
+    return (_with_file(report.violations, rel), _with_file(report.corrections(), rel),
+            report.summary().to_pylist(), 0, set())
 
 
 def _scan_file(suite, path: str, rel: str, fmt: str, root: str, backend: str, batch_rows: int,
                on_rows) -> tuple[pa.Table, pa.Table, list[dict], int, set]:
     dataset = _dataset(path, fmt, root)
+    if dataset is None:  # an empty CSV: no header, no rows
+        return _empty_outputs(suite, pa.schema([(c, pa.null()) for c in _needed_columns(suite) or []]), rel)
     columns = _projection(suite, dataset.schema, rel)
-    row_scope = [a for a in suite.assertions if getattr(a, "scope", "group") == "row"]
-    group_scope = [a for a in suite.assertions if getattr(a, "scope", "group") != "row"]
+    row_scope = [a for a in suite.assertions if a.scope == "row"]
+    group_scope = [a for a in suite.assertions if a.scope != "row"]
     acc = {a.name: _Acc() for a in row_scope}
     corr_parts: list[tuple[int, pa.Table]] = []
     order = {a.name: i for i, a in enumerate(suite.assertions)}
@@ -343,7 +455,7 @@ def _scan_file(suite, path: str, rel: str, fmt: str, root: str, backend: str, ba
     used: set[str] = set()
     offset = 0
     schema = None
-    for batch in _batches(dataset, columns, batch_rows, rel):
+    for batch in _batches(dataset, columns, batch_rows, rel, fmt):
         schema = batch.schema
         n = batch.num_rows
         if n == 0:
@@ -364,6 +476,8 @@ def _scan_file(suite, path: str, rel: str, fmt: str, root: str, backend: str, ba
         on_rows(n)
     if schema is None:
         schema = dataset.schema if columns is None else pa.schema([dataset.schema.field(c) for c in columns])
+    if offset == 0:
+        return _empty_outputs(suite, schema, rel)
     results: dict[str, Result] = {name: a.result() for name, a in acc.items()}
     if group_scope:
         whole = pa.Table.from_batches(kept, schema=schema)
@@ -530,8 +644,8 @@ def scan(paths: str | os.PathLike | Iterable[str | os.PathLike], suite, out_dir:
     if batch_rows <= 0:
         raise InputError(f"batch_rows={batch_rows}", expected="a positive integer", fix="pass e.g. 1048576")
     _dispatch.resolve(backend)  # validate before any work
-    root, files = _discover(paths, fmt)
     out_dir = os.path.abspath(os.fspath(out_dir))
+    root, files = _discover(paths, fmt, out_dir)
     os.makedirs(out_dir, exist_ok=True)
     manifest_path = os.path.join(out_dir, MANIFEST)
     key = _suite_key(suite)
@@ -549,12 +663,20 @@ def scan(paths: str | os.PathLike | Iterable[str | os.PathLike], suite, out_dir:
         st = os.stat(ap)
         return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
+    def outputs(rel: str) -> dict[str, str]:
+        return {kind: os.path.join(out_dir, kind, rel + ".parquet") for kind in ("violations", "corrections")}
+
+    def sizes(rel: str) -> dict[str, int] | None:
+        try:
+            return {kind: os.path.getsize(p) for kind, p in outputs(rel).items()}
+        except OSError:
+            return None
+
     todo, skipped = [], []
     for ap, rel, f in files:
         entry = manifest["files"].get(rel)
         if entry is not None and entry.get("path") == ap and entry.get("stat") == stat(ap) \
-                and os.path.exists(os.path.join(out_dir, "violations", rel + ".parquet")) \
-                and os.path.exists(os.path.join(out_dir, "corrections", rel + ".parquet")):
+                and entry.get("outputs") is not None and sizes(rel) == entry.get("outputs"):
             skipped.append(rel)
         else:
             todo.append((ap, rel, f))
@@ -563,9 +685,8 @@ def scan(paths: str | os.PathLike | Iterable[str | os.PathLike], suite, out_dir:
     if show:
         from rich.console import Console
 
-        bar: _NoProgress = _RichProgress(len(files), _count_rows(files), Console(stderr=True))
-        for _ in skipped:
-            bar.file_done()
+        # only what this run will read: resumed files are neither counted nor shown as done
+        bar: _NoProgress = _RichProgress(len(todo), _count_rows(todo), Console(stderr=True))
     else:
         bar = _NoProgress()
     used: set[str] = set()
@@ -577,10 +698,11 @@ def scan(paths: str | os.PathLike | Iterable[str | os.PathLike], suite, out_dir:
             violations, corrections, summary, n_rows, be = _scan_file(
                 suite, ap, rel, f, root, backend, batch_rows, bar.rows)
             used |= be
-            _write_parquet(violations, os.path.join(out_dir, "violations", rel + ".parquet"))
-            _write_parquet(corrections, os.path.join(out_dir, "corrections", rel + ".parquet"))
+            paths_out = outputs(rel)
+            _write_parquet(violations, paths_out["violations"])
+            _write_parquet(corrections, paths_out["corrections"])
             manifest["files"][rel] = {"path": ap, "format": f, "stat": before, "rows": n_rows,
-                                      "summary": summary}
+                                      "outputs": sizes(rel), "summary": summary}
             _write_json(manifest, manifest_path)
             scanned.append(rel)
             bar.file_done()

@@ -43,15 +43,16 @@ COMMON_KEYS = ("kind", "name", "table")
 def load(path_or_text: str | os.PathLike) -> "Suite":  # noqa: F821 - Suite imported lazily
     """Load a suite from a TOML file path or from TOML text.
 
-    A ``str`` naming an existing file (or any ``os.PathLike``) is read as a file; a ``str``
-    ending in ``.toml`` that names no file is an error; any other ``str`` is TOML text.
+    A ``str`` naming an existing file (or any ``os.PathLike``) is read as a file. A one-line
+    ``str`` that names no file is a path too (an error: suite file not found) when it ends in
+    ``.toml`` or holds neither ``=`` nor ``[`` (it cannot be a suite: a mistyped path such as
+    ``suit.tml`` or a folder). Any other ``str`` is TOML text.
     """
-    if isinstance(path_or_text, os.PathLike) or (
-            isinstance(path_or_text, str) and "\n" not in path_or_text
-            and (os.path.isfile(path_or_text) or path_or_text.strip().endswith(".toml"))):
+    if isinstance(path_or_text, os.PathLike) or (isinstance(path_or_text, str) and _looks_like_path(path_or_text)):
         path = os.fspath(path_or_text)
         if not os.path.isfile(path):
-            raise SuiteError(f"suite file {path!r} not found; pass the path of a .toml suite file")
+            what = " (that is a folder)" if os.path.isdir(path) else ""
+            raise SuiteError(f"suite file not found: {path!r}{what}; pass the path of a .toml suite file")
         with open(path, "rb") as fh:
             raw = fh.read()
         try:
@@ -68,6 +69,14 @@ def load(path_or_text: str | os.PathLike) -> "Suite":  # noqa: F821 - Suite impo
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{source}: invalid TOML: {exc}") from None
     return from_dict(spec, source=source)
+
+
+def _looks_like_path(text: str) -> bool:
+    if "\n" in text or not text.strip():
+        return False
+    if os.path.isfile(text) or text.strip().endswith(".toml"):
+        return True
+    return "=" not in text and "[" not in text  # a one-line suite needs a key = value or a [table]
 
 
 def from_dict(spec: dict[str, Any], *, source: str = "<suite dict>") -> "Suite":  # noqa: F821

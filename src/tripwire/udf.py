@@ -16,6 +16,7 @@ The function's parameter names are the columns it reads, unless ``columns=`` map
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 from typing import Any, Callable
 
@@ -48,6 +49,14 @@ class UserAssertion(Assertion):
 
     def columns(self) -> list[str]:
         return self.cols + ([self.by] if self.by else [])
+
+    def fingerprint(self) -> str:
+        """The base fingerprint plus a hash of the function's code (so editing its body, its
+        constants or the globals it names changes it), its columns, ``per`` and ``by``."""
+        h = hashlib.sha256()
+        _hash_code(h, getattr(self.fn, "__code__", None))
+        h.update(repr([self.cols, self.per, self.by]).encode())
+        return f"{super().fingerprint()}|fn:{h.hexdigest()[:16]}"
 
     def __call__(self, *, name: str | None = None, table: str | None = None,
                  columns: list[str] | None = None) -> "UserAssertion":
@@ -113,6 +122,23 @@ class UserAssertion(Assertion):
         with np.errstate(over="ignore"):  # a severity beyond float32 becomes inf, without a warning
             sev = out[rows].astype(np.float32)
         return Result(rows, np.arange(len(rows), dtype=np.int64), sev, n)
+
+
+def _hash_code(h, code) -> None:
+    """Feed a code object's bytecode, constants and names into ``h``; nested code objects
+    (lambdas, inner functions, comprehensions) are hashed the same way, never by their repr
+    (which holds a memory address)."""
+    if code is None:
+        h.update(b"<no code>")
+        return
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for c in code.co_consts:
+        if hasattr(c, "co_code"):
+            h.update(b"<code>")
+            _hash_code(h, c)
+        else:
+            h.update(f"{type(c).__name__}:{c!r};".encode())
 
 
 def assertion(fn: Callable | None = None, *, name: str | None = None, columns: list[str] | None = None,
