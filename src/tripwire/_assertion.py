@@ -111,7 +111,11 @@ class Assertion:
         return {}
 
     def columns(self) -> list[str]:
-        """Input columns this assertion reads."""
+        """Input columns this assertion needs."""
+        return []
+
+    def optional_columns(self) -> list[str]:
+        """Columns this assertion reads when the input has them (e.g. ``stream``, ``score``)."""
         return []
 
     def fingerprint(self) -> str:

@@ -292,7 +292,8 @@ def _projection(suite, schema: pa.Schema, rel: str) -> list[str] | None:
             raise ColumnError(c, f"{rel}: column {c!r} (read by {', '.join(users)}) is not in the file",
                               expected=f"a column named {c!r}", found=", ".join(schema.names) or "(no columns)",
                               fix="check the suite's column parameters against the file's columns")
-    return needed
+    optional = [c for a in suite.assertions for c in a.optional_columns()]
+    return needed + [c for c in dict.fromkeys(optional) if c not in needed and schema.get_field_index(c) >= 0]
 
 
 # ----------------------------------------------------------------------------------------------
