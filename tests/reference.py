@@ -401,3 +401,116 @@ def make_table(columns: dict, layout: str = "plain", splits: tuple = (1, 2)) -> 
         t = pa.concat_tables(pieces)
         return t
     raise ValueError(layout)
+
+
+# ==============================================================================================
+# boxes family (``kernels/_boxes_cy.pyx``, ``tripwire/_kernels/boxes_jit.py``)
+# ==============================================================================================
+# Written from the kernels' docstrings: a plain O(m^2) pairwise loop per frame and connected
+# components by breadth-first search (no union-find). Box arithmetic is float32, like the
+# kernels' ``float`` arithmetic (np.float32 scalars), so IoU ties agree bit for bit.
+_F32 = np.float32
+
+
+def _box_ok(x1, y1, x2, y2, p: int) -> bool:
+    return all(math.isfinite(float(c[p])) for c in (x1, y1, x2, y2))
+
+
+def _linked(x1, y1, x2, y2, p: int, q: int, t) -> bool:
+    """IoU(p, q) >= t, tested as ``inter >= t * union`` in float32 (no division)."""
+    ix = _F32(min(_F32(x2[p]), _F32(x2[q])) - max(_F32(x1[p]), _F32(x1[q])))
+    if not ix > 0:
+        return False
+    iy = _F32(min(_F32(y2[p]), _F32(y2[q])) - max(_F32(y1[p]), _F32(y1[q])))
+    if not iy > 0:
+        return False
+    area_p = _F32(_F32(x2[p]) - _F32(x1[p])) * _F32(_F32(y2[p]) - _F32(y1[p]))
+    area_q = _F32(_F32(x2[q]) - _F32(x1[q])) * _F32(_F32(y2[q]) - _F32(y1[q]))
+    inter = _F32(ix * iy)
+    union = _F32(_F32(area_p + area_q) - inter)
+    return bool(inter >= _F32(t * union))
+
+
+def multibox(x1, y1, x2, y2, score, score_valid, offsets, iou, min_boxes):
+    """Connected groups (IoU >= ``iou`` links, non-finite boxes link to nothing) of at least
+    ``min_boxes`` boxes within one frame. Returns ``(pos, event, severity, anchor)``: every box
+    of a group (frame by frame, groups in order of their first position, positions ascending
+    in a group), its event, the group's highest non-null score (NaN scores skipped; 1 when the
+    group has none; at least 1e-6) per box, and each group's first position."""
+    n = len(x1)
+    if len(y1) != n or len(x2) != n or len(y2) != n or (len(score) and len(score) != n):
+        raise ValueError("box columns differ in length")
+    t = _F32(iou)
+    min_boxes = int(min_boxes)
+    v_pos, v_ev, v_sev, anchors = [], [], [], []
+    with np.errstate(all="ignore"):  # huge boxes: area overflows to inf, as in C
+        for f in range(len(offsets) - 1):
+            s, e = int(offsets[f]), int(offsets[f + 1])
+            members = list(range(s, e))
+            ok = {p: _box_ok(x1, y1, x2, y2, p) for p in members}
+            adj: dict[int, list[int]] = {p: [] for p in members}
+            for p in members:
+                for q in members:
+                    if p < q and ok[p] and ok[q] and _linked(x1, y1, x2, y2, p, q, t):
+                        adj[p].append(q)
+                        adj[q].append(p)
+            seen: set[int] = set()
+            for p in members:  # ascending: a group is met at its first position
+                if p in seen:
+                    continue
+                group, todo = [], [p]
+                seen.add(p)
+                while todo:
+                    u = todo.pop(0)
+                    group.append(u)
+                    for w in adj[u]:
+                        if w not in seen:
+                            seen.add(w)
+                            todo.append(w)
+                if len(group) < min_boxes:
+                    continue
+                scores = [float(score[u]) for u in group
+                          if len(score) and _is_valid(score_valid, u) and not math.isnan(float(score[u]))]
+                sev = max(max(scores), 1e-6) if scores else 1.0
+                ev = len(anchors)
+                anchors.append(p)
+                for u in sorted(group):
+                    v_pos.append(u)
+                    v_ev.append(ev)
+                    v_sev.append(sev)
+    return _i64(v_pos), _i64(v_ev), _f32(v_sev), _i64(anchors)
+
+
+VALID_BITS = {"nonfinite": 1, "x_order": 2, "y_order": 4, "outside": 8, "score": 16}
+
+
+def valid(x1, y1, x2, y2, coord_valid, score, score_valid, width, height):
+    """Rows with a broken box and a reason bitmask: null or non-finite coordinate (1, and no
+    other coordinate test), x2 <= x1 (2), y2 <= y1 (4), outside [0, width] x [0, height] (8; a
+    bound <= 0 is not checked), a non-null score that is NaN or outside [0, 1] (16)."""
+    n = len(x1)
+    width, height = float(width), float(height)
+    rows, reasons = [], []
+    for i in range(n):
+        a, b, c, d = float(x1[i]), float(y1[i]), float(x2[i]), float(y2[i])
+        bad = 0
+        if not _is_valid(coord_valid, i) or not all(math.isfinite(v) for v in (a, b, c, d)):
+            bad = VALID_BITS["nonfinite"]
+        else:
+            if c <= a:
+                bad |= VALID_BITS["x_order"]
+            if d <= b:
+                bad |= VALID_BITS["y_order"]
+            if (width > 0 and (a < 0 or c > width)) or (height > 0 and (b < 0 or d > height)):
+                bad |= VALID_BITS["outside"]
+        if len(score) and _is_valid(score_valid, i):
+            sc = float(score[i])
+            if math.isnan(sc) or sc < 0 or sc > 1:
+                bad |= VALID_BITS["score"]
+        if bad:
+            rows.append(i)
+            reasons.append(bad)
+    return _i64(rows), np.array(reasons, dtype=np.uint8).reshape(-1)
+
+
+__all__ += ["multibox", "valid"]

@@ -4,9 +4,10 @@
 >>> suite = tw.Suite([tw.rows.consistent(id="name", attr="gender")])
 >>> report = suite.check(table)            # doctest: +SKIP
 """
-from . import rows
+from . import boxes, io, rows
 from ._assertion import Assertion, Correction, Result
 from ._registry import kinds
+from .boxes import Boxes
 from .errors import BackendUnavailable, ColumnError, InputError, SuiteError, TripwireError
 from .report import Report
 from .suite import Suite, build
@@ -15,6 +16,7 @@ from .udf import assertion
 __version__ = "0.1.0"
 
 __all__ = [
-    "Suite", "Report", "Assertion", "Result", "Correction", "rows", "assertion", "build", "kinds",
+    "Suite", "Report", "Assertion", "Result", "Correction", "rows", "boxes", "Boxes", "io", "assertion",
+    "build", "kinds",
     "TripwireError", "InputError", "ColumnError", "SuiteError", "BackendUnavailable", "__version__",
 ]
