@@ -667,3 +667,67 @@ def test_from_toml_default_and_bad_parameters():
         tw.Suite.from_toml('[[assertion]]\nkind = "boxes.multibox"\niou = 1.5\n')
     with pytest.raises(tw.TripwireError):
         tw.Suite.from_toml('[[assertion]]\nkind = "boxes.multibox"\nthreshold = 0.5\n')
+
+
+# ----------------------------------------------------------------------------------------------
+# boxes.class_consistency
+# ----------------------------------------------------------------------------------------------
+@st.composite
+def _tracks(draw):
+    n = draw(st.integers(0, 40))
+    streams = draw(st.lists(st.sampled_from(["cam0", "cam1", None]), min_size=n, max_size=n))
+    tracks = draw(st.lists(st.one_of(st.integers(0, 5), st.none()), min_size=n, max_size=n))
+    classes = draw(st.lists(st.sampled_from(["car", "truck", "bus", None]), min_size=n, max_size=n))
+    with_stream = draw(st.booleans())
+    cols = {"frame": pa.array(range(n), pa.int64()), "track": pa.array(tracks, pa.int64()),
+            "cls": pa.array(classes, pa.string())}
+    if with_stream:
+        cols["stream"] = pa.array(streams, pa.string())
+    return pa.table(cols)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(table=_tracks())
+def test_class_consistency_matches_reference(fast_backend, table):
+    got = check_like_reference(tw.Suite([tw.boxes.class_consistency()]), table, fast_backend)
+    # the same as rows.consistent(flag="minority") keyed by an explicit (stream, track) column
+    if "stream" in table.column_names:
+        key = pc.binary_join_element_wise(table["stream"], pc.cast(table["track"], pa.string()), "/")
+    else:
+        key = table["track"]
+    keyed = table.append_column("key_", key)
+    want = tw.Suite([tw.rows.consistent(id="key_", attr="cls", flag="minority")]).check(keyed, backend=fast_backend)
+    for col in ("row", "event", "severity"):
+        assert got.violations.column(col).to_pylist() == want.violations.column(col).to_pylist(), col
+    assert got.apply().column("cls").to_pylist() == want.apply().column("cls").to_pylist()
+
+
+def test_class_consistency_tracks_reused_across_streams(backend):
+    t = pa.table({"stream": ["a"] * 5 + ["b"] * 3, "frame": [1, 2, 3, 4, 5, 1, 2, 3],
+                  "track": [7, 7, 7, 7, 8, 7, 7, 7],
+                  "cls": ["car", "car", "truck", "car", None, "bus", "bus", "bus"]})
+    r = tw.Suite([tw.boxes.class_consistency()]).check(t, backend=backend)
+    v = r.violations.to_pylist()
+    assert [(x["row"], x["event"], x["severity"], x["key"], x["stream"], x["frame"]) for x in v] == \
+        [(2, 0, 0.25, "7", "a", 3)]
+    assert r.corrections().select(["action", "row", "cls"]).to_pylist() == [{"action": "relabel", "row": 2, "cls": "car"}]
+    assert r.apply().column("cls").to_pylist() == ["car", "car", "car", "car", None, "bus", "bus", "bus"]
+
+
+def test_class_consistency_null_track_and_null_class(backend):
+    t = pa.table({"track": pa.array([1, 1, 1, None, None], pa.int64()),
+                  "cls": pa.array([0, None, 0, 1, 2], pa.int32())})
+    r = tw.Suite([tw.boxes.class_consistency()]).check(t, backend=backend)
+    # null track rows are not a track; a null class differs from 0 and is relabelled to 0
+    assert r.violations.column("row").to_pylist() == [1]
+    assert r.apply().column("cls").to_pylist() == [0, 0, 0, 1, 2]
+
+
+def test_class_consistency_remapped_columns_and_missing_column():
+    t = pa.table({"tid": [1, 1], "label": ["a", "b"]})
+    r = tw.Suite([tw.boxes.class_consistency(columns=tw.Boxes(track="tid", cls="label"))]).check(t)
+    assert len(r.violations) == 1
+    with pytest.raises(tw.ColumnError, match="track"):
+        tw.Suite([tw.boxes.class_consistency()]).check(t)
+    assert "boxes.class_consistency" in tw.kinds()

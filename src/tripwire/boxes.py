@@ -20,9 +20,10 @@ import pyarrow.compute as pc
 
 from . import _arrow, _dispatch, _frames, _registry
 from ._assertion import Assertion, Result, canonical_events
+from .rows import consistent_groups
 from .errors import InputError
 
-__all__ = ["Boxes", "multibox", "valid", "VALID_REASONS"]
+__all__ = ["Boxes", "multibox", "valid", "class_consistency", "VALID_REASONS"]
 
 _EMPTY_U8 = np.empty(0, np.uint8)
 _EMPTY_F32 = np.empty(0, np.float32)
@@ -211,5 +212,56 @@ class valid(Assertion):
                       table.num_rows, {"detail": functools.partial(_reason_text, reasons)})
 
 
+def _track_keys(table: pa.Table, cols: Boxes) -> _arrow.Keys:
+    """Keys of (stream, track): track ids are only unique within a stream."""
+    tracks = _arrow.encode_keys(table, cols.track, role="track")
+    if table.schema.get_field_index(cols.stream) < 0:
+        return tracks
+    streams = _arrow.encode_keys(table, cols.stream, role="stream")
+    combined = (streams.codes.astype(np.int64) - streams.offset) * max(tracks.n, 1) \
+        + (tracks.codes.astype(np.int64) - tracks.offset)
+    valid = tracks.valid
+    if streams.valid is not None:
+        valid = streams.valid if valid is None else valid & streams.valid
+    mask = None if valid is None else ~valid.astype(bool)
+    return _arrow.encode_array(pa.chunked_array([pa.array(combined, pa.int64(), mask=mask)]),
+                               name=f"({cols.stream}, {cols.track})", role="track")
+
+
+def _track_context(table: pa.Table, cols: Boxes, rows_: np.ndarray) -> pa.Array:
+    return pc.cast(table.column(cols.track).take(pa.array(rows_, pa.int64())), pa.string()).combine_chunks()
+
+
+class class_consistency(Assertion):
+    """One track carrying more than one class (per stream: track ids are only unique within
+    one). Flags the boxes not holding the track's most common class, one event per track.
+    Severity: the share of such boxes. Correction: ``relabel`` them to the most common class
+    (ties: the class seen first). Boxes with a null track are not checked; a null class is a
+    class of its own."""
+
+    kind = "boxes.class_consistency"
+    family = "boxes"
+
+    def __init__(self, *, columns: Any = None, name: str | None = None, table: str = "boxes"):
+        super().__init__(name=name, table=table)
+        self.cols = _columns(columns)
+
+    def columns(self) -> list[str]:
+        return [self.cols.track, self.cols.cls]
+
+    def optional_columns(self) -> list[str]:
+        return [self.cols.stream, self.cols.frame]
+
+    def evaluate(self, table: pa.Table, backend: str) -> Result:
+        c = self.cols
+        row, ev, sev, corr = consistent_groups(table, _track_keys(table, c), c.cls, True, backend)
+        ctx = {"key": functools.partial(_track_context, table, c, row),
+               "stream": functools.partial(_stream_context, table, c, row)}
+        if table.schema.get_field_index(c.frame) >= 0:
+            ctx["frame"] = functools.partial(_frame_context, table, c, row)
+        return Result(row, ev, sev, table.num_rows, ctx, corr)
+
+
 _registry.register("boxes.multibox", multibox, builtin=True)
 _registry.register("boxes.valid", valid, builtin=True)
+_registry.register("boxes.class_consistency", class_consistency, builtin=True)

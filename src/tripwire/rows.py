@@ -77,17 +77,25 @@ class consistent(Assertion):
 
     def evaluate(self, table: pa.Table, backend: str) -> Result:
         ids = _arrow.encode_keys(table, self.id, role="id")
-        attrs = _arrow.encode_keys(table, self.attr, role="attr")
-        k = _dispatch.kernels("rows", backend)
-        row, ev, sev, anchor, c_row, c_src = k.consistent(
-            ids.codes, ids.offset, ids.n, _valid_or_empty(ids.valid),
-            attrs.codes, attrs.offset, attrs.n, _valid_or_empty(attrs.valid),
-            self.flag == "minority")
-        row, ev, sev = canonical_events(row, ev, sev, anchor)
-        order = np.argsort(c_row, kind="stable")
-        corr = [Correction("relabel", c_row[order], column=self.attr, source_rows=c_src[order])]
+        row, ev, sev, corr = consistent_groups(table, ids, self.attr, self.flag == "minority", backend)
         return Result(row, ev, sev, table.num_rows, {"key": functools.partial(_key_context, table, self.id, row)},
-                      corr if len(c_row) else [])
+                      corr)
+
+
+def consistent_groups(table: pa.Table, ids: _arrow.Keys, attr: str, flag_minority: bool,
+                      backend: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Correction]]:
+    """The consistency kernel over already-encoded group keys (shared with
+    ``boxes.class_consistency``, whose key is a (stream, track) pair): canonical violations
+    and the relabel correction of ``attr``."""
+    attrs = _arrow.encode_keys(table, attr, role="attr")
+    k = _dispatch.kernels("rows", backend)
+    row, ev, sev, anchor, c_row, c_src = k.consistent(
+        ids.codes, ids.offset, ids.n, _valid_or_empty(ids.valid),
+        attrs.codes, attrs.offset, attrs.n, _valid_or_empty(attrs.valid), flag_minority)
+    row, ev, sev = canonical_events(row, ev, sev, anchor)
+    order = np.argsort(c_row, kind="stable")
+    corr = [Correction("relabel", c_row[order], column=attr, source_rows=c_src[order])] if len(c_row) else []
+    return row, ev, sev, corr
 
 
 def _as_ticks(value: Any, unit: str | None, param: str, kind: str) -> int:
