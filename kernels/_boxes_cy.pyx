@@ -14,33 +14,18 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint8_t
 from libc.math cimport isfinite
-from libc.string cimport memcpy
+
 from libcpp.vector cimport vector
+
+from _common cimport is_valid, to_numpy, valid_ptr
 
 cnp.import_array()
 
 
-cdef inline const uint8_t* _ptr(const uint8_t[::1] valid) noexcept nogil:
-    """NULL for an empty validity array (no nulls)."""
-    if valid.shape[0] == 0:
-        return NULL
-    return &valid[0]
 
 
-cdef object _vec_i64(vector[int64_t]& v):
-    out = np.empty(v.size(), dtype=np.int64)
-    cdef int64_t[::1] o = out
-    if v.size():
-        memcpy(&o[0], v.data(), v.size() * sizeof(int64_t))
-    return out
 
 
-cdef object _vec_f32(vector[float]& v):
-    out = np.empty(v.size(), dtype=np.float32)
-    cdef float[::1] o = out
-    if v.size():
-        memcpy(&o[0], v.data(), v.size() * sizeof(float))
-    return out
 
 
 cdef inline int64_t _find(int64_t* parent, int64_t i) noexcept nogil:
@@ -65,7 +50,7 @@ def multibox(const float[::1] x1, const float[::1] y1, const float[::1] x2, cons
     cdef int64_t s, e, m, r, a, b, ev = 0
     cdef float t = <float>iou, ix, iy, inter, uni, best
     cdef bint has_score = score.shape[0] > 0
-    cdef const uint8_t* sv = _ptr(score_valid)
+    cdef const uint8_t* sv = valid_ptr(score_valid)
     cdef vector[int64_t] parent, size
     cdef vector[float] area
     cdef vector[uint8_t] ok, grp_has
@@ -117,7 +102,7 @@ def multibox(const float[::1] x1, const float[::1] y1, const float[::1] x2, cons
             grp_event.assign(m, -1)
             for i in range(m):
                 r = _find(&parent[0], i)
-                if size[r] >= min_boxes and has_score and (sv == NULL or sv[s + i]) \
+                if size[r] >= min_boxes and has_score and is_valid(sv, s + i) \
                         and score[s + i] == score[s + i] and (not grp_has[r] or score[s + i] > grp_best[r]):
                     grp_best[r] = score[s + i]
                     grp_has[r] = 1
@@ -133,8 +118,8 @@ def multibox(const float[::1] x1, const float[::1] y1, const float[::1] x2, cons
                     ev += 1
                 v_pos.push_back(s + i)
                 v_ev.push_back(grp_event[r])
-    events = _vec_i64(v_ev)
-    return _vec_i64(v_pos), events, _vec_f32(ev_sev)[events], _vec_i64(anchors)
+    events = to_numpy[int64_t](v_ev)
+    return to_numpy[int64_t](v_pos), events, to_numpy[float](ev_sev)[events], to_numpy[int64_t](anchors)
 
 
 # reasons (bits), in README order
@@ -153,8 +138,8 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
     x2 <= x1 (2), y2 <= y1 (4), outside ``[0, width] x [0, height]`` (8; a bound <= 0 is not
     checked), a score outside [0, 1] or NaN (16; a null score is fine)."""
     cdef Py_ssize_t n = x1.shape[0], i
-    cdef const uint8_t* cv = _ptr(coord_valid)
-    cdef const uint8_t* sv = _ptr(score_valid)
+    cdef const uint8_t* cv = valid_ptr(coord_valid)
+    cdef const uint8_t* sv = valid_ptr(score_valid)
     cdef bint has_score = score.shape[0] > 0
     cdef uint8_t bad
     cdef float a, b, c, d, sc
@@ -167,7 +152,7 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
             b = y1[i]
             c = x2[i]
             d = y2[i]
-            if (cv != NULL and cv[i] == 0) or not (isfinite(a) and isfinite(b) and isfinite(c) and isfinite(d)):
+            if not is_valid(cv, i) or not (isfinite(a) and isfinite(b) and isfinite(c) and isfinite(d)):
                 bad = BAD_NONFINITE
             else:
                 if c <= a:
@@ -176,11 +161,11 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
                     bad |= BAD_Y_ORDER
                 if (width > 0 and (a < 0 or c > width)) or (height > 0 and (b < 0 or d > height)):
                     bad |= BAD_OUTSIDE
-            if has_score and (sv == NULL or sv[i]):
+            if has_score and is_valid(sv, i):
                 sc = score[i]
                 if not (sc >= 0 and sc <= 1):
                     bad |= BAD_SCORE
             if bad:
                 rows.push_back(i)
                 reasons.push_back(bad)
-    return _vec_i64(rows), _vec_i64(reasons).astype(np.uint8)
+    return to_numpy[int64_t](rows), to_numpy[int64_t](reasons).astype(np.uint8)

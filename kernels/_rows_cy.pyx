@@ -23,38 +23,19 @@ from libcpp.algorithm cimport sort as cpp_sort
 
 from _types cimport key_t, key2_t, num_t
 
+from _common cimport is_valid, to_numpy, valid_ptr
+
 cnp.import_array()
 
 ctypedef pair[int64_t, int64_t] kv_t
 
 
-cdef inline bint _is_valid(const uint8_t* valid, Py_ssize_t i) noexcept nogil:
-    # a raw pointer, not a memoryview: passing a memoryview slice to a function copies it and
-    # takes an atomic reference per call, which cost more than the whole per-row body
-    return valid == NULL or valid[i] != 0
 
 
-cdef inline const uint8_t* _ptr(const uint8_t[::1] valid) noexcept nogil:
-    """NULL for an empty validity array (no nulls)."""
-    if valid.shape[0] == 0:
-        return NULL
-    return &valid[0]
 
 
-cdef object _vec_i64(vector[int64_t]& v):
-    out = np.empty(v.size(), dtype=np.int64)
-    cdef int64_t[::1] o = out
-    if v.size():
-        memcpy(&o[0], v.data(), v.size() * sizeof(int64_t))
-    return out
 
 
-cdef object _vec_f32(vector[float]& v):
-    out = np.empty(v.size(), dtype=np.float32)
-    cdef float[::1] o = out
-    if v.size():
-        memcpy(&o[0], v.data(), v.size() * sizeof(float))
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -71,8 +52,8 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     holding the majority value; corrections relabel each minority row to the value found at
     ``corr_src`` (first row of the most common non-null value, ties to the earliest).
     """
-    cdef const uint8_t* id_valid_p = _ptr(id_valid)
-    cdef const uint8_t* attr_valid_p = _ptr(attr_valid)
+    cdef const uint8_t* id_valid_p = valid_ptr(id_valid)
+    cdef const uint8_t* attr_valid_p = valid_ptr(attr_valid)
     cdef Py_ssize_t n = ids.shape[0], i
     cdef int64_t k, a, null_code = n_attrs
     first = np.full(max(n_ids, 0), -1, dtype=np.int64)
@@ -94,10 +75,10 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     with nogil:
         # pass 1: one first-seen attribute per id; a different one marks the id bad
         for i in range(n):
-            if not _is_valid(id_valid_p, i):
+            if not is_valid(id_valid_p, i):
                 continue
             k = ids[i] - id_offset
-            a = attrs[i] - attr_offset if _is_valid(attr_valid_p, i) else null_code
+            a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
             if first_v[k] < 0:
                 first_v[k] = a
             elif first_v[k] != a:
@@ -105,7 +86,7 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
         # pass 2: counting sort of the bad ids' rows (arrival order kept), then a small sort
         # per group by (attribute, row): linear in n plus sum(g log g) over bad groups only
         for i in range(n):
-            if _is_valid(id_valid_p, i):
+            if is_valid(id_valid_p, i):
                 k = ids[i] - id_offset
                 if bad_v[k]:
                     gstart_v[k + 1] += 1
@@ -114,10 +95,10 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
         m = <Py_ssize_t>gstart_v[n_ids] if n_ids > 0 else 0
         sub.resize(m)
         for i in range(n):
-            if _is_valid(id_valid_p, i):
+            if is_valid(id_valid_p, i):
                 k = ids[i] - id_offset
                 if bad_v[k]:
-                    a = attrs[i] - attr_offset if _is_valid(attr_valid_p, i) else null_code
+                    a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
                     sub[fill_v[k] + gstart_v[k]] = kv_t(a, i)
                     fill_v[k] += 1
         ev = 0
@@ -164,8 +145,8 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                     c_src.push_back(best_first)
                 r += 1
             ev += 1
-    return (_vec_i64(v_row), _vec_i64(v_event), _vec_f32(v_sev), _vec_i64(anchor),
-            _vec_i64(c_row), _vec_i64(c_src))
+    return (to_numpy[int64_t](v_row), to_numpy[int64_t](v_event), to_numpy[float](v_sev), to_numpy[int64_t](anchor),
+            to_numpy[int64_t](c_row), to_numpy[int64_t](c_src))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,8 +173,8 @@ cdef bint _contiguous_stream(const key_t[::1] ids, int64_t id_offset, int64_t n_
     time of its G-th latest gap) within the window: found by walking back the id's chain of
     presences (``prev``), which only happens at gaps.
     """
-    cdef const uint8_t* id_valid_p = _ptr(id_valid)
-    cdef const uint8_t* time_valid_p = _ptr(time_valid)
+    cdef const uint8_t* id_valid_p = valid_ptr(id_valid)
+    cdef const uint8_t* time_valid_p = valid_ptr(time_valid)
     cdef Py_ssize_t n = ids.shape[0], i
     cdef int64_t G = allowed // 2 + 1, GR = allowed // 2 + 2
     cdef int64_t k, t, last, lr, gc, gp, lo_t, hi_t, et, slot, r
@@ -206,7 +187,7 @@ cdef bint _contiguous_stream(const key_t[::1] ids, int64_t id_offset, int64_t n_
     gap_m.resize(n_ids, 0)       # gap count (saturating at GR) | next slot << 32
     prev.resize(n, -1)
     for i in range(n):
-        if not (_is_valid(id_valid_p, i) and _is_valid(time_valid_p, i)):
+        if not (is_valid(id_valid_p, i) and is_valid(time_valid_p, i)):
             continue
         k = ids[i] - id_offset
         t = times[i]
@@ -265,8 +246,8 @@ def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     ``j`` form one violation (severity: transitions over the limit) and the scan moves to the
     next start. Rows with a null id or time are skipped.
     """
-    cdef const uint8_t* id_valid_p = _ptr(id_valid)
-    cdef const uint8_t* time_valid_p = _ptr(time_valid)
+    cdef const uint8_t* id_valid_p = valid_ptr(id_valid)
+    cdef const uint8_t* time_valid_p = valid_ptr(time_valid)
     cdef Py_ssize_t n = ids.shape[0], i, j, p, q, g, lo, hi, nu
     cdef int64_t k, trans, t0
     cdef bint sorted_group
@@ -286,18 +267,18 @@ def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                                           window, step, allowed, v_row, v_sev, anchor)
     if streamed:
         events = np.repeat(np.arange(anchor.size(), dtype=np.int64), 2)
-        return _vec_i64(v_row), events, _vec_f32(v_sev), _vec_i64(anchor)
+        return to_numpy[int64_t](v_row), events, to_numpy[float](v_sev), to_numpy[int64_t](anchor)
     st = np.zeros(max(n_ids, 0) + 1, dtype=np.int64)
     od = np.empty(n, dtype=np.int64)
     with nogil:
         # counting sort by id code: groups in code order, rows in arrival order
         for i in range(n):
-            if _is_valid(id_valid_p, i) and _is_valid(time_valid_p, i):
+            if is_valid(id_valid_p, i) and is_valid(time_valid_p, i):
                 st[ids[i] - id_offset + 1] += 1
         for g in range(n_ids):
             st[g + 1] += st[g]
         for i in range(n):
-            if _is_valid(id_valid_p, i) and _is_valid(time_valid_p, i):
+            if is_valid(id_valid_p, i) and is_valid(time_valid_p, i):
                 k = ids[i] - id_offset
                 od[st[k]] = i
                 st[k] += 1
@@ -349,7 +330,7 @@ def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                         ev += 1
                         break
             lo = hi
-    return _vec_i64(v_row), _vec_i64(v_event), _vec_f32(v_sev), _vec_i64(anchor)
+    return to_numpy[int64_t](v_row), to_numpy[int64_t](v_event), to_numpy[float](v_sev), to_numpy[int64_t](anchor)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -377,21 +358,21 @@ def bitmap_rows(const uint8_t[::1] bits, int64_t bit_offset, int64_t n,
                 else:
                     rows.push_back(i)
             i += 1
-    return _vec_i64(rows)
+    return to_numpy[int64_t](rows)
 
 
 def positive_rows(const double[::1] values, const uint8_t[::1] valid):
     """Rows whose numeric result is > 0 (NaN and nulls are not), with the value as severity."""
-    cdef const uint8_t* valid_p = _ptr(valid)
+    cdef const uint8_t* valid_p = valid_ptr(valid)
     cdef vector[int64_t] rows
     cdef vector[float] sev
     cdef Py_ssize_t i, n = values.shape[0]
     with nogil:
         for i in range(n):
-            if values[i] > 0 and _is_valid(valid_p, i):
+            if values[i] > 0 and is_valid(valid_p, i):
                 rows.push_back(i)
                 sev.push_back(<float>values[i])
-    return _vec_i64(rows), _vec_f32(sev)
+    return to_numpy[int64_t](rows), to_numpy[float](sev)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -696,7 +677,7 @@ def check_program(const int64_t[:, ::1] program, const double[::1] fconsts, cons
         if fast >= 0:
             with nogil:
                 tw_scan_f32(<const float*>ptrs[program[0, 1]], n, fast, f32c, rows)
-        return _vec_i64(rows)
+        return to_numpy[int64_t](rows)
     with nogil:
         s = 0
         while s < n:
@@ -739,4 +720,4 @@ def check_program(const int64_t[:, ::1] program, const double[::1] fconsts, cons
                     sp += 1
             tw_emit(&stack[0][0], m, s, rows)
             s += m
-    return _vec_i64(rows)
+    return to_numpy[int64_t](rows)

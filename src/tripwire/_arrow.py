@@ -137,6 +137,15 @@ _NUMPY_DTYPES = {
 }
 
 
+NO_NULLS = np.empty(0, np.uint8)
+NO_NULLS.flags.writeable = False
+
+
+def kernel_validity(valid: np.ndarray | None) -> np.ndarray:
+    """Validity as kernels take it: the ``uint8`` array, or an empty one for "no nulls"."""
+    return NO_NULLS if valid is None else valid
+
+
 def _numpy_dtype(typ: pa.DataType) -> np.dtype:
     """The NumPy dtype of a fixed-width Arrow type's values buffer.
 

@@ -49,10 +49,8 @@ def _cupy_ready() -> bool:
 
 def available() -> list[str]:
     names = ["cython"]
-    try:
-        importlib.util.find_spec("numba") and names.append("numba")
-    except (ImportError, ValueError):
-        pass
+    if importlib.util.find_spec("numba") is not None:
+        names.append("numba")
     if _cupy_ready():
         names.append("cupy")
     return names + sorted(_EXTRA)

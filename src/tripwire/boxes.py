@@ -25,7 +25,6 @@ from .errors import InputError
 
 __all__ = ["Boxes", "multibox", "valid", "class_consistency", "VALID_REASONS"]
 
-_EMPTY_U8 = np.empty(0, np.uint8)
 _EMPTY_F32 = np.empty(0, np.float32)
 
 
@@ -77,10 +76,10 @@ def _coords(table: pa.Table, cols: Boxes) -> tuple[list[np.ndarray], np.ndarray 
 def _score(table: pa.Table, cols: Boxes) -> tuple[np.ndarray, np.ndarray]:
     """The score column as float32 (empty when the table has none) and its validity bytes."""
     if table.schema.get_field_index(cols.score) < 0:
-        return _EMPTY_F32, _EMPTY_U8
+        return _EMPTY_F32, _arrow.NO_NULLS
     c = _arrow.numeric_column(table, cols.score, role="score")
     v = c.values if c.values.dtype == np.float32 else c.values.astype(np.float32)
-    return v, (_EMPTY_U8 if c.valid is None else c.valid)
+    return v, _arrow.kernel_validity(c.valid)
 
 
 def _frame_context(table: pa.Table, cols: Boxes, rows: np.ndarray) -> pa.Array:
@@ -206,7 +205,7 @@ class valid(Assertion):
         (x1, y1, x2, y2), cvalid = _coords(table, c)
         score, svalid = _score(table, c)
         k = _dispatch.kernels("boxes", backend)
-        rows, reasons = k.valid(x1, y1, x2, y2, _EMPTY_U8 if cvalid is None else cvalid, score, svalid,
+        rows, reasons = k.valid(x1, y1, x2, y2, _arrow.kernel_validity(cvalid), score, svalid,
                                 float(self.width or 0), float(self.height or 0))
         return Result(rows, np.arange(len(rows), dtype=np.int64), np.ones(len(rows), np.float32),
                       table.num_rows, {"detail": functools.partial(_reason_text, reasons)})

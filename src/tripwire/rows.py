@@ -21,11 +21,6 @@ from .errors import InputError
 
 __all__ = ["consistent", "contiguous", "check"]
 
-_EMPTY_U8 = np.empty(0, np.uint8)
-
-
-def _valid_or_empty(valid: np.ndarray | None) -> np.ndarray:
-    return _EMPTY_U8 if valid is None else valid
 
 
 def _key_context(table: pa.Table, column: str, rows: np.ndarray) -> pa.Array:
@@ -90,8 +85,8 @@ def consistent_groups(table: pa.Table, ids: _arrow.Keys, attr: str, flag_minorit
     attrs = _arrow.encode_keys(table, attr, role="attr")
     k = _dispatch.kernels("rows", backend)
     row, ev, sev, anchor, c_row, c_src = k.consistent(
-        ids.codes, ids.offset, ids.n, _valid_or_empty(ids.valid),
-        attrs.codes, attrs.offset, attrs.n, _valid_or_empty(attrs.valid), flag_minority)
+        ids.codes, ids.offset, ids.n, _arrow.kernel_validity(ids.valid),
+        attrs.codes, attrs.offset, attrs.n, _arrow.kernel_validity(attrs.valid), flag_minority)
     row, ev, sev = canonical_events(row, ev, sev, anchor)
     order = np.argsort(c_row, kind="stable")
     corr = [Correction("relabel", c_row[order], column=attr, source_rows=c_src[order])] if len(c_row) else []
@@ -162,17 +157,17 @@ class contiguous(Assertion):
     def evaluate(self, table: pa.Table, backend: str) -> Result:
         ids = _arrow.encode_keys(table, self.id, role="id")
         ttype = _arrow.column(table, self.time, role="time", expected="integer").type
+        # ticks of the column: its unit for timestamps/durations, ms for date64, days for date32
         unit = ttype.unit if pa.types.is_timestamp(ttype) or pa.types.is_duration(ttype) else None
-        if pa.types.is_date(ttype):
-            unit = None  # days (date32) or ms (date64, cast to int64 ms)
-            unit = "ms" if pa.types.is_date64(ttype) else None
+        if pa.types.is_date64(ttype):
+            unit = "ms"
         times = _arrow.numeric_column(table, self.time, role="time", integer=True)
         tv = times.values if times.values.dtype == np.int64 else times.values.astype(np.int64)
         window = _as_ticks(self.window, unit, "window", self.kind)
         step = _as_ticks(self.step, unit, "step", self.kind)
         k = _dispatch.kernels("rows", backend)
-        row, ev, sev, anchor = k.contiguous(ids.codes, ids.offset, ids.n, _valid_or_empty(ids.valid),
-                                            tv, _valid_or_empty(times.valid), window, step, self.allowed)
+        row, ev, sev, anchor = k.contiguous(ids.codes, ids.offset, ids.n, _arrow.kernel_validity(ids.valid),
+                                            tv, _arrow.kernel_validity(times.valid), window, step, self.allowed)
         row, ev, sev = canonical_events(row, ev, sev, anchor)
         return Result(row, ev, sev, table.num_rows, {"key": functools.partial(_key_context, table, self.id, row)})
 
@@ -264,7 +259,7 @@ class check(Assertion):
         if pa.types.is_boolean(result.type):
             arr = result.combine_chunks() if isinstance(result, pa.ChunkedArray) else result
             bufs = arr.buffers()
-            vbits = np.frombuffer(bufs[0], np.uint8) if arr.null_count and bufs[0] is not None else _EMPTY_U8
+            vbits = np.frombuffer(bufs[0], np.uint8) if arr.null_count and bufs[0] is not None else _arrow.NO_NULLS
             bits = np.frombuffer(bufs[1], np.uint8) if bufs[1] is not None else np.zeros(0, np.uint8)
             if len(arr) == 0:
                 return np.empty(0, np.int64), np.empty(0, np.float32)
@@ -272,7 +267,7 @@ class check(Assertion):
             return rows, np.ones(len(rows), np.float32)
         if pa.types.is_integer(result.type) or pa.types.is_floating(result.type) or pa.types.is_decimal(result.type):
             values, valid = _arrow.primitive_view(pc.cast(result, pa.float64(), safe=False))
-            return k.positive_rows(np.ascontiguousarray(values), _valid_or_empty(valid))
+            return k.positive_rows(np.ascontiguousarray(values), _arrow.kernel_validity(valid))
         raise InputError(f"{self.kind}: {self.params()['expr']!r} gives {result.type}",
                          expected="a boolean (bad row when true) or a number (severity when > 0)",
                          fix="write a condition, e.g. 'score > 1'")

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _arrow, _dispatch, _registry
-from ._assertion import Assertion, Result
+from ._assertion import Assertion, Result, canonical_events
 from .errors import ColumnError, InputError
 
 __all__ = ["assertion", "UserAssertion"]
@@ -97,16 +97,14 @@ class UserAssertion(Assertion):
         # user functions are compiled by Numba whatever backend runs the built-in kernels
         k = _dispatch.kernels("udf", "numba" if backend in ("cython", "cupy") else backend)
         if self.per == "row":
-            rows, sev = k.udf_rows(self, views, valid if valid is not None else np.empty(0, np.uint8), n)
+            rows, sev = k.udf_rows(self, views, _arrow.kernel_validity(valid), n)
             return Result(rows, np.arange(len(rows), dtype=np.int64), sev, n)
         keys = _arrow.encode_keys(table, self.by, role="by")
         if valid is not None:
             kv = valid if keys.valid is None else valid & keys.valid
         else:
-            kv = keys.valid if keys.valid is not None else np.empty(0, np.uint8)
+            kv = _arrow.kernel_validity(keys.valid)
         rows, events, sev, anchor = k.udf_groups(self, views, keys.codes, keys.offset, keys.n, kv)
-        from ._assertion import canonical_events
-
         rows, events, sev = canonical_events(rows, events, sev, anchor)
         return Result(rows, events, sev, n)
 
