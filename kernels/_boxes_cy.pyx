@@ -12,21 +12,21 @@ the caller maps them back to input rows.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.math cimport isfinite
 
+from libcpp.algorithm cimport sort as cpp_sort
+from libcpp.pair cimport pair
 from libcpp.vector cimport vector
 
 from _common cimport is_valid, to_numpy, valid_ptr
+from _types cimport key_t, key2_t
 
 cnp.import_array()
 
-
-
-
-
-
-
+# a candidate match in ``associate``: ((-iou, -last frame), (active slot, position)); the
+# default pair order is the greedy order (highest IoU, then most recent, then oldest object)
+ctypedef pair[pair[float, int64_t], pair[int64_t, int64_t]] cand_t
 
 cdef inline int64_t _find(int64_t* parent, int64_t i) noexcept nogil:
     while parent[i] != i:
@@ -169,3 +169,249 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
                 rows.push_back(i)
                 reasons.push_back(bad)
     return to_numpy[int64_t](rows), to_numpy[int64_t](reasons).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------
+# flicker / appear: object identity, gaps, lifetimes
+# ----------------------------------------------------------------------------------------------
+def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, const float[::1] y2,
+              const key_t[::1] cls, const int64_t[::1] offsets, const int64_t[::1] group_frame,
+              const int64_t[::1] group_stream, double iou, int64_t max_gap):
+    """Link boxes of one class across frames into objects by IoU (identity ``"iou"``).
+
+    Frames (CSR ``offsets``) arrive in (stream, frame) order; ``group_frame`` and
+    ``group_stream`` hold each frame's number and stream code. An object last seen at frame
+    ``t`` may be continued at frame ``f`` of the same stream when ``f - t - 1 <= max_gap``, by a
+    box of the same ``cls`` code with IoU >= ``iou`` to its last box (tested as ``inter >= iou
+    * union``). Matching is one to one and greedy: highest IoU first, ties to the object seen
+    most recently, then the older object, then the earlier box. Unmatched boxes start new
+    objects, numbered in order of appearance. Boxes with a non-finite coordinate belong to no
+    object. Returns ``(obj, gap_start, gap_end)``: the object of each position (-1: none), and
+    the position pairs where an object continues after missing at least one frame (in order of
+    ``gap_end``).
+    """
+    cdef Py_ssize_t n = x1.shape[0], n_groups = offsets.shape[0] - 1, g, a, j, c, n_act, keep
+    cdef int64_t s, e, f, p, stream = -1, n_obj = 0
+    cdef float t = <float>iou, ix, iy, inter, uni, area_p, px1, py1, px2, py2
+    cdef int64_t pcls
+    cdef vector[int64_t] act_obj, act_pos, act_frame, gap_start, gap_end
+    cdef vector[uint8_t] act_used, box_used
+    cdef vector[float] area
+    cdef vector[cand_t] cands
+    cdef cand_t cand
+    if y1.shape[0] != n or x2.shape[0] != n or y2.shape[0] != n or cls.shape[0] != n:
+        raise ValueError("box columns differ in length")
+    if group_frame.shape[0] != n_groups or group_stream.shape[0] != n_groups:
+        raise ValueError("group_frame and group_stream need one value per frame")
+    obj_out = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] obj = obj_out
+    with nogil:
+        for g in range(n_groups):
+            s = offsets[g]
+            e = offsets[g + 1]
+            f = group_frame[g]
+            if group_stream[g] != stream:
+                stream = group_stream[g]
+                act_obj.clear()
+                act_pos.clear()
+                act_frame.clear()
+            # forget objects unseen for more than max_gap frames (order kept: oldest first)
+            keep = 0
+            for a in range(<Py_ssize_t>act_obj.size()):
+                if f - act_frame[a] - 1 <= max_gap:
+                    act_obj[keep] = act_obj[a]
+                    act_pos[keep] = act_pos[a]
+                    act_frame[keep] = act_frame[a]
+                    keep += 1
+            act_obj.resize(keep)
+            act_pos.resize(keep)
+            act_frame.resize(keep)
+            n_act = keep
+            area.resize(e - s)
+            for j in range(s, e):
+                area[j - s] = (x2[j] - x1[j]) * (y2[j] - y1[j])
+            cands.clear()
+            for a in range(n_act):
+                p = act_pos[a]
+                px1 = x1[p]
+                py1 = y1[p]
+                px2 = x2[p]
+                py2 = y2[p]
+                pcls = cls[p]
+                area_p = (px2 - px1) * (py2 - py1)
+                for j in range(s, e):
+                    ix = min(px2, x2[j]) - max(px1, x1[j])
+                    if not ix > 0:  # also false for NaN
+                        continue
+                    iy = min(py2, y2[j]) - max(py1, y1[j])
+                    if not iy > 0:
+                        continue
+                    inter = ix * iy
+                    uni = area_p + area[j - s] - inter
+                    if inter >= t * uni and cls[j] == pcls:
+                        cand.first.first = -(inter / uni)
+                        cand.first.second = -act_frame[a]
+                        cand.second.first = a
+                        cand.second.second = j
+                        cands.push_back(cand)
+            if cands.size() > 1:
+                cpp_sort(cands.begin(), cands.end())
+            act_used.assign(n_act, 0)
+            box_used.assign(e - s, 0)
+            for c in range(<Py_ssize_t>cands.size()):
+                a = cands[c].second.first
+                j = cands[c].second.second
+                if act_used[a] or box_used[j - s]:
+                    continue
+                act_used[a] = 1
+                box_used[j - s] = 1
+                obj[j] = act_obj[a]
+                if f - act_frame[a] > 1:
+                    gap_start.push_back(act_pos[a])
+                    gap_end.push_back(j)
+                act_pos[a] = j
+                act_frame[a] = f
+            for j in range(s, e):
+                if box_used[j - s]:
+                    continue
+                if not (isfinite(x1[j]) and isfinite(y1[j]) and isfinite(x2[j]) and isfinite(y2[j])):
+                    obj[j] = -1
+                    continue
+                obj[j] = n_obj
+                act_obj.push_back(n_obj)
+                act_pos.push_back(j)
+                act_frame.push_back(f)
+                n_obj += 1
+    # gap pairs were found frame by frame in greedy order: put them in order of their end
+    ends = to_numpy[int64_t](gap_end)
+    order = np.argsort(ends, kind="stable")
+    return obj_out, to_numpy[int64_t](gap_start)[order], ends[order]
+
+
+def gaps(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[::1] valid,
+         const int64_t[::1] frame, int64_t max_gap):
+    """Where an object is missing for 1..``max_gap`` frames between two of its boxes.
+
+    One pass in array order keeping each object's last frame and position; rows with
+    ``valid == 0`` are skipped. Returns ``(start, end, in_order)``: position pairs around each
+    gap (``frame[end] - frame[start] - 1`` in ``[1, max_gap]``), and whether every object's
+    frames were non-decreasing in array order; when not, the pairs are incomplete and the caller
+    sorts by (object, frame) and calls again. Of boxes sharing a frame, the last one in array
+    order opens the next gap.
+    """
+    cdef const uint8_t* vp = valid_ptr(valid)
+    cdef Py_ssize_t n = obj.shape[0], i
+    cdef int64_t o, p, g
+    cdef vector[int64_t] starts, ends
+    cdef bint in_order = True
+    if frame.shape[0] != n:
+        raise ValueError("object and frame columns differ in length")
+    last_pos_arr = np.full(max(n_obj, 0), -1, dtype=np.int64)
+    cdef int64_t[::1] last_pos = last_pos_arr
+    with nogil:
+        for i in range(n):
+            if not is_valid(vp, i):
+                continue
+            o = obj[i] - obj_offset
+            p = last_pos[o]
+            if p >= 0:
+                g = frame[i] - frame[p] - 1
+                if g < -1:
+                    in_order = False
+                    break
+                if g >= 1 and g <= max_gap:
+                    starts.push_back(p)
+                    ends.push_back(i)
+            last_pos[o] = i
+    return to_numpy[int64_t](starts), to_numpy[int64_t](ends), in_order
+
+
+def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[::1] valid,
+              const int64_t[::1] frame, const uint8_t[::1] frame_valid,
+              const key2_t[::1] stream, int64_t stream_offset, int64_t n_streams,
+              const float[::1] score, const uint8_t[::1] score_valid, int64_t min_frames):
+    """Objects living fewer than ``min_frames`` frames, not cut by the start or end of the data.
+
+    A row counts when ``valid`` (its object) and ``frame_valid`` (its frame and stream) hold.
+    An object lives from its first to its last frame (``last - first + 1`` frames, gaps
+    included); it is cut when its first frame is its stream's first frame or its last frame is
+    the stream's last frame, over every row with a valid frame (an empty ``stream``: one
+    stream). Returns ``(pos, event, severity, anchor)``: every row of each short-lived object
+    in array order, one event per object, severity the mean of its non-null, non-NaN scores
+    (1 without any; at least 1e-6), anchor its first row.
+    """
+    cdef const uint8_t* vp = valid_ptr(valid)
+    cdef const uint8_t* fvp = valid_ptr(frame_valid)
+    cdef const uint8_t* svp = valid_ptr(score_valid)
+    cdef Py_ssize_t n = obj.shape[0], i
+    cdef bint has_stream = stream.shape[0] > 0, has_score = score.shape[0] > 0
+    cdef int64_t o, st, fr, ns = max(n_streams, 1) if has_stream else 1, ev = 0
+    cdef float sc
+    cdef vector[int64_t] first, last, anchor, obj_stream, event, s_first, s_last, v_pos, v_ev, anchors
+    cdef vector[double] ssum
+    cdef vector[int64_t] scount
+    cdef vector[float] sev
+    cdef vector[uint8_t] s_seen
+    if frame.shape[0] != n or (has_stream and stream.shape[0] != n) or (has_score and score.shape[0] != n):
+        raise ValueError("object, frame, stream and score columns differ in length")
+    with nogil:
+        first.assign(n_obj, 0)
+        last.assign(n_obj, 0)
+        anchor.assign(n_obj, -1)
+        obj_stream.assign(n_obj, 0)
+        ssum.assign(n_obj, 0.0)
+        scount.assign(n_obj, 0)
+        s_first.assign(ns, 0)
+        s_last.assign(ns, 0)
+        s_seen.assign(ns, 0)
+        for i in range(n):
+            if not is_valid(fvp, i):
+                continue
+            fr = frame[i]
+            st = stream[i] - stream_offset if has_stream else 0
+            if not s_seen[st]:
+                s_seen[st] = 1
+                s_first[st] = fr
+                s_last[st] = fr
+            elif fr < s_first[st]:
+                s_first[st] = fr
+            elif fr > s_last[st]:
+                s_last[st] = fr
+            if not is_valid(vp, i):
+                continue
+            o = obj[i] - obj_offset
+            if anchor[o] < 0:
+                anchor[o] = i
+                first[o] = fr
+                last[o] = fr
+                obj_stream[o] = st
+            elif fr < first[o]:
+                first[o] = fr
+            elif fr > last[o]:
+                last[o] = fr
+            if has_score and is_valid(svp, i):
+                sc = score[i]
+                if sc == sc:
+                    ssum[o] += sc
+                    scount[o] += 1
+        event.assign(n_obj, -1)
+        for o in range(n_obj):
+            if anchor[o] < 0 or last[o] - first[o] + 1 >= min_frames:
+                continue
+            st = obj_stream[o]
+            if first[o] == s_first[st] or last[o] == s_last[st]:
+                continue
+            event[o] = ev
+            anchors.push_back(anchor[o])
+            sev.push_back(1.0 if scount[o] == 0 else max(<float>(ssum[o] / scount[o]), <float>1e-6))
+            ev += 1
+        if ev:
+            for i in range(n):
+                if not (is_valid(fvp, i) and is_valid(vp, i)):
+                    continue
+                o = event[obj[i] - obj_offset]
+                if o >= 0:
+                    v_pos.push_back(i)
+                    v_ev.push_back(o)
+    events = to_numpy[int64_t](v_ev)
+    return to_numpy[int64_t](v_pos), events, to_numpy[float](sev)[events], to_numpy[int64_t](anchors)

@@ -514,3 +514,125 @@ def valid(x1, y1, x2, y2, coord_valid, score, score_valid, width, height):
 
 
 __all__ += ["multibox", "valid"]
+
+
+def _iou_f32(x1, y1, x2, y2, p: int, q: int, t):
+    """(linked, iou) for boxes p and q in float32, as the kernels compute them."""
+    ix = _F32(min(_F32(x2[p]), _F32(x2[q])) - max(_F32(x1[p]), _F32(x1[q])))
+    if not ix > 0:
+        return False, None
+    iy = _F32(min(_F32(y2[p]), _F32(y2[q])) - max(_F32(y1[p]), _F32(y1[q])))
+    if not iy > 0:
+        return False, None
+    area_p = _F32(_F32(x2[p]) - _F32(x1[p])) * _F32(_F32(y2[p]) - _F32(y1[p]))
+    area_q = _F32(_F32(x2[q]) - _F32(x1[q])) * _F32(_F32(y2[q]) - _F32(y1[q]))
+    inter = _F32(ix * iy)
+    union = _F32(_F32(area_p + area_q) - inter)
+    if not inter >= _F32(_F32(t) * union):
+        return False, None
+    return True, _F32(inter / union)
+
+
+def associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, iou, max_gap):
+    """Greedy IoU linking of same-class boxes across frames (see the Cython docstring): for
+    each frame, every (live object, box) pair of one class with IoU >= ``iou`` is listed,
+    sorted by (IoU desc, object's last frame desc, object id asc, position asc) and taken
+    greedily one to one; objects live while ``frame - last - 1 <= max_gap`` within a stream.
+    Returns the object per position and the (previous, next) position pairs of an object that
+    skip at least one frame, in order of the next position."""
+    n = len(x1)
+    obj, prev = [-1] * n, [-1] * n
+    frame_at = [None] * n
+    objects: list[dict] = []  # id -> {"pos", "frame", "stream"}
+    n_groups = len(offsets) - 1
+    with np.errstate(all="ignore"):
+        for g in range(n_groups):
+            s, e = int(offsets[g]), int(offsets[g + 1])
+            f, stream = int(group_frame[g]), int(group_stream[g])
+            live = [k for k, o in enumerate(objects)
+                    if o["stream"] == stream and f - o["frame"] - 1 <= int(max_gap)]
+            cands = []
+            for k in live:
+                p = objects[k]["pos"]
+                for j in range(s, e):
+                    if int(cls[j]) != int(cls[p]):
+                        continue
+                    ok, v = _iou_f32(x1, y1, x2, y2, p, j, iou)
+                    if ok:
+                        cands.append((-float(v), -objects[k]["frame"], k, j))
+            cands.sort()
+            used_obj, used_box = set(), set()
+            for _, _, k, j in cands:
+                if k in used_obj or j in used_box:
+                    continue
+                used_obj.add(k)
+                used_box.add(j)
+                obj[j], prev[j] = k, objects[k]["pos"]
+                objects[k]["pos"], objects[k]["frame"] = j, f
+            for j in range(s, e):
+                frame_at[j] = f
+            for j in range(s, e):
+                if j not in used_box and _box_ok(x1, y1, x2, y2, j):
+                    obj[j] = len(objects)
+                    objects.append({"pos": j, "frame": f, "stream": stream})
+    gaps_ = [(prev[j], j) for j in range(n) if prev[j] >= 0 and frame_at[j] - frame_at[prev[j]] >= 2]
+    return _i64(obj), _i64(a for a, _ in gaps_), _i64(b for _, b in gaps_)
+
+
+def gaps(obj, obj_offset, n_obj, valid, frame, max_gap):
+    """Consecutive boxes of one object (by frame, then array order) whose frames are 2 ..
+    ``max_gap + 1`` apart. Always "in order" (a sort needs no second call)."""
+    by_obj: dict[int, list[tuple[int, int]]] = {}
+    for i in range(len(obj)):
+        if _is_valid(valid, i):
+            by_obj.setdefault(int(obj[i]) - int(obj_offset), []).append((int(frame[i]), i))
+    pairs = []
+    for boxes in by_obj.values():
+        boxes.sort()
+        for (fa, a), (fb, b) in zip(boxes, boxes[1:]):
+            if 1 <= fb - fa - 1 <= int(max_gap):
+                pairs.append((a, b))
+    pairs.sort(key=lambda ab: ab[1])  # the Cython kernel emits them in array order of the end
+    return _i64(a for a, _ in pairs), _i64(b for _, b in pairs), True
+
+
+def lifetimes(obj, obj_offset, n_obj, valid, frame, frame_valid, stream, stream_offset, n_streams,
+              score, score_valid, min_frames):
+    """Objects whose first-to-last frame span is < ``min_frames`` and that touch neither end
+    of their stream's frame range (over rows with a valid frame); all their rows, severity the
+    mean non-null non-NaN score (1 without; at least 1e-6), anchor the object's first row."""
+    extent: dict[int, list[int]] = {}
+    rows: dict[int, list[int]] = {}
+    for i in range(len(obj)):
+        if not _is_valid(frame_valid, i):
+            continue
+        st = int(stream[i]) - int(stream_offset) if len(stream) else 0
+        extent.setdefault(st, []).append(int(frame[i]))
+        if _is_valid(valid, i):
+            rows.setdefault(int(obj[i]) - int(obj_offset), []).append(i)
+    v_pos, v_ev, v_sev, anchors = [], [], [], []
+    flagged = []
+    for o, rs in rows.items():
+        fs = [int(frame[i]) for i in rs]
+        st = int(stream[rs[0]]) - int(stream_offset) if len(stream) else 0
+        if max(fs) - min(fs) + 1 >= int(min_frames):
+            continue
+        if min(fs) == min(extent[st]) or max(fs) == max(extent[st]):
+            continue
+        scores = [float(score[i]) for i in rs
+                  if len(score) and _is_valid(score_valid, i) and not math.isnan(float(score[i]))]
+        mean = float(_F32(sum(scores) / len(scores))) if scores else 1.0
+        flagged.append((rs[0], rs, max(mean, float(_F32(1e-6))) if scores else 1.0))
+    flagged.sort()
+    for ev, (first, rs, sev) in enumerate(flagged):
+        anchors.append(first)
+    # rows in array order, as the kernel emits them
+    ev_of = {r: ev for ev, (_, rs, _) in enumerate(flagged) for r in rs}
+    for i in sorted(ev_of):
+        v_pos.append(i)
+        v_ev.append(ev_of[i])
+        v_sev.append(flagged[ev_of[i]][2])
+    return _i64(v_pos), _i64(v_ev), _f32(v_sev), _i64(anchors)
+
+
+__all__ += ["associate", "gaps", "lifetimes"]

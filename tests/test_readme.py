@@ -32,3 +32,23 @@ def test_readme_examples_run(readme_namespace):
     got = [(v["assertion"], v["row"]) for v in ns["user_report"].violations.to_pylist()]
     # as the README's comment says: too_wide flags row 1, jumpy flags track 1 (rows 0-2)
     assert got == [("my.too_wide", 1), ("my.jumpy", 0), ("my.jumpy", 1), ("my.jumpy", 2)]
+
+
+def test_readme_tracking_example(tmp_path, monkeypatch):
+    """The flicker/appear example, on the bundled TUD-Campus tracker output written back as the
+    MOTChallenge ``test.txt`` it came from."""
+    import pyarrow.parquet as pq
+
+    import tripwire as tw
+
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "read_mot(\"test.txt\")" in b)
+    t = pq.read_table(Path(tw.__file__).parent / "data" / "tud_campus" / "tracker.parquet").to_pylist()
+    lines = [f"{r['frame']},{r['id']},{r['x1']},{r['y1']},{r['x2'] - r['x1']},{r['y2'] - r['y1']},-1,-1,-1,-1"
+             for r in t]
+    (tmp_path / "test.txt").write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec("import tripwire as tw\n" + block, ns)
+    summary = {s["assertion"]: s["events"] for s in ns["report"].summary().to_pylist()}
+    assert summary == {"boxes.flicker": 2, "boxes.appear": 0}
+    assert ns["fixed"].num_rows == len(t) + 15

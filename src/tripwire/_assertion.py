@@ -25,6 +25,10 @@ class Correction:
     source_rows: np.ndarray | None = None
     values: Any = None
 
+    def count(self) -> int:
+        """Rows this correction touches (relabel, remove) or appends (add)."""
+        return len(self.values) if self.action == "add" else len(self.rows)
+
 
 @dataclass
 class Result:
@@ -37,7 +41,14 @@ class Result:
     # context columns aligned with ``rows``: an Arrow array, or a zero-argument function that
     # builds it (context is only formatted when a report's violations table is read)
     context: dict[str, Any] = field(default_factory=dict)
-    corrections: list[Correction] = field(default_factory=list)
+    # proposed weak labels, or a zero-argument function building them (built when first read)
+    corrections: Any = field(default_factory=list)
+
+    def correction_list(self) -> list[Correction]:
+        """The corrections, built on first use."""
+        if callable(self.corrections):
+            self.corrections = self.corrections()
+        return self.corrections
 
     def context_arrays(self) -> dict[str, pa.Array]:
         """The context columns, built on first use."""

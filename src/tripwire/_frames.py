@@ -25,6 +25,8 @@ class FrameGroups:
 
     order: np.ndarray | None  # int64 rows in frame order
     offsets: np.ndarray  # int64, n_frames + 1
+    frame: np.ndarray  # int64 frame value of each group
+    stream: np.ndarray  # int64 stream code of each group (0 without a stream column)
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
         """Input rows of positions in frame order."""
@@ -51,7 +53,7 @@ def group_frames(table: pa.Table, frame: str, stream: str | None) -> FrameGroups
     fk = f if keep is None else f[rows]
     sk = None if s is None or n_streams < 2 else (s if keep is None else s[rows])
     if len(rows) == 0:
-        return FrameGroups(rows, np.zeros(1, np.int64))
+        return FrameGroups(rows, np.zeros(1, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
     span = int(fk.max()) - int(fk.min()) + 1
     if sk is None or span * n_streams < 2**62:
         # one int64 key per row: frame alone, or stream * span + frame
@@ -59,10 +61,15 @@ def group_frames(table: pa.Table, frame: str, stream: str | None) -> FrameGroups
         order = None if bool((key[1:] >= key[:-1]).all()) else np.argsort(key, kind="stable")
         if order is not None:
             key, rows = key[order], rows[order]
+            fk = fk[order]
+            sk = None if sk is None else sk[order]
         change = key[1:] != key[:-1]
     else:  # frame range too wide to combine with the stream: sort the pair
         order = np.lexsort((fk, sk))
         rows, fk, sk = rows[order], fk[order], sk[order]
         change = (sk[1:] != sk[:-1]) | (fk[1:] != fk[:-1])
     offsets = np.concatenate(([0], np.flatnonzero(change) + 1, [len(rows)])).astype(np.int64)
-    return FrameGroups(None if keep is None and order is None else rows, offsets)
+    starts = offsets[:-1]
+    group_stream = np.zeros(len(starts), np.int64) if sk is None else sk[starts].astype(np.int64)
+    return FrameGroups(None if keep is None and order is None else rows, offsets,
+                       fk[starts].astype(np.int64), group_stream)

@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _arrow, _dispatch, _frames, _registry
-from ._assertion import Assertion, Result, canonical_events
+from ._assertion import Assertion, Correction, Result, canonical_events
 from .rows import consistent_groups
 from .errors import InputError
 
-__all__ = ["Boxes", "multibox", "valid", "class_consistency", "VALID_REASONS"]
+__all__ = ["Boxes", "multibox", "flicker", "appear", "valid", "class_consistency", "VALID_REASONS"]
 
 _EMPTY_F32 = np.empty(0, np.float32)
 
@@ -261,6 +261,362 @@ class class_consistency(Assertion):
         return Result(row, ev, sev, table.num_rows, ctx, corr)
 
 
+# ----------------------------------------------------------------------------------------------
+# flicker / appear: objects followed across frames
+# ----------------------------------------------------------------------------------------------
+IDENTITIES = ("auto", "track", "iou")
+
+
+def _check_identity(identity: Any, kind: str) -> str:
+    if identity not in IDENTITIES:
+        raise InputError(f"{kind}: identity={identity!r}", expected="'auto', 'track' or 'iou'",
+                         fix="pass identity='track' to follow tracker ids, 'iou' to link boxes by "
+                             "overlap, or 'auto' (track ids when the table has them)")
+    return identity
+
+
+def _check_count(value: Any, param: str, kind: str, minimum: int) -> int:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum:
+        return int(value)
+    raise InputError(f"{kind}: {param}={value!r}", expected=f"an integer >= {minimum}",
+                     fix=f"pass e.g. {param}={max(minimum, 3)}")
+
+
+def _resolve_identity(identity: str, table: pa.Table, cols: Boxes) -> str:
+    if identity == "auto":
+        return "track" if table.schema.get_field_index(cols.track) >= 0 else "iou"
+    return identity
+
+
+def _frame_numbers(table: pa.Table, cols: Boxes, kind: str) -> _arrow.NumericColumn:
+    """The frame column as int64 frame numbers: gaps are counted in frames, so timestamps
+    (whose ticks are not frames) are refused."""
+    typ = _arrow.column(table, cols.frame, role="frame", expected="an integer frame number").type
+    if not pa.types.is_integer(typ):
+        raise InputError(f"{kind}: column {cols.frame!r} (frame) has type {typ}",
+                         expected="integer frame numbers (gaps are counted in frames)",
+                         found=str(typ),
+                         fix="number the frames, e.g. frame = (time - t0) // frame_period as int64")
+    col = _arrow.numeric_column(table, cols.frame, role="frame", integer=True)
+    return _arrow.NumericColumn(col.values.astype(np.int64, copy=False), col.valid)
+
+
+def _and_valid(*masks: np.ndarray | None) -> np.ndarray | None:
+    out = None
+    for m in masks:
+        if m is not None:
+            out = m.copy() if out is None else out & m
+    return out
+
+
+@dataclass
+class _Linked:
+    """Objects found by IoU association, in frame order (positions)."""
+
+    groups: _frames.FrameGroups
+    obj: np.ndarray  # int64 object id per position, -1: none (non-finite box)
+    gap_start: np.ndarray  # positions where an object is last seen before a gap ...
+    gap_end: np.ndarray  # ... and where it is seen again
+
+    def object_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The object id of input rows (-1: none)."""
+        if self.groups.order is None:
+            return self.obj[rows]
+        pos = np.full(int(self.groups.order.max()) + 1 if len(self.groups.order) else 0, -1, np.int64)
+        pos[self.groups.order] = np.arange(len(self.groups.order))
+        return self.obj[pos[rows]]
+
+
+def _link_by_iou(table: pa.Table, cols: Boxes, iou: float, max_gap: int, kind: str,
+                 backend: str) -> _Linked:
+    """Identity ``iou``: one association kernel call over every frame of every stream."""
+    _frame_numbers(table, cols, kind)  # refuses timestamps
+    groups = _frames.group_frames(table, cols.frame, cols.stream)
+    g = groups.gather
+    (x1, y1, x2, y2), cvalid = _coords(table, cols)
+    if cvalid is not None:  # a null coordinate links to nothing, like NaN
+        x1 = np.where(cvalid.astype(bool), x1, np.float32(np.nan))
+    if table.schema.get_field_index(cols.cls) >= 0:
+        keys = _arrow.encode_keys(table, cols.cls, role="class")
+        cls = keys.codes  # only compared for equality: the offset does not matter
+        if keys.valid is not None:  # a null class is a class of its own
+            cls = cls.astype(np.int64)
+            cls[~keys.valid.astype(bool)] = keys.offset + keys.n
+        cls = np.ascontiguousarray(g(cls))
+    else:
+        cls = np.zeros(int(groups.offsets[-1]), np.int32)
+    k = _dispatch.kernels("boxes", backend)
+    obj, start, end = k.associate(
+        np.ascontiguousarray(g(x1)), np.ascontiguousarray(g(y1)), np.ascontiguousarray(g(x2)),
+        np.ascontiguousarray(g(y2)), cls, groups.offsets, groups.frame, groups.stream, iou, max_gap)
+    return _Linked(groups, obj, start, end)
+
+
+def _mean_scores(table: pa.Table, cols: Boxes, rows: np.ndarray) -> np.ndarray:
+    """Mean of the non-null, non-NaN scores over axis 1 of ``rows`` (1 where none; >= 1e-6)."""
+    score, svalid = _score(table, cols)
+    if len(score) == 0:
+        return np.ones(len(rows), np.float32)
+    s = score[rows].astype(np.float64)
+    ok = ~np.isnan(s)
+    if len(svalid):
+        ok &= svalid[rows].astype(bool)
+    n = ok.sum(axis=1)
+    mean = np.where(ok, s, 0.0).sum(axis=1) / np.maximum(n, 1)
+    return np.where(n > 0, np.maximum(mean.astype(np.float32), np.float32(1e-6)), np.float32(1)).astype(np.float32)
+
+
+def _interpolated_boxes(table: pa.Table, cols: Boxes, start: np.ndarray, end: np.ndarray,
+                        frames: np.ndarray, track_from: np.ndarray | None = None) -> pa.Table:
+    """For each (start, end) pair, one box per missing frame between them: a copy of the start
+    row with ``frame``, ``x1 y1 x2 y2`` (and ``score`` when both ends have one) linearly
+    interpolated; every other column is copied from the start row, except ``track``, taken
+    from ``track_from`` (one row per pair) when given."""
+    fa, fb = frames[start], frames[end]
+    missing = fb - fa - 1
+    pair = np.repeat(np.arange(len(start)), missing)
+    step = np.arange(len(pair)) - np.repeat(np.cumsum(missing) - missing, missing) + 1
+    w = step / (missing[pair] + 1.0)
+    a, b = start[pair], end[pair]
+    out = table.take(pa.array(a, pa.int64()))
+
+    def put(name: str, values: np.ndarray, mask: np.ndarray | None = None) -> None:
+        nonlocal out
+        i = out.schema.get_field_index(name)
+        typ = out.schema.field(i).type
+        if pa.types.is_integer(typ) and values.dtype.kind == "f":
+            values = np.round(values)
+        out = out.set_column(i, name, pa.array(values, mask=mask).cast(typ, safe=False))
+
+    put(cols.frame, fa[pair] + step)
+    names = [cols.x1, cols.y1, cols.x2, cols.y2]
+    if table.schema.get_field_index(cols.score) >= 0:
+        names.append(cols.score)
+    for name in names:  # null at either end: null; inf or NaN at either end: NaN or inf
+        c = _arrow.numeric_column(table, name, role="score" if name == cols.score else f"box coordinate {name}")
+        va, vb = c.values[a].astype(np.float64), c.values[b].astype(np.float64)
+        mask = None if c.valid is None else ~(c.valid[a] & c.valid[b]).astype(bool)
+        with np.errstate(invalid="ignore", over="ignore"):
+            put(name, va + (vb - va) * w, mask)
+    if track_from is not None:
+        i = out.schema.get_field_index(cols.track)
+        out = out.set_column(i, cols.track, table.column(cols.track).take(pa.array(track_from[pair], pa.int64())))
+    return out
+
+
+def _stitch_fragments(table: pa.Table, cols: Boxes, start: np.ndarray, end: np.ndarray,
+                      frames: np.ndarray) -> tuple[list[Correction], np.ndarray]:
+    """Identity ``iou`` on a tracked table: a gap whose two boxes carry different track ids is
+    a fragmentation. The later track takes the earlier id from the later box's frame on (in
+    its stream); chains (A -> B -> C) resolve to the first id. Returns the relabel correction
+    and, per pair, the row whose track id the interpolated boxes should carry."""
+    keys = _track_keys(table, cols)
+    codes = keys.codes.astype(np.int64) - keys.offset
+    ok = np.ones(table.num_rows, bool) if keys.valid is None else keys.valid.astype(bool)
+    src_of = np.full(keys.n, -1, np.int64)  # track code -> row holding the id it takes
+    from_frame = np.zeros(keys.n, np.int64)
+    frag = np.flatnonzero(ok[start] & ok[end] & (codes[start] != codes[end]))
+    for p in frag[np.argsort(frames[end[frag]], kind="stable")]:  # fragmentations are rare
+        a, b = int(start[p]), int(end[p])
+        src = int(src_of[codes[a]]) if src_of[codes[a]] >= 0 and frames[a] >= from_frame[codes[a]] else a
+        cb = codes[b]
+        if cb == codes[src] or src_of[cb] >= 0:
+            continue  # a chain back to itself, or already stitched: the first link wins
+        src_of[cb] = src
+        from_frame[cb] = frames[b]
+    # the id each gap's added boxes carry: the start's, or what the start's track was stitched to
+    ca = codes[start]
+    stitched = ok[start] & (src_of[ca] >= 0) & (frames[start] >= from_frame[ca])
+    track_from = np.where(stitched, src_of[ca], start)
+    if not (src_of >= 0).any():
+        return [], track_from
+    taken = src_of[codes]
+    rows = np.flatnonzero(ok & (taken >= 0) & (frames >= from_frame[codes]))
+    return [Correction("relabel", rows, column=cols.track, source_rows=taken[rows])], track_from
+
+
+def _object_context(linked: _Linked, rows: np.ndarray) -> pa.Array:
+    return pa.array(linked.object_of_rows(rows), pa.int64())
+
+
+def _flicker_corrections(table: pa.Table, cols: Boxes, pairs: np.ndarray, frames: np.ndarray,
+                         identity: str) -> list[Correction]:
+    """``add`` the interpolated boxes of every gap (and, with identity ``iou`` on a tracked
+    table, ``relabel`` stitched fragments); built only when corrections are read."""
+    order = np.argsort(pairs[:, 0], kind="stable")
+    start, end = pairs[order, 0], pairs[order, 1]
+    corr: list[Correction] = []
+    track_from = None
+    if identity == "iou" and table.schema.get_field_index(cols.track) >= 0:
+        corr, track_from = _stitch_fragments(table, cols, start, end, frames)
+    added = _interpolated_boxes(table, cols, start, end, frames, track_from)
+    return [Correction("add", np.empty(0, np.int64), values=added)] + corr
+
+
+class flicker(Assertion):
+    """An object seen at frame ``t`` and again at ``t + g + 1`` (``1 <= g <= max_gap``) is
+    missing from the ``g`` frames between: the paper's night-street ``flicker``.
+
+    Identity (``identity=``): ``"track"`` follows the ``track`` column (per stream);
+    ``"iou"`` links same-class boxes across frames by IoU >= ``iou`` (greedy, highest IoU
+    first, one to one; an object unseen for more than ``max_gap`` frames ends), which also
+    catches a tracker's fragmentations (a track ends and a new id starts at the same place a
+    few frames later); ``"auto"`` (default) uses ``track`` when the table has that column.
+    Frames are integer frame numbers; the stream is optional; ``cls`` is optional (without it
+    every box is one class).
+
+    One event per gap, flagging the box before and the box after it. Severity: mean score of
+    those two boxes (1 without scores). Correction: ``add`` one box per missing frame, linearly
+    interpolated (coordinates, frame, and the score when both ends have one; other columns are
+    copied from the box before the gap). With identity ``"iou"`` on a table that has track
+    ids, a gap whose two boxes carry different ids is a tracker fragmentation: a second
+    correction, ``relabel``, gives the later track the earlier id from that box on (chains
+    resolve to the first id), and the added boxes carry that id. Rows with a null frame, stream or (identity
+    ``track``) track are not checked; boxes with a null or non-finite coordinate are never
+    linked by IoU (``boxes.valid`` reports them).
+    """
+
+    kind = "boxes.flicker"
+    family = "boxes"
+
+    def __init__(self, *, iou: float = 0.3, max_gap: int = 3, identity: str = "auto",
+                 columns: Any = None, name: str | None = None, table: str = "boxes"):
+        super().__init__(name=name, table=table)
+        self.iou = _check_unit(iou, "iou", self.kind, "pass e.g. iou=0.3")
+        self.max_gap = _check_count(max_gap, "max_gap", self.kind, 1)
+        self.identity = _check_identity(identity, self.kind)
+        self.cols = _columns(columns)
+
+    def params(self) -> dict[str, Any]:
+        return {"iou": self.iou, "max_gap": self.max_gap, "identity": self.identity}
+
+    def columns(self) -> list[str]:
+        c = self.cols
+        return [c.frame, c.x1, c.y1, c.x2, c.y2] + ([c.track] if self.identity == "track" else [])
+
+    def optional_columns(self) -> list[str]:
+        c = self.cols
+        return [c.stream, c.score, c.cls] + ([c.track] if self.identity == "auto" else [])
+
+    def evaluate(self, table: pa.Table, backend: str) -> Result:
+        c = self.cols
+        k = _dispatch.kernels("boxes", backend)
+        ctx: dict[str, Any] = {}
+        identity = _resolve_identity(self.identity, table, c)
+        if identity == "track":
+            frames = _frame_numbers(table, c, self.kind)
+            keys = _track_keys(table, c)
+            valid = _arrow.kernel_validity(_and_valid(keys.valid, frames.valid))
+            start, end, in_order = k.gaps(keys.codes, keys.offset, keys.n, valid, frames.values, self.max_gap)
+            if not in_order:  # some track's frames go back in time: one stable sort by (track, frame)
+                order = np.lexsort((frames.values, keys.codes))
+                s, e, _ = k.gaps(np.ascontiguousarray(keys.codes[order]), keys.offset, keys.n,
+                                 valid[order] if len(valid) else valid,
+                                 np.ascontiguousarray(frames.values[order]), self.max_gap)
+                start, end = order[s], order[e]
+            frame_values = frames.values
+        else:
+            linked = _link_by_iou(table, c, self.iou, self.max_gap, self.kind, backend)
+            start, end = linked.groups.rows(linked.gap_start), linked.groups.rows(linked.gap_end)
+            frame_values = _frame_numbers(table, c, self.kind).values
+        pairs = np.stack([start, end], axis=1).astype(np.int64) if len(start) else np.empty((0, 2), np.int64)
+        sev = _mean_scores(table, c, pairs)
+        events = np.repeat(np.arange(len(pairs), dtype=np.int64), 2)
+        row, ev, sev = canonical_events(pairs.reshape(-1), events, np.repeat(sev, 2), pairs[:, 0].copy())
+        ctx["stream"] = functools.partial(_stream_context, table, c, row)
+        ctx["frame"] = functools.partial(_frame_context, table, c, row)
+        if identity == "track":
+            ctx["key"] = functools.partial(_track_context, table, c, row)
+        else:
+            ctx["object"] = functools.partial(_object_context, linked, row)
+        corr = functools.partial(_flicker_corrections, table, c, pairs, frame_values, identity) if len(pairs) else []
+        return Result(row, ev, sev, table.num_rows, ctx, corr)
+
+
+class appear(Assertion):
+    """An object that lives fewer than ``min_frames`` frames: the paper's ``appear`` (a box
+    that pops up and vanishes).
+
+    An object lives from its first to its last frame (``last - first + 1``, gaps included).
+    Objects cut by the data (first frame = the stream's first frame, or last frame = the
+    stream's last frame) are not judged: they may live on outside it. Identity as in
+    ``boxes.flicker`` (``"track"``, ``"iou"`` with gaps of up to ``max_gap`` frames bridged,
+    ``"auto"``). One event per object, flagging all its boxes. Severity: the mean score of its
+    boxes (1 without scores). Correction: ``remove`` its boxes. Rows with a null frame, stream
+    or (identity ``track``) track are not checked; with identity ``iou`` boxes with a null or
+    non-finite coordinate belong to no object (``boxes.valid`` reports them).
+    """
+
+    kind = "boxes.appear"
+    family = "boxes"
+
+    def __init__(self, *, min_frames: int = 3, iou: float = 0.3, max_gap: int = 3,
+                 identity: str = "auto", columns: Any = None, name: str | None = None,
+                 table: str = "boxes"):
+        super().__init__(name=name, table=table)
+        self.min_frames = _check_count(min_frames, "min_frames", self.kind, 2)
+        self.iou = _check_unit(iou, "iou", self.kind, "pass e.g. iou=0.3")
+        self.max_gap = _check_count(max_gap, "max_gap", self.kind, 0)
+        self.identity = _check_identity(identity, self.kind)
+        self.cols = _columns(columns)
+
+    def params(self) -> dict[str, Any]:
+        return {"min_frames": self.min_frames, "iou": self.iou, "max_gap": self.max_gap,
+                "identity": self.identity}
+
+    def columns(self) -> list[str]:
+        c = self.cols
+        if self.identity == "track":
+            return [c.frame, c.track]
+        return [c.frame, c.x1, c.y1, c.x2, c.y2]
+
+    def optional_columns(self) -> list[str]:
+        c = self.cols
+        return [c.stream, c.score, c.cls] + ([c.track] if self.identity == "auto" else [])
+
+    def evaluate(self, table: pa.Table, backend: str) -> Result:
+        c = self.cols
+        k = _dispatch.kernels("boxes", backend)
+        score, svalid = _score(table, c)
+        ctx: dict[str, Any] = {}
+        if _resolve_identity(self.identity, table, c) == "track":
+            frames = _frame_numbers(table, c, self.kind)
+            keys = _track_keys(table, c)
+            if table.schema.get_field_index(c.stream) >= 0:
+                streams = _arrow.encode_keys(table, c.stream, role="stream")
+                s_codes, s_offset, s_n, s_valid = streams.codes, streams.offset, streams.n, streams.valid
+            else:
+                s_codes, s_offset, s_n, s_valid = np.empty(0, np.int64), 0, 1, None
+            pos, ev, sev, anchor = k.lifetimes(
+                keys.codes, keys.offset, keys.n, _arrow.kernel_validity(keys.valid),
+                frames.values, _arrow.kernel_validity(_and_valid(frames.valid, s_valid)),
+                s_codes, s_offset, s_n, score, svalid, self.min_frames)
+            row, ev, sev = canonical_events(pos, ev, sev, anchor)
+            ctx["key"] = functools.partial(_track_context, table, c, row)
+        else:
+            linked = _link_by_iou(table, c, self.iou, self.max_gap, self.kind, backend)
+            groups = linked.groups
+            g = groups.gather
+            counts = np.diff(groups.offsets)
+            n_streams = int(groups.stream.max()) + 1 if len(groups.stream) else 1
+            stream = np.repeat(groups.stream, counts) if n_streams > 1 else np.empty(0, np.int64)
+            n_obj = int(linked.obj.max()) + 1 if len(linked.obj) else 0
+            pos, ev, sev, anchor = k.lifetimes(
+                linked.obj, 0, n_obj, (linked.obj >= 0).view(np.uint8),
+                np.ascontiguousarray(g(_frame_numbers(table, c, self.kind).values)), _arrow.NO_NULLS,
+                stream, 0, n_streams,
+                np.ascontiguousarray(g(score)) if len(score) else score,
+                np.ascontiguousarray(g(svalid)) if len(svalid) else svalid, self.min_frames)
+            row, ev, sev = canonical_events(groups.rows(pos), ev, sev, groups.rows(anchor))
+            ctx["object"] = functools.partial(_object_context, linked, row)
+        ctx["stream"] = functools.partial(_stream_context, table, c, row)
+        ctx["frame"] = functools.partial(_frame_context, table, c, row)
+        corr = [Correction("remove", np.unique(row))] if len(row) else []
+        return Result(row, ev, sev, table.num_rows, ctx, corr)
+
+
 _registry.register("boxes.multibox", multibox, builtin=True)
+_registry.register("boxes.flicker", flicker, builtin=True)
+_registry.register("boxes.appear", appear, builtin=True)
 _registry.register("boxes.valid", valid, builtin=True)
 _registry.register("boxes.class_consistency", class_consistency, builtin=True)

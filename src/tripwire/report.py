@@ -112,7 +112,7 @@ class Report:
         """Counts and rates per assertion, in suite order."""
         rows = []
         for a, r in self.results:
-            n_corr = sum(len(c.rows) if c.action != "add" else len(c.values) for c in r.corrections)
+            n_corr = sum(c.count() for c in r.correction_list())
             rows.append({
                 "assertion": a.name, "kind": a.kind, "rows": r.n_rows_checked,
                 "violations": len(r.rows), "events": r.n_events,
@@ -138,7 +138,7 @@ class Report:
         single = len(self.inputs) == 1
         for a, r in self.results:
             if single or a.table == name:
-                for c in r.corrections:
+                for c in r.correction_list():
                     yield a, c
 
     def corrections(self, table: str | None = None) -> pa.Table:

@@ -522,7 +522,7 @@ def _prefixed(exc: TripwireError, rel: str) -> TripwireError:
 def _collect_corrections(results, table: pa.Table, offset: int, order: dict[str, int],
                          out: list[tuple[int, pa.Table]]) -> None:
     for a, r in results:
-        if not r.corrections:
+        if not r.correction_list():
             continue
         c = Report([(a, r)], {"rows": table}, "", 0.0).corrections()
         if offset and c.num_rows:

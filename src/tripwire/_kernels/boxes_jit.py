@@ -135,3 +135,239 @@ def _valid(x1, y1, x2, y2, coord_valid, score, score_valid, width, height):
 
 def valid(x1, y1, x2, y2, coord_valid, score, score_valid, width, height):
     return _valid(x1, y1, x2, y2, coord_valid, score, score_valid, np.float64(width), np.float64(height))
+
+
+@njit(**_JIT)
+def _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, t, max_gap):
+    n = x1.shape[0]
+    obj = np.full(n, -1, np.int64)
+    gap_start = np.empty(16, np.int64)
+    gap_end = np.empty(16, np.int64)
+    n_gaps = 0
+    # live objects (oldest first): id, last position, last frame
+    act_obj = np.empty(n, np.int64)
+    act_pos = np.empty(n, np.int64)
+    act_frame = np.empty(n, np.int64)
+    n_act = 0
+    n_obj = 0
+    stream = -1
+    c_iou = np.empty(16, np.float32)
+    c_frame = np.empty(16, np.int64)
+    c_a = np.empty(16, np.int64)
+    c_j = np.empty(16, np.int64)
+    for g in range(offsets.shape[0] - 1):
+        s = offsets[g]
+        e = offsets[g + 1]
+        f = group_frame[g]
+        if group_stream[g] != stream:
+            stream = group_stream[g]
+            n_act = 0
+        keep = 0
+        for a in range(n_act):
+            if f - act_frame[a] - 1 <= max_gap:
+                act_obj[keep] = act_obj[a]
+                act_pos[keep] = act_pos[a]
+                act_frame[keep] = act_frame[a]
+                keep += 1
+        n_act = keep
+        nc = 0
+        for a in range(n_act):
+            p = act_pos[a]
+            area_p = np.float32((x2[p] - x1[p]) * (y2[p] - y1[p]))
+            for j in range(s, e):
+                if cls[j] != cls[p]:
+                    continue
+                ix = np.float32(min(x2[p], x2[j]) - max(x1[p], x1[j]))
+                if not ix > 0:
+                    continue
+                iy = np.float32(min(y2[p], y2[j]) - max(y1[p], y1[j]))
+                if not iy > 0:
+                    continue
+                inter = np.float32(ix * iy)
+                area_j = np.float32((x2[j] - x1[j]) * (y2[j] - y1[j]))
+                uni = np.float32(np.float32(area_p + area_j) - inter)
+                if inter >= np.float32(t * uni):
+                    if nc == c_iou.shape[0]:
+                        c_iou = np.concatenate((c_iou, np.empty(nc, np.float32)))
+                        c_frame = np.concatenate((c_frame, np.empty(nc, np.int64)))
+                        c_a = np.concatenate((c_a, np.empty(nc, np.int64)))
+                        c_j = np.concatenate((c_j, np.empty(nc, np.int64)))
+                    c_iou[nc] = np.float32(inter / uni)
+                    c_frame[nc] = act_frame[a]
+                    c_a[nc] = a
+                    c_j[nc] = j
+                    nc += 1
+        # greedy order: IoU desc, last frame desc, slot asc, position asc (candidates were
+        # listed by slot then position, so a stable sort on (-iou, -frame) keeps the rest)
+        order = np.argsort(-c_frame[:nc], kind="mergesort")
+        order = order[np.argsort(-c_iou[:nc][order], kind="mergesort")]
+        act_used = np.zeros(n_act, np.bool_)
+        box_used = np.zeros(e - s, np.bool_)
+        for c in order:
+            a = c_a[c]
+            j = c_j[c]
+            if act_used[a] or box_used[j - s]:
+                continue
+            act_used[a] = True
+            box_used[j - s] = True
+            obj[j] = act_obj[a]
+            if f - act_frame[a] > 1:
+                if n_gaps == gap_start.shape[0]:
+                    gap_start = np.concatenate((gap_start, np.empty(n_gaps, np.int64)))
+                    gap_end = np.concatenate((gap_end, np.empty(n_gaps, np.int64)))
+                gap_start[n_gaps] = act_pos[a]
+                gap_end[n_gaps] = j
+                n_gaps += 1
+            act_pos[a] = j
+            act_frame[a] = f
+        for j in range(s, e):
+            if box_used[j - s] or not (np.isfinite(x1[j]) and np.isfinite(y1[j])
+                                       and np.isfinite(x2[j]) and np.isfinite(y2[j])):
+                continue
+            obj[j] = n_obj
+            act_obj[n_act] = n_obj
+            act_pos[n_act] = j
+            act_frame[n_act] = f
+            n_act += 1
+            n_obj += 1
+    order = np.argsort(gap_end[:n_gaps], kind="mergesort")
+    return obj, gap_start[:n_gaps][order], gap_end[:n_gaps][order]
+
+
+def associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, iou, max_gap):
+    n = len(x1)
+    if len(y1) != n or len(x2) != n or len(y2) != n or len(cls) != n:
+        raise ValueError("box columns differ in length")
+    if len(group_frame) != len(offsets) - 1 or len(group_stream) != len(offsets) - 1:
+        raise ValueError("group_frame and group_stream need one value per frame")
+    return _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream,
+                      np.float32(iou), np.int64(max_gap))
+
+
+@njit(**_JIT)
+def _gaps(obj, obj_offset, n_obj, valid, frame, max_gap):
+    n = obj.shape[0]
+    has_valid = valid.shape[0] > 0
+    last_pos = np.full(max(n_obj, 0), -1, np.int64)
+    starts = np.empty(16, np.int64)
+    ends = np.empty(16, np.int64)
+    m = 0
+    for i in range(n):
+        if has_valid and valid[i] == 0:
+            continue
+        o = obj[i] - obj_offset
+        p = last_pos[o]
+        if p >= 0:
+            g = frame[i] - frame[p] - 1
+            if g < -1:
+                return starts[:m].copy(), ends[:m].copy(), False
+            if g >= 1 and g <= max_gap:
+                if m == starts.shape[0]:
+                    starts = np.concatenate((starts, np.empty(m, np.int64)))
+                    ends = np.concatenate((ends, np.empty(m, np.int64)))
+                starts[m] = p
+                ends[m] = i
+                m += 1
+        last_pos[o] = i
+    return starts[:m].copy(), ends[:m].copy(), True
+
+
+def gaps(obj, obj_offset, n_obj, valid, frame, max_gap):
+    if len(frame) != len(obj):
+        raise ValueError("object and frame columns differ in length")
+    return _gaps(obj, np.int64(obj_offset), np.int64(n_obj), valid, frame, np.int64(max_gap))
+
+
+@njit(**_JIT)
+def _lifetimes(obj, obj_offset, n_obj, valid, frame, frame_valid, stream, stream_offset, n_streams,
+               score, score_valid, min_frames):
+    n = obj.shape[0]
+    has_v = valid.shape[0] > 0
+    has_fv = frame_valid.shape[0] > 0
+    has_stream = stream.shape[0] > 0
+    has_score = score.shape[0] > 0
+    has_sv = score_valid.shape[0] > 0
+    ns = max(n_streams, 1) if has_stream else 1
+    first = np.zeros(n_obj, np.int64)
+    last = np.zeros(n_obj, np.int64)
+    anchor = np.full(n_obj, -1, np.int64)
+    obj_stream = np.zeros(n_obj, np.int64)
+    ssum = np.zeros(n_obj, np.float64)
+    scount = np.zeros(n_obj, np.int64)
+    s_first = np.zeros(ns, np.int64)
+    s_last = np.zeros(ns, np.int64)
+    s_seen = np.zeros(ns, np.bool_)
+    for i in range(n):
+        if has_fv and frame_valid[i] == 0:
+            continue
+        fr = frame[i]
+        st = stream[i] - stream_offset if has_stream else 0
+        if not s_seen[st]:
+            s_seen[st] = True
+            s_first[st] = fr
+            s_last[st] = fr
+        elif fr < s_first[st]:
+            s_first[st] = fr
+        elif fr > s_last[st]:
+            s_last[st] = fr
+        if has_v and valid[i] == 0:
+            continue
+        o = obj[i] - obj_offset
+        if anchor[o] < 0:
+            anchor[o] = i
+            first[o] = fr
+            last[o] = fr
+            obj_stream[o] = st
+        elif fr < first[o]:
+            first[o] = fr
+        elif fr > last[o]:
+            last[o] = fr
+        if has_score and (not has_sv or score_valid[i]):
+            sc = score[i]
+            if sc == sc:
+                ssum[o] += sc
+                scount[o] += 1
+    event = np.full(n_obj, -1, np.int64)
+    anchors = np.empty(n_obj, np.int64)
+    sev = np.empty(n_obj, np.float32)
+    ev = 0
+    for o in range(n_obj):
+        if anchor[o] < 0 or last[o] - first[o] + 1 >= min_frames:
+            continue
+        st = obj_stream[o]
+        if first[o] == s_first[st] or last[o] == s_last[st]:
+            continue
+        event[o] = ev
+        anchors[ev] = anchor[o]
+        if scount[o] == 0:
+            sev[ev] = 1.0
+        else:
+            mean = np.float32(ssum[o] / scount[o])
+            sev[ev] = mean if mean > np.float32(1e-6) else np.float32(1e-6)
+        ev += 1
+    pos = np.empty(0, np.int64)
+    evs = np.empty(0, np.int64)
+    if ev:
+        pos = np.empty(n, np.int64)
+        evs = np.empty(n, np.int64)
+        m = 0
+        for i in range(n):
+            if (has_fv and frame_valid[i] == 0) or (has_v and valid[i] == 0):
+                continue
+            e_ = event[obj[i] - obj_offset]
+            if e_ >= 0:
+                pos[m] = i
+                evs[m] = e_
+                m += 1
+        pos = pos[:m].copy()
+        evs = evs[:m].copy()
+    return pos, evs, sev[:ev][evs], anchors[:ev].copy()
+
+
+def lifetimes(obj, obj_offset, n_obj, valid, frame, frame_valid, stream, stream_offset, n_streams,
+              score, score_valid, min_frames):
+    n = len(obj)
+    if len(frame) != n or (len(stream) and len(stream) != n) or (len(score) and len(score) != n):
+        raise ValueError("object, frame, stream and score columns differ in length")
+    return _lifetimes(obj, np.int64(obj_offset), np.int64(n_obj), valid, frame, frame_valid, stream,
+                      np.int64(stream_offset), np.int64(n_streams), score, score_valid, np.int64(min_frames))

@@ -1,0 +1,490 @@
+"""boxes.flicker / boxes.appear: every backend against the plain-loop reference, both identity
+modes, hand-written edge cases, and the real TUD-Campus tracker output (pinned events and
+MOTA / IDF1 before and after applying the corrections)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tripwire as tw
+from reference import LAYOUTS, assert_same_report, check_like_reference, make_table
+
+PROPERTY = settings(max_examples=80, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+NAN, INF = float("nan"), float("inf")
+TUD = os.path.join(os.path.dirname(tw.__file__), "data", "tud_campus")
+
+
+def table(frames, boxes, *, tracks=None, streams=None, cls=None, scores=None, layout="plain",
+          splits=(1, 2), stream_type=pa.int64(), coord_type=pa.float32()):
+    """``boxes``: [(x1, y1, x2, y2)] or a single x1 per row (a 10x10 box at (x1, 0))."""
+    boxes = [b if isinstance(b, tuple) else (b, 0.0, b + 10.0, 10.0) for b in boxes]
+    cols = {"frame": (frames, lambda v: pa.array(v, pa.int64()), 0)}
+    if streams is not None:
+        pad = "s" if pa.types.is_string(stream_type) else 0
+        cols["stream"] = (streams, lambda v: pa.array(v, stream_type), pad)
+    if tracks is not None:
+        cols["track"] = (tracks, lambda v: pa.array(v, pa.int64()), 0)
+    if cls is not None:
+        cols["cls"] = (cls, lambda v: pa.array(v, pa.string()), "a")
+    for j, name in enumerate(("x1", "y1", "x2", "y2")):
+        cols[name] = ([b[j] for b in boxes], lambda v: pa.array(v, coord_type), 0.0)
+    if scores is not None:
+        cols["score"] = (scores, lambda v: pa.array(v, pa.float32()), 0.5)
+    return make_table(cols, layout, splits)
+
+
+def events(report, kind=None):
+    """{event: sorted rows} per assertion kind, as a list of row tuples in event order."""
+    v = report.violations
+    if kind is not None:
+        v = v.filter(pc.equal(v["kind"], kind))
+    out: dict[int, list[int]] = {}
+    for row, ev in zip(v["row"].to_pylist(), v["event"].to_pylist()):
+        out.setdefault(ev, []).append(row)
+    return [tuple(rows) for _, rows in sorted(out.items())]
+
+
+def severities(report):
+    v = report.violations
+    return dict(zip(v["event"].to_pylist(), v["severity"].to_pylist()))
+
+
+# ----------------------------------------------------------------------------------------------
+# property: fast backends == reference, in every layout and identity mode
+# ----------------------------------------------------------------------------------------------
+_X = st.sampled_from([0.0, 0.0, 1.0, 3.0, 5.0, 40.0, 80.0])
+
+
+@st.composite
+def a_box(draw, odd):
+    x = draw(_X)
+    box = [x, 0.0, x + draw(st.sampled_from([10.0, 10.0, 12.0, 0.0])), 10.0]
+    if odd and draw(st.integers(0, 9)) == 0:
+        box[draw(st.integers(0, 3))] = draw(st.sampled_from([NAN, INF, -INF, None]))
+    return tuple(box)
+
+
+@st.composite
+def cases(draw):
+    n = draw(st.integers(0, 30))
+    odd = draw(st.booleans())
+    stream_kind = draw(st.sampled_from([None, None, "int", "string"]))
+    streams = None
+    if stream_kind:
+        streams = draw(st.lists(st.sampled_from([0, 1] + ([None] if odd else [])), min_size=n, max_size=n))
+        if stream_kind == "string":
+            streams = [None if s is None else f"cam{s}" for s in streams]
+    tracks = None
+    if draw(st.booleans()):
+        tracks = draw(st.lists(st.sampled_from([0, 1, 2, 3] + ([None] if odd else [])), min_size=n, max_size=n))
+    cls = None
+    if draw(st.booleans()):
+        cls = draw(st.lists(st.sampled_from(["car", "car", "bus"] + ([None] if odd else [])), min_size=n, max_size=n))
+    scores = None
+    if draw(st.booleans()):
+        element = st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0])
+        if odd:
+            element = st.one_of(element, st.sampled_from([None, NAN, -0.5]))
+        scores = draw(st.lists(element, min_size=n, max_size=n))
+    frames = draw(st.lists(st.integers(0, 9), min_size=n, max_size=n))
+    if draw(st.booleans()):
+        frames = sorted(frames)
+    return dict(
+        frames=frames, boxes=draw(st.lists(a_box(odd), min_size=n, max_size=n)), tracks=tracks,
+        streams=streams, cls=cls, scores=scores,
+        stream_type=pa.string() if stream_kind == "string" else pa.int64(),
+        coord_type=draw(st.sampled_from([pa.float32(), pa.float64()])),
+        layout=draw(st.sampled_from(LAYOUTS)), splits=(draw(st.integers(0, 30)), draw(st.integers(0, 30))),
+        iou=draw(st.sampled_from([0.1, 0.3, 0.5, 0.7, 1.0])), max_gap=draw(st.integers(1, 3)),
+        min_frames=draw(st.integers(2, 5)),
+        identity=draw(st.sampled_from(["auto", "track", "iou"]) if tracks is not None else st.just("iou")))
+
+
+def suite_of(case):
+    kw = dict(iou=case["iou"], max_gap=case["max_gap"], identity=case["identity"])
+    return tw.Suite([tw.boxes.flicker(**kw), tw.boxes.appear(min_frames=case["min_frames"], **kw)])
+
+
+def table_of(case, **over):
+    kw = {k: case[k] for k in ("tracks", "streams", "cls", "scores", "stream_type", "coord_type",
+                               "layout", "splits")}
+    kw.update(over)
+    return table(case["frames"], case["boxes"], **kw)
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(case=cases())
+def test_matches_reference(fast_backend, case):
+    s = suite_of(case)
+    got = check_like_reference(s, table_of(case), fast_backend)
+    # interpolated boxes keep the coordinate type, so only the layout changes here
+    plain = s.check(table_of(case, layout="plain"), backend="reference")
+    assert_same_report(got, plain, context="layout")
+
+
+@PROPERTY
+@given(case=cases(), seed=st.integers(0, 2**32 - 1))
+def test_track_identity_does_not_depend_on_row_order(case, seed):
+    """With track ids, shuffling rows (so frames go back in time) finds the same gaps and
+    short tracks, up to which of two boxes sharing a frame stands for it."""
+    if case["tracks"] is None:
+        return
+    kw = dict(max_gap=case["max_gap"], identity="track")
+    s = tw.Suite([tw.boxes.flicker(**kw), tw.boxes.appear(min_frames=case["min_frames"], **kw)])
+    n = len(case["frames"])
+    # one box per (stream, track, frame): then "which box" is never ambiguous
+    seen, keep = set(), []
+    for i in range(n):
+        key = (None if case["streams"] is None else case["streams"][i], case["tracks"][i], case["frames"][i])
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    sub = {k: (None if case[k] is None else [case[k][i] for i in keep])
+           for k in ("frames", "boxes", "tracks", "streams", "cls", "scores")}
+    perm = np.random.default_rng(seed).permutation(len(keep)).tolist()
+    shuffled = {k: (None if v is None else [v[i] for i in perm]) for k, v in sub.items()}
+
+    def found(t, row_map=None):
+        r = s.check(t, backend="cython")
+        v = r.violations
+        out = {}
+        for a, row, ev, sev in zip(v["assertion"].to_pylist(), v["row"].to_pylist(),
+                                   v["event"].to_pylist(), v["severity"].to_pylist()):
+            out.setdefault((a, ev), [set(), sev])[0].add(row if row_map is None else row_map[row])
+        return sorted((a, sorted(rows), sev) for (a, _), (rows, sev) in out.items())
+
+    base = {k: case[k] for k in ("stream_type",)}
+    want = found(table(sub["frames"], sub["boxes"], **{k: sub[k] for k in ("tracks", "streams", "cls", "scores")}, **base))
+    got = found(table(shuffled["frames"], shuffled["boxes"],
+                      **{k: shuffled[k] for k in ("tracks", "streams", "cls", "scores")}, **base), perm)
+    assert got == want
+
+
+# ----------------------------------------------------------------------------------------------
+# the reference kernels themselves
+# ----------------------------------------------------------------------------------------------
+def test_reference_kernels_by_hand():
+    import reference
+    from tripwire._kernels import _boxes_cy
+
+    f32 = lambda v: np.array(v, np.float32)  # noqa: E731
+    i64 = lambda v: np.array(v, np.int64)  # noqa: E731
+    # frames 0, 1, 3: one box each at x = 0, 100, 1 (the middle one is elsewhere)
+    args = (f32([0, 100, 1]), f32([0, 0, 0]), f32([10, 110, 11]), f32([10, 10, 10]), i64([0, 0, 0]),
+            i64([0, 1, 2, 3]), i64([0, 1, 3]), i64([0, 0, 0]))
+    for k in (reference, _boxes_cy):
+        obj, start, end = k.associate(*args, 0.5, 2)
+        assert obj.tolist() == [0, 1, 0] and start.tolist() == [0] and end.tolist() == [2]
+        obj, start, end = k.associate(*args, 0.5, 1)  # frame 3 is 2 frames after 0: too late
+        assert obj.tolist() == [0, 1, 2] and start.tolist() == [] and end.tolist() == []
+        start, end, ok = k.gaps(i64([5, 5, 6, 5]), 5, 2, np.empty(0, np.uint8), i64([0, 1, 1, 4]), 2)
+        assert (start.tolist(), end.tolist(), ok) == ([1], [3], True)
+        pos, ev, sev, anchor = k.lifetimes(i64([0, 0, 1, 2, 2]), 0, 3, np.empty(0, np.uint8),
+                                           i64([0, 9, 4, 3, 5]), np.empty(0, np.uint8),
+                                           np.empty(0, np.int64), 0, 1, f32([1, 1, 0.25, 0.5, NAN]),
+                                           np.empty(0, np.uint8), 3)
+        assert pos.tolist() == [2] and sev.tolist() == [0.25] and anchor.tolist() == [2]
+    start, end, ok = _boxes_cy.gaps(i64([5, 5]), 5, 1, np.empty(0, np.uint8), i64([4, 0]), 2)
+    assert not ok  # frames go back: the caller sorts
+
+
+# ----------------------------------------------------------------------------------------------
+# flicker by hand
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("identity", ["track", "iou"])
+def test_flicker_gap_interpolated(backend, identity):
+    t = table([0, 1, 4, 5], [(0.0, 0.0, 10.0, 10.0), (1.0, 0.0, 11.0, 10.0), (4.0, 3.0, 14.0, 13.0),
+                             (5.0, 0.0, 15.0, 10.0)],
+              tracks=[7, 7, 7, 7], scores=[0.9, 0.4, 0.8, 0.2])
+    r = tw.Suite([tw.boxes.flicker(max_gap=2, identity=identity)]).check(t, backend=backend)
+    assert events(r) == [(1, 2)]
+    assert severities(r) == {0: pytest.approx(0.6)}
+    added = r.corrections()
+    assert added["action"].to_pylist() == ["add", "add"] and added["row"].null_count == 2
+    assert added.select(["frame", "track", "x1", "y1", "x2", "y2"]).to_pylist() == [
+        {"frame": 2, "track": 7, "x1": 2.0, "y1": 1.0, "x2": 12.0, "y2": 11.0},
+        {"frame": 3, "track": 7, "x1": 3.0, "y1": 2.0, "x2": 13.0, "y2": 12.0}]
+    assert added["score"].to_pylist() == pytest.approx([0.4 + 0.4 / 3, 0.4 + 0.8 / 3])
+    fixed = r.apply()
+    assert fixed["frame"].to_pylist() == [0, 1, 4, 5, 2, 3]
+    assert tw.Suite([tw.boxes.flicker(max_gap=2, identity=identity)]).check(fixed, backend=backend).n_events == 0
+
+
+@pytest.mark.parametrize("identity", ["track", "iou"])
+def test_gap_longer_than_max_gap_is_not_flicker(backend, identity):
+    t = table([0, 4, 5], [0.0, 0.0, 0.0], tracks=[1, 1, 1])
+    assert tw.Suite([tw.boxes.flicker(max_gap=2, identity=identity)]).check(t, backend=backend).n_events == 0
+    assert events(tw.Suite([tw.boxes.flicker(max_gap=3, identity=identity)]).check(t, backend=backend)) == [(0, 1)]
+
+
+def test_track_identity_ignores_geometry_iou_ignores_ids(backend):
+    # track 1 jumps across the image (still track 1); track 2 takes over track 1's place
+    t = table([0, 2, 2], [0.0, 500.0, 0.0], tracks=[1, 1, 2])
+    by_track = tw.Suite([tw.boxes.flicker(max_gap=2, identity="track")]).check(t, backend=backend)
+    by_iou = tw.Suite([tw.boxes.flicker(max_gap=2, identity="iou")]).check(t, backend=backend)
+    assert events(by_track) == [(0, 1)] and events(by_iou) == [(0, 2)]
+    # auto: the table has track ids
+    assert events(tw.Suite([tw.boxes.flicker(max_gap=2)]).check(t, backend=backend)) == [(0, 1)]
+    assert events(tw.Suite([tw.boxes.flicker(max_gap=2)]).check(t.drop_columns(["track"]), backend=backend)) == [(0, 2)]
+
+
+def test_iou_identity_sees_a_fragmentation_and_stitches_it(backend):
+    # a tracker loses the object after frame 1 and starts id 9 at the same place in frame 3;
+    # id 9 then meets a real gap of its own, and a third id continues after another gap
+    frames = [0, 1, 3, 4, 6, 7, 8]
+    t = table(frames, [0.0, 1.0, 3.0, 4.0, 6.0, 7.0, 8.0], tracks=[5, 5, 9, 9, 9, 11, 11])
+    s = tw.Suite([tw.boxes.flicker(max_gap=2, identity="iou")])
+    r = s.check(t, backend=backend)
+    assert events(r) == [(1, 2), (3, 4)]
+    corr = r.corrections()
+    adds = corr.filter(pc.equal(corr["action"], "add"))
+    assert adds.select(["frame", "track"]).to_pylist() == [{"frame": 2, "track": 5}, {"frame": 5, "track": 5}]
+    relabels = corr.filter(pc.equal(corr["action"], "relabel"))
+    assert relabels["row"].to_pylist() == [2, 3, 4] and set(relabels["track"].to_pylist()) == {5}
+    fixed = r.apply()
+    assert fixed["track"].to_pylist() == [5, 5, 5, 5, 5, 11, 11, 5, 5]
+    # identity "track" sees only the real gap inside id 9
+    assert events(tw.Suite([tw.boxes.flicker(max_gap=2, identity="track")]).check(t, backend=backend)) == [(3, 4)]
+
+
+def test_stitch_chain_resolves_to_the_first_id(backend):
+    t = table([0, 2, 4], [0.0, 0.0, 0.0], tracks=[1, 2, 3])
+    r = tw.Suite([tw.boxes.flicker(max_gap=1, identity="iou")]).check(t, backend=backend)
+    assert events(r) == [(0, 1), (1, 2)]
+    assert r.apply()["track"].to_pylist() == [1, 1, 1, 1, 1]
+
+
+def test_greedy_matching_highest_iou_first(backend):
+    # frame 0: A at x=0, B at x=4; frame 2: one box at x=3 overlaps B more (IoU 0.82) than A
+    t = table([0, 0, 2], [0.0, 4.0, 3.0], cls=["p", "p", "p"])
+    r = tw.Suite([tw.boxes.flicker(max_gap=1, iou=0.3, identity="iou")]).check(t, backend=backend)
+    assert events(r) == [(1, 2)]
+    # same place, other class: never the same object
+    t2 = table([0, 2], [0.0, 0.0], cls=["person", "car"])
+    assert tw.Suite([tw.boxes.flicker(max_gap=1, identity="iou")]).check(t2, backend=backend).n_events == 0
+
+
+def test_identical_boxes_pair_one_to_one(backend):
+    # two identical boxes in frames 0 and 2: two objects, two gaps, each box used once
+    t = table([0, 0, 2, 2], [0.0, 0.0, 0.0, 0.0])
+    r = tw.Suite([tw.boxes.flicker(max_gap=1, identity="iou")]).check(t, backend=backend)
+    assert events(r) == [(0, 2), (1, 3)]
+
+
+@pytest.mark.parametrize("bad", [NAN, INF, -INF, None])
+def test_non_finite_boxes_never_link(backend, bad):
+    boxes = [(0.0, 0.0, 10.0, 10.0), (bad, 0.0, 10.0, 10.0), (0.0, 0.0, 10.0, 10.0), (0.0, 0.0, 10.0, 10.0)]
+    t = table([0, 1, 2, 3], boxes)
+    r = tw.Suite([tw.boxes.flicker(max_gap=1, identity="iou"),
+                  tw.boxes.appear(min_frames=2, identity="iou")]).check(t, backend=backend)
+    # the broken box at frame 1 is neither an object of its own nor the object's box: a gap
+    assert events(r, "boxes.flicker") == [(0, 2)] and events(r, "boxes.appear") == []
+    assert tw.Suite([tw.boxes.valid()]).check(t, backend=backend).violations["row"].to_pylist() == [1]
+
+
+def test_zero_area_boxes_never_link(backend):
+    t = table([0, 2], [(0.0, 0.0, 0.0, 10.0), (0.0, 0.0, 0.0, 10.0)])
+    assert tw.Suite([tw.boxes.flicker(max_gap=1, identity="iou")]).check(t, backend=backend).n_events == 0
+
+
+@pytest.mark.parametrize("identity", ["track", "iou"])
+def test_tracks_reused_across_streams(backend, identity):
+    # the same track id and place in two streams: frames 0 (cam a) and 2 (cam b) are no gap
+    t = table([0, 2, 0, 1, 2], [0.0, 0.0, 0.0, 0.0, 0.0], tracks=[1, 1, 1, 1, 1],
+              streams=["a", "b", "c", "c", "c"], stream_type=pa.string())
+    r = tw.Suite([tw.boxes.flicker(max_gap=2, identity=identity)]).check(t, backend=backend)
+    assert r.n_events == 0
+    t2 = table([0, 2, 1], [0.0, 0.0, 0.0], tracks=[1, 1, 1], streams=["a", "a", "b"], stream_type=pa.string())
+    r2 = tw.Suite([tw.boxes.flicker(max_gap=2, identity=identity)]).check(t2, backend=backend)
+    assert events(r2) == [(0, 1)] and r2.violations["stream"].to_pylist() == ["a", "a"]
+
+
+def test_unsorted_frames_same_as_sorted(backend):
+    # track 1 in frames 5, 0, 3 (rows 0-2); track 2 in frames 1, 7, 2 (gap of 4: too long)
+    t = table([5, 0, 3, 1, 7, 2], [0.0, 0.0, 0.0, 50.0, 50.0, 50.0], tracks=[1, 1, 1, 2, 2, 2])
+    for identity in ("track", "iou"):
+        r = tw.Suite([tw.boxes.flicker(max_gap=3, identity=identity)]).check(t, backend=backend)
+        assert events(r) == [(1, 2), (0, 2)], identity
+        added = r.corrections().select(["frame", "track"]).to_pylist()
+        assert added == [{"frame": 1, "track": 1}, {"frame": 2, "track": 1}, {"frame": 4, "track": 1}], identity
+
+
+def test_empty_and_single_box(backend):
+    s = tw.Suite([tw.boxes.flicker(), tw.boxes.appear(), tw.boxes.flicker(identity="iou", name="f_iou"),
+                  tw.boxes.appear(identity="iou", name="a_iou")])
+    empty = table([], [], tracks=[])
+    r = s.check(empty, backend=backend)
+    assert len(r) == 0 and r.corrections().num_rows == 0 and r.apply().num_rows == 0
+    one = table([3], [0.0], tracks=[1])
+    assert len(s.check(one, backend=backend)) == 0
+
+
+def test_null_frames_tracks_and_streams_are_not_checked(backend):
+    t = pa.table({"frame": pa.array([0, None, 2, 0, 2], pa.int64()), "track": pa.array([1, 1, 1, None, None], pa.int64()),
+                  "x1": pa.array([0.0] * 5, pa.float32()), "y1": pa.array([0.0] * 5, pa.float32()),
+                  "x2": pa.array([10.0] * 5, pa.float32()), "y2": pa.array([10.0] * 5, pa.float32())})
+    r = tw.Suite([tw.boxes.flicker(max_gap=1, identity="track")]).check(t, backend=backend)
+    assert events(r) == [(0, 2)]
+
+
+# ----------------------------------------------------------------------------------------------
+# appear by hand
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("identity", ["track", "iou"])
+def test_appear_short_lived_object_removed(backend, identity):
+    # a long object at x=0 over frames 0..9; a short one at x=200 in frames 4..5
+    frames = list(range(10)) + [4, 5]
+    t = table(frames, [0.0] * 10 + [200.0, 200.0], tracks=[1] * 10 + [2, 2],
+              scores=[0.9] * 10 + [0.2, 0.4])
+    r = tw.Suite([tw.boxes.appear(min_frames=3, identity=identity)]).check(t, backend=backend)
+    assert events(r) == [(10, 11)] and severities(r) == {0: pytest.approx(0.3)}
+    assert r.corrections()["action"].to_pylist() == ["remove", "remove"]
+    assert r.apply().num_rows == 10
+    assert tw.Suite([tw.boxes.appear(min_frames=2, identity=identity)]).check(t, backend=backend).n_events == 0
+
+
+@pytest.mark.parametrize("identity", ["track", "iou"])
+def test_appear_objects_cut_by_the_data_are_not_judged(backend, identity):
+    # one-frame objects at the first and the last frame, and one in the middle
+    t = table([0, 0, 1, 2, 2, 3, 4, 4], [0.0, 100.0, 0.0, 0.0, 200.0, 0.0, 0.0, 300.0], tracks=[1, 2, 1, 1, 3, 1, 1, 4])
+    r = tw.Suite([tw.boxes.appear(min_frames=2, identity=identity)]).check(t, backend=backend)
+    assert events(r) == [(4,)]
+
+
+def test_appear_gaps_count_in_the_lifetime(backend):
+    # frames 3 and 6 of one object: it lives 4 frames (gap included)
+    t = table([0, 3, 6, 9], [100.0, 0.0, 0.0, 100.0], tracks=[1, 2, 2, 3])
+    assert tw.Suite([tw.boxes.appear(min_frames=4, identity="track")]).check(t, backend=backend).n_events == 0
+    assert events(tw.Suite([tw.boxes.appear(min_frames=5, identity="track")]).check(t, backend=backend)) == [(1, 2)]
+    # by IoU, a 2-frame gap is bridged only with max_gap >= 2
+    assert events(tw.Suite([tw.boxes.appear(min_frames=2, max_gap=2, identity="iou")]).check(t, backend=backend)) == []
+    assert events(tw.Suite([tw.boxes.appear(min_frames=2, max_gap=1, identity="iou")]).check(t, backend=backend)) == [(1,), (2,)]
+
+
+def test_appear_stream_extent_is_per_stream(backend):
+    # cam b ends at frame 3: its one-frame track at frame 3 is cut, not short
+    t = table([0, 5, 0, 3, 2], [0.0, 0.0, 0.0, 50.0, 0.0], tracks=[1, 1, 1, 2, 3], streams=["a", "a", "b", "b", "a"],
+              stream_type=pa.string())
+    r = tw.Suite([tw.boxes.appear(min_frames=2, identity="track")]).check(t, backend=backend)
+    assert events(r) == [(4,)] and r.violations["stream"].to_pylist() == ["a"]
+
+
+# ----------------------------------------------------------------------------------------------
+# parameters and input errors
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda: tw.boxes.flicker(max_gap=0), lambda: tw.boxes.flicker(max_gap=1.5),
+    lambda: tw.boxes.flicker(iou=0), lambda: tw.boxes.flicker(identity="id"),
+    lambda: tw.boxes.appear(min_frames=1), lambda: tw.boxes.appear(max_gap=-1),
+    lambda: tw.boxes.appear(identity=None), lambda: tw.boxes.appear(min_frames=True)])
+def test_bad_parameters(make):
+    with pytest.raises(tw.TripwireError) as e:
+        make()
+    assert "pass" in str(e.value)
+
+
+def test_timestamp_frames_are_refused(backend):
+    t = table([0, 1], [0.0, 0.0], tracks=[1, 1])
+    t = t.set_column(0, "frame", pc.cast(t["frame"], pa.timestamp("ms")))
+    for a in (tw.boxes.flicker(), tw.boxes.appear(), tw.boxes.flicker(identity="iou")):
+        with pytest.raises(tw.TripwireError, match="integer frame numbers"):
+            tw.Suite([a]).check(t, backend=backend)
+
+
+def test_missing_track_column_named(backend):
+    t = table([0, 1], [0.0, 0.0])
+    with pytest.raises(tw.TripwireError, match="track"):
+        tw.Suite([tw.boxes.flicker(identity="track")]).check(t, backend=backend)
+
+
+def test_registered_and_toml():
+    assert {"boxes.flicker", "boxes.appear"} <= set(tw.kinds())
+    s = tw.Suite.from_toml('[[assertion]]\nkind = "boxes.flicker"\nidentity = "iou"\nmax_gap = 5\n'
+                           '[[assertion]]\nkind = "boxes.appear"\nmin_frames = 4\n')
+    assert s.assertions[0].params() == {"iou": 0.3, "max_gap": 5, "identity": "iou"}
+    assert s.assertions[1].params() == {"min_frames": 4, "iou": 0.3, "max_gap": 3, "identity": "auto"}
+
+
+# ----------------------------------------------------------------------------------------------
+# real data: TUD-Campus tracker output against its ground truth
+# ----------------------------------------------------------------------------------------------
+TUD_FLICKER = dict(identity="iou", iou=0.1, max_gap=10, columns=tw.Boxes(track="id"))
+
+
+def _tud():
+    return pq.read_table(os.path.join(TUD, "tracker.parquet")), pq.read_table(os.path.join(TUD, "gt.parquet"))
+
+
+def _best_gt(gt, frame, box):
+    """(gt id, IoU) of the ground-truth box in ``frame`` overlapping ``box`` most."""
+    g = gt.filter(pc.equal(gt["frame"], frame)).to_pylist()
+    def iou(a, b):
+        ix = max(0.0, min(a["x2"], b["x2"]) - max(a["x1"], b["x1"]))
+        iy = max(0.0, min(a["y2"], b["y2"]) - max(a["y1"], b["y1"]))
+        inter = ix * iy
+        area = lambda r: (r["x2"] - r["x1"]) * (r["y2"] - r["y1"])  # noqa: E731
+        return inter / (area(a) + area(b) - inter)
+    best = max(g, key=lambda r: iou(r, box))
+    return best["id"], iou(best, box)
+
+
+def test_tud_campus_flicker_events_checked_against_ground_truth(backend):
+    """Checked by hand against gt.txt: both events are tracks lost while two people cross.
+
+    Track 3 (ground-truth person 3) ends at frame 13 and track 11 (person 5) starts at frame
+    24; track 7 (person 4) ends at frame 27 and track 8 (person 3) starts at frame 33. The
+    boxes interpolated across each gap lie on real people the tracker missed (persons 3 and 5,
+    then 4 and 3), so adding them removes 15 misses; the identity joined across the gap is two
+    people, which an IoU link across a crossing cannot tell apart.
+    """
+    tracker, gt = _tud()
+    r = tw.Suite([tw.boxes.flicker(**TUD_FLICKER)]).check(tracker, backend=backend)
+    rows = tracker.to_pylist()
+    found = [(rows[a]["id"], rows[a]["frame"], rows[b]["id"], rows[b]["frame"]) for a, b in events(r)]
+    assert found == [(3, 13, 11, 24), (7, 27, 8, 33)]
+    people = [(_best_gt(gt, rows[a]["frame"], rows[a])[0], _best_gt(gt, rows[b]["frame"], rows[b])[0])
+              for a, b in events(r)]
+    assert people == [(3, 5), (4, 3)]
+    added = r.corrections().filter(pc.equal(r.corrections()["action"], "add")).to_pylist()
+    assert len(added) == 15
+    for box in added:
+        gid, iou = _best_gt(gt, box["frame"], box)
+        assert iou > 0.5, box  # a real person...
+        person = gt.filter(pc.and_(pc.equal(gt["frame"], box["frame"]), pc.equal(gt["id"], gid))).to_pylist()[0]
+        in_frame = tracker.filter(pc.equal(tracker["frame"], box["frame"])).to_pylist()
+        # ... whom no tracker box covers in that frame (a miss)
+        assert all(_best_gt(gt, box["frame"], h)[0] != gid or _best_gt(gt, box["frame"], h)[1] < 0.5
+                   for h in in_frame), (box, person)
+
+
+def test_tud_campus_mota_and_idf1_improve_after_apply():
+    mm = pytest.importorskip("motmetrics")
+    if not hasattr(np, "asfarray"):  # motmetrics 1.4.0 calls np.asfarray, removed in NumPy 2
+        np.asfarray = lambda a, dtype=float: np.asarray(a, dtype=dtype)
+    tracker, gt = _tud()
+
+    def metrics(t):
+        acc = mm.MOTAccumulator(auto_id=False)
+        g, h = gt.to_pandas(), t.to_pandas()
+        for f in sorted(set(g.frame) | set(h.frame)):
+            gf, hf = g[g.frame == f], h[h.frame == f]
+            d = mm.distances.iou_matrix(np.c_[gf.x1, gf.y1, gf.x2 - gf.x1, gf.y2 - gf.y1],
+                                        np.c_[hf.x1, hf.y1, hf.x2 - hf.x1, hf.y2 - hf.y1], max_iou=0.5)
+            acc.update(gf.id.values, hf.id.values, d, frameid=int(f))
+        m = mm.metrics.create().compute(acc, metrics=["mota", "idf1", "num_misses", "num_switches"], name="t")
+        return m.iloc[0].to_dict()
+
+    before = metrics(tracker)
+    after = metrics(tw.Suite([tw.boxes.flicker(**TUD_FLICKER)]).check(tracker).apply())
+    assert before["mota"] == pytest.approx(0.5265, abs=1e-4) and before["idf1"] == pytest.approx(0.5577, abs=1e-4)
+    assert after["mota"] == pytest.approx(0.5710, abs=1e-4) and after["idf1"] == pytest.approx(0.5738, abs=1e-4)
+    assert after["num_misses"] == before["num_misses"] - 15 and after["num_switches"] < before["num_switches"]
