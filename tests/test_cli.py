@@ -95,15 +95,17 @@ def test_demo_prints_summary_and_top_events(runner):
     r = runner.invoke(cli, ["demo", "--no-progress"])
     assert r.exit_code == 0, r.output
     for word in ("tripwire scan summary", "box_outside_image", "pedestrian_too_short", "track_gaps",
-                 "581", "top 5 events", "tracker.parquet", "gt.parquet", "CC BY-NC-SA 3.0"):
+                 "lost_and_refound 2", "581", "top 5 events", "tracker.parquet", "gt.parquet", "CC BY-NC-SA 3.0",
+                 "detections.parquet", "boxes.multibox 20", "boxes.flicker 183", "boxes.appear 61", "2,629"):
         assert word in r.output
 
 
 def test_demo_out_keeps_outputs(runner, tmp_path):
     r = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d"), "--top", "0"])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "d" / "summary.parquet").exists()
-    assert (tmp_path / "d" / "violations" / "tracker.parquet.parquet").exists()
+    assert (tmp_path / "d" / "tud_campus" / "summary.parquet").exists()
+    assert (tmp_path / "d" / "tud_campus" / "violations" / "tracker.parquet.parquet").exists()
+    assert (tmp_path / "d" / "vtest_hog" / "corrections" / "detections.parquet.parquet").exists()
 
 
 def test_kinds_lists_parameters(runner):

@@ -13,7 +13,7 @@ import pytest
 
 import tripwire as tw
 import tripwire.scan as scan_mod
-from tripwire.errors import ColumnError, InputError, SuiteError
+from tripwire.errors import ColumnError, InputError
 from tripwire.scan import scan
 
 
@@ -272,8 +272,9 @@ def test_bad_inputs(tmp_path, table):
         scan(tmp_path / "log.parquet", make_suite(), tmp_path / "out", format="xls")
     with pytest.raises(InputError, match="backend"):
         scan(tmp_path / "log.parquet", make_suite(), tmp_path / "out", backend="fortran")
-    two = tw.Suite([tw.rows.check("x > 1", table="a"), tw.rows.check("y > 1", table="b", name="other")])
-    with pytest.raises(SuiteError, match="several tables"):
+    # every assertion reads each file, whatever its table name: a missing column is named
+    two = tw.Suite([tw.rows.check("score > 1", table="a"), tw.rows.check("x > 1", table="b", name="other")])
+    with pytest.raises(InputError, match="column 'x'"):
         scan(tmp_path / "log.parquet", two, tmp_path / "out")
     (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(InputError, match="broken.parquet"):
@@ -315,6 +316,12 @@ def test_demo_data_scan():
         assert per["tracker.parquet"]["pedestrian_too_short"] == 14
         assert per["gt.parquet"]["box_outside_image"] == 19
         assert per["gt.parquet"]["pedestrian_too_short"] == 0
+        assert per["tracker.parquet"]["lost_and_refound"] == 2 and per["gt.parquet"]["lost_and_refound"] == 0
+        hog = scan(str(data.joinpath("vtest_hog")), str(data.joinpath("vtest_hog_suite.toml")), out + "/hog",
+                   progress=False)
+        assert hog.rows == 2629
+        events = {s["assertion"]: s["events"] for s in hog.per_file["detections.parquet"]["summary"]}
+        assert events == {"boxes.multibox": 20, "boxes.flicker": 183, "boxes.appear": 61, "boxes.valid": 0}
 
 
 # ----------------------------------------------------------------------------------------------

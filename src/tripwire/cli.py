@@ -203,10 +203,12 @@ def _data_dir():
 @click.option("--top", "top_k", type=click.IntRange(min=0), default=5, show_default=True,
               help="How many of the highest-severity events to print.")
 def demo(out_dir, backend, no_progress, top_k) -> None:
-    """Scan the bundled TUD-Campus pedestrian tracks with the bundled suite.
+    """Scan the bundled real data with the bundled suites.
 
-    Real data (MOTChallenge TUD-Campus, CC BY-NC-SA 3.0): a tracker's output and the human
-    ground truth, checked by data/demo_suite.toml.
+    TUD-Campus (MOTChallenge, CC BY-NC-SA 3.0): a tracker's output and the human ground truth,
+    checked by data/demo_suite.toml. vtest.avi HOG detections (OpenCV's people detector on
+    OpenCV's sample video): checked by data/vtest_hog_suite.toml. Outputs go to one folder
+    per data set.
     """
     import tempfile
     from importlib.resources import as_file
@@ -214,24 +216,30 @@ def demo(out_dir, backend, no_progress, top_k) -> None:
     from .scan import scan as run_scan
 
     console = _console()
+    runs = [("tud_campus", "demo_suite.toml",
+             "real MOTChallenge TUD-Campus pedestrians (CC BY-NC-SA 3.0, see PROVENANCE.md);\n"
+             "      tracker.parquet = a tracker's output, gt.parquet = the human ground truth"),
+            ("vtest_hog", "vtest_hog_suite.toml",
+             "OpenCV's HOG people detector on OpenCV's sample video vtest.avi (see PROVENANCE.md);\n"
+             "      real detector output with scores, no track ids")]
     with as_file(_data_dir()) as data, tempfile.TemporaryDirectory(prefix="tripwire-demo-") as tmp:
         data = os.fspath(data)
-        suite_file = os.path.join(data, "demo_suite.toml")
-        console.print(f"tripwire demo: scanning {os.path.join(data, 'tud_campus')} with {suite_file}")
-        console.print("data: real MOTChallenge TUD-Campus pedestrians (CC BY-NC-SA 3.0, see PROVENANCE.md);\n"
-                      "      tracker.parquet = a tracker's output, gt.parquet = the human ground truth")
-        target = out_dir or tmp
-        result = run_scan([os.path.join(data, "tud_campus")], suite_file, target, backend=backend,
-                          progress=not no_progress)
-        _print_result(console, result)
-        for f in result.files:
-            counts = ", ".join(f"{s['assertion']} {s['events']}" for s in result.per_file[f]["summary"]
-                               if s["events"])
-            console.print(f"  {f}: {result.per_file[f]['rows']:,} rows; events: {counts or 'none'}")
-        if top_k:
-            t = _top_table(result, top_k, with_rows=True)
-            if t is not None:
-                console.print(t)
+        for folder, suite_name, about in runs:
+            suite_file = os.path.join(data, suite_name)
+            console.print(f"tripwire demo: scanning {os.path.join(data, folder)} with {suite_file}")
+            console.print(f"data: {about}")
+            target = os.path.join(out_dir or tmp, folder)
+            result = run_scan([os.path.join(data, folder)], suite_file, target, backend=backend,
+                              progress=not no_progress)
+            _print_result(console, result)
+            for f in result.files:
+                counts = ", ".join(f"{s['assertion']} {s['events']}" for s in result.per_file[f]["summary"]
+                                   if s["events"])
+                console.print(f"  {f}: {result.per_file[f]['rows']:,} rows; events: {counts or 'none'}")
+            if top_k:
+                t = _top_table(result, top_k, with_rows=True)
+                if t is not None:
+                    console.print(t)
         if out_dir is None:
             console.print("(outputs were written to a temporary folder and deleted; pass --out DIR to keep them)")
 

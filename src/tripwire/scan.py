@@ -636,10 +636,8 @@ def scan(paths: str | os.PathLike | Iterable[str | os.PathLike], suite, out_dir:
     if not isinstance(suite, Suite):
         raise InputError(f"scan(suite=...) got {type(suite).__name__}", expected="a tripwire.Suite or a "
                          "suite file path", fix="pass Suite([...]) or 'suite.toml'")
-    tables = sorted({a.table for a in suite.assertions})
-    if len(tables) > 1:
-        raise SuiteError(f"scan checks every file with the whole suite, but this suite reads several tables "
-                         f"({', '.join(tables)}); scan each kind of file with its own suite")
+    # each file is the one input of every assertion, as in Suite.check(table): the assertions'
+    # default table names (rows, boxes, ...) only route named inputs of multi-table checks
     fmt = _normalize_format(format)
     batch_rows = int(batch_rows or _config.SCAN_BATCH_ROWS)
     if batch_rows <= 0:
