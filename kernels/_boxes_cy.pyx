@@ -326,6 +326,17 @@ def gaps(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[
     return to_numpy[int64_t](starts), to_numpy[int64_t](ends), in_order
 
 
+cdef struct life_t:  # one object's state in ``lifetimes``: one cache line per row touched
+    int64_t first       # first and last frame
+    int64_t last
+    int64_t anchor      # first and last row (-1: not seen)
+    int64_t last_row
+    int64_t stream
+    int64_t scount      # non-null, non-NaN scores and their sum
+    double ssum
+    int64_t event
+
+
 def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[::1] valid,
               const int64_t[::1] frame, const uint8_t[::1] frame_valid,
               const key2_t[::1] stream, int64_t stream_offset, int64_t n_streams,
@@ -336,31 +347,30 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
     An object lives from its first to its last frame (``last - first + 1`` frames, gaps
     included); it is cut when its first frame is its stream's first frame or its last frame is
     the stream's last frame, over every row with a valid frame (an empty ``stream``: one
-    stream). Returns ``(pos, event, severity, anchor)``: every row of each short-lived object
-    in array order, one event per object, severity the mean of its non-null, non-NaN scores
-    (1 without any; at least 1e-6), anchor its first row.
+    stream). Returns ``(pos, event, severity, anchor)``: every row of each short-lived object,
+    one event per object, severity the mean of its non-null, non-NaN scores (1 without any; at
+    least 1e-6), anchor its first row.
     """
     cdef const uint8_t* vp = valid_ptr(valid)
     cdef const uint8_t* fvp = valid_ptr(frame_valid)
     cdef const uint8_t* svp = valid_ptr(score_valid)
     cdef Py_ssize_t n = obj.shape[0], i
     cdef bint has_stream = stream.shape[0] > 0, has_score = score.shape[0] > 0
-    cdef int64_t o, st, fr, ns = max(n_streams, 1) if has_stream else 1, ev = 0
+    cdef int64_t o, st = 0, fr, ns = max(n_streams, 1) if has_stream else 1, ev = 0, span = 0
     cdef float sc
-    cdef vector[int64_t] first, last, anchor, obj_stream, event, s_first, s_last, v_pos, v_ev, anchors
-    cdef vector[double] ssum
-    cdef vector[int64_t] scount
+    cdef life_t* L
+    cdef vector[life_t] life
+    cdef vector[int64_t] s_first, s_last, v_pos, v_ev, anchors, flagged
     cdef vector[float] sev
     cdef vector[uint8_t] s_seen
+    cdef life_t blank
     if frame.shape[0] != n or (has_stream and stream.shape[0] != n) or (has_score and score.shape[0] != n):
         raise ValueError("object, frame, stream and score columns differ in length")
+    blank.first = blank.last = blank.stream = blank.scount = 0
+    blank.anchor = blank.last_row = blank.event = -1
+    blank.ssum = 0.0
     with nogil:
-        first.assign(n_obj, 0)
-        last.assign(n_obj, 0)
-        anchor.assign(n_obj, -1)
-        obj_stream.assign(n_obj, 0)
-        ssum.assign(n_obj, 0.0)
-        scount.assign(n_obj, 0)
+        life.assign(n_obj, blank)
         s_first.assign(ns, 0)
         s_last.assign(ns, 0)
         s_seen.assign(ns, 0)
@@ -368,7 +378,8 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
             if not is_valid(fvp, i):
                 continue
             fr = frame[i]
-            st = stream[i] - stream_offset if has_stream else 0
+            if has_stream:
+                st = stream[i] - stream_offset
             if not s_seen[st]:
                 s_seen[st] = 1
                 s_first[st] = fr
@@ -379,37 +390,48 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
                 s_last[st] = fr
             if not is_valid(vp, i):
                 continue
-            o = obj[i] - obj_offset
-            if anchor[o] < 0:
-                anchor[o] = i
-                first[o] = fr
-                last[o] = fr
-                obj_stream[o] = st
-            elif fr < first[o]:
-                first[o] = fr
-            elif fr > last[o]:
-                last[o] = fr
+            L = &life[obj[i] - obj_offset]
+            if L.anchor < 0:
+                L.anchor = i
+                L.first = fr
+                L.last = fr
+                L.stream = st
+            elif fr < L.first:
+                L.first = fr
+            elif fr > L.last:
+                L.last = fr
+            L.last_row = i
             if has_score and is_valid(svp, i):
                 sc = score[i]
                 if sc == sc:
-                    ssum[o] += sc
-                    scount[o] += 1
-        event.assign(n_obj, -1)
+                    L.ssum += sc
+                    L.scount += 1
         for o in range(n_obj):
-            if anchor[o] < 0 or last[o] - first[o] + 1 >= min_frames:
+            L = &life[o]
+            if L.anchor < 0 or L.last - L.first + 1 >= min_frames:
                 continue
-            st = obj_stream[o]
-            if first[o] == s_first[st] or last[o] == s_last[st]:
+            if L.first == s_first[L.stream] or L.last == s_last[L.stream]:
                 continue
-            event[o] = ev
-            anchors.push_back(anchor[o])
-            sev.push_back(1.0 if scount[o] == 0 else max(<float>(ssum[o] / scount[o]), <float>1e-6))
+            L.event = ev
+            anchors.push_back(L.anchor)
+            sev.push_back(1.0 if L.scount == 0 else max(<float>(L.ssum / L.scount), <float>1e-6))
+            flagged.push_back(o)
+            span += L.last_row - L.anchor + 1
             ev += 1
-        if ev:
+        # rows of the flagged objects: short-lived objects sit in a short row range on
+        # frame-ordered input, so scan only those ranges unless they add up to the whole table
+        if ev and span < n:
+            for o in range(ev):
+                L = &life[flagged[o]]
+                for i in range(L.anchor, L.last_row + 1):
+                    if is_valid(fvp, i) and is_valid(vp, i) and obj[i] - obj_offset == flagged[o]:
+                        v_pos.push_back(i)
+                        v_ev.push_back(o)
+        elif ev:
             for i in range(n):
                 if not (is_valid(fvp, i) and is_valid(vp, i)):
                     continue
-                o = event[obj[i] - obj_offset]
+                o = life[obj[i] - obj_offset].event
                 if o >= 0:
                     v_pos.push_back(i)
                     v_ev.push_back(o)

@@ -411,8 +411,12 @@ def _stitch_fragments(table: pa.Table, cols: Boxes, start: np.ndarray, end: np.n
     its stream); chains (A -> B -> C) resolve to the first id. Returns the relabel correction
     and, per pair, the row whose track id the interpolated boxes should carry."""
     keys = _track_keys(table, cols)
+    if keys.n == 0:  # no row has a track id
+        return [], start.copy()
     codes = keys.codes.astype(np.int64) - keys.offset
     ok = np.ones(table.num_rows, bool) if keys.valid is None else keys.valid.astype(bool)
+    if keys.valid is not None:  # a null row's code is arbitrary: keep it in range (ok masks it)
+        codes[~ok] = 0
     src_of = np.full(keys.n, -1, np.int64)  # track code -> row holding the id it takes
     from_frame = np.zeros(keys.n, np.int64)
     frag = np.flatnonzero(ok[start] & ok[end] & (codes[start] != codes[end]))
