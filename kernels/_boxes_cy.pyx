@@ -194,6 +194,7 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
     cdef int64_t s, e, f, p, stream = -1, n_obj = 0
     cdef float t = <float>iou, ix, iy, inter, uni, area_p, px1, py1, px2, py2
     cdef int64_t pcls
+    cdef bint conflict
     cdef vector[int64_t] act_obj, act_pos, act_frame, gap_start, gap_end
     cdef vector[uint8_t] act_used, box_used
     cdef vector[float] area
@@ -254,10 +255,24 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
                         cand.second.first = a
                         cand.second.second = j
                         cands.push_back(cand)
-            if cands.size() > 1:
-                cpp_sort(cands.begin(), cands.end())
             act_used.assign(n_act, 0)
             box_used.assign(e - s, 0)
+            if cands.size() > 1:
+                # the greedy order matters only when an object or a box has two candidates
+                # (the common tracking frame has none: each box overlaps its own object only)
+                conflict = False
+                for c in range(<Py_ssize_t>cands.size()):
+                    a = cands[c].second.first
+                    j = cands[c].second.second - s
+                    if act_used[a] or box_used[j]:
+                        conflict = True
+                        break
+                    act_used[a] = 1
+                    box_used[j] = 1
+                if conflict:
+                    cpp_sort(cands.begin(), cands.end())
+                act_used.assign(n_act, 0)
+                box_used.assign(e - s, 0)
             for c in range(<Py_ssize_t>cands.size()):
                 a = cands[c].second.first
                 j = cands[c].second.second
