@@ -615,7 +615,7 @@ class appear(Assertion):
             ctx["object"] = functools.partial(_object_context, linked, row)
         ctx["stream"] = functools.partial(_stream_context, table, c, row)
         ctx["frame"] = functools.partial(_frame_context, table, c, row)
-        corr = [Correction("remove", np.unique(row))] if len(row) else []
+        corr = (lambda: [Correction("remove", np.unique(row))]) if len(row) else []
         return Result(row, ev, sev, table.num_rows, ctx, corr)
 
 
