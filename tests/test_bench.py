@@ -63,3 +63,15 @@ def test_float32_constant_narrowing_is_exact():
             got = tw.Suite([tw.rows.check(f"x {op} {c}")]).check(table, backend=backend)
             np.testing.assert_array_equal(got.violations.column("row").to_numpy(), want,
                                           err_msg=f"x {op} {c} [{backend}]")
+
+
+def test_box_bench_prints_every_assertion_and_verifies_baselines(capsys):
+    from tripwire import bench_boxes
+
+    assert bench_boxes.run_cli(sizes=[3000], quick=True, densities=(10,)) == 0
+    out = capsys.readouterr().out
+    for label, _ in bench_boxes.ASSERTIONS.values():
+        assert label.split("(")[0] in out
+    for column in ("best pandas/NumPy", "paper-style loop", "Python loop", "Bars:"):
+        assert column in out
+    assert "mismatch" not in out

@@ -270,16 +270,28 @@ def _size(text: str) -> int:
 @click.option("--sizes", default=None, help="Comma-separated row counts, e.g. 1000000,10000000 (1e6 works).")
 @click.option("--quick", is_flag=True, help="Small sizes and few repeats (a smoke run).")
 @click.option("--backends", default=None, help="Comma-separated backends, e.g. cython,numba.")
-def bench(sizes, quick, backends) -> None:
-    """Benchmark the kernels against the paper library and vectorized pandas/NumPy."""
+@click.option("--family", type=click.Choice(["all", "rows", "boxes"]), default="all", show_default=True,
+              help="Which assertions: the generic row assertions, the box assertions, or both.")
+@click.option("--boxes-per-frame", "densities", default=None,
+              help="Box assertions only: comma-separated boxes per frame (default 10,30,100).")
+def bench(sizes, quick, backends, family, densities) -> None:
+    """Benchmark the kernels against the paper library, vectorized pandas/NumPy and Python loops."""
     size_list = _parse_list(sizes, _size, "a positive row count")
     backend_list = _parse_list(backends, str, "a backend name")
+    density_list = _parse_list(densities, _size, "a positive number of boxes per frame")
     try:
+        from tripwire import bench_boxes
         from tripwire.bench import run_cli
     except ModuleNotFoundError as exc:
         raise TripwireError(f"tripwire bench needs {exc.name}: install it, e.g. "
                             f"pip install 'tripwire[bench]'") from None
-    sys.exit(run_cli(sizes=size_list, quick=quick, backends=backend_list))
+    code = 0
+    if family in ("all", "rows"):
+        code = run_cli(sizes=size_list, quick=quick, backends=backend_list)
+    if family in ("all", "boxes") and code != 2:
+        code = max(code, bench_boxes.run_cli(sizes=size_list, quick=quick, backends=backend_list,
+                                             densities=tuple(density_list or bench_boxes.DENSITIES)))
+    sys.exit(code)
 
 
 def _signature(factory) -> str:
