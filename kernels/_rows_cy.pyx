@@ -41,6 +41,10 @@ ctypedef pair[int64_t, int64_t] kv_t
 # ----------------------------------------------------------------------------------------------
 # rows.consistent
 # ----------------------------------------------------------------------------------------------
+cdef enum:
+    SMALL_ATTRS = 4096  # below this many attribute values, count them per group (no sort)
+
+
 def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uint8_t[::1] id_valid,
                const key2_t[::1] attrs, int64_t attr_offset, int64_t n_attrs,
                const uint8_t[::1] attr_valid, bint flag_minority):
@@ -56,11 +60,14 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef const uint8_t* attr_valid_p = valid_ptr(attr_valid)
     cdef Py_ssize_t n = ids.shape[0], i
     cdef int64_t k, a, null_code = n_attrs
-    first = np.full(max(n_ids, 0), -1, dtype=np.int64)
+    # per id: first attribute seen and row count, side by side (one cache line per row)
+    fc = np.empty(2 * max(n_ids, 0), dtype=np.int64)
+    fc[0::2] = -1
+    fc[1::2] = 0
     bad = np.zeros(max(n_ids, 0), dtype=np.uint8)
     gstart = np.zeros(max(n_ids, 0) + 1, dtype=np.int64)
     fill = np.zeros(max(n_ids, 0), dtype=np.int64)
-    cdef int64_t[::1] first_v = first
+    cdef int64_t[::1] fc_v = fc
     cdef uint8_t[::1] bad_v = bad
     cdef int64_t[::1] gstart_v = gstart
     cdef int64_t[::1] fill_v = fill
@@ -70,81 +77,122 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef Py_ssize_t s, e, r, g_start, m
     cdef int64_t best_cnt, best_first, run_first, run_cnt, total, best_a, group_anchor, ev
     cdef float sev
+    cdef vector[int64_t] acount, afirst
     if attrs.shape[0] != n:
         raise ValueError("id and attribute columns differ in length")
     with nogil:
-        # pass 1: one first-seen attribute per id; a different one marks the id bad
+        # pass 1: one first-seen attribute per id (a different one marks the id bad) and rows
+        # per id (so the bad ids' rows can be placed in one more pass)
         for i in range(n):
             if not is_valid(id_valid_p, i):
                 continue
             k = ids[i] - id_offset
             a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
-            if first_v[k] < 0:
-                first_v[k] = a
-            elif first_v[k] != a:
+            fc_v[2 * k + 1] += 1
+            if fc_v[2 * k] < 0:
+                fc_v[2 * k] = a
+            elif fc_v[2 * k] != a:
                 bad_v[k] = 1
         # pass 2: counting sort of the bad ids' rows (arrival order kept), then a small sort
         # per group by (attribute, row): linear in n plus sum(g log g) over bad groups only
-        for i in range(n):
-            if is_valid(id_valid_p, i):
-                k = ids[i] - id_offset
-                if bad_v[k]:
-                    gstart_v[k + 1] += 1
         for k in range(n_ids):
-            gstart_v[k + 1] += gstart_v[k]
+            gstart_v[k + 1] = gstart_v[k] + (fc_v[2 * k + 1] if bad_v[k] else 0)
         m = <Py_ssize_t>gstart_v[n_ids] if n_ids > 0 else 0
         sub.resize(m)
-        for i in range(n):
-            if is_valid(id_valid_p, i):
-                k = ids[i] - id_offset
-                if bad_v[k]:
-                    a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
-                    sub[fill_v[k] + gstart_v[k]] = kv_t(a, i)
-                    fill_v[k] += 1
+        if m:
+            for i in range(n):
+                if is_valid(id_valid_p, i):
+                    k = ids[i] - id_offset
+                    if bad_v[k]:
+                        a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
+                        sub[fill_v[k] + gstart_v[k]] = kv_t(a, i)
+                        fill_v[k] += 1
         ev = 0
-        for k in range(n_ids):
-            s = gstart_v[k]
-            e = gstart_v[k + 1]
-            if e == s:
-                continue
-            cpp_sort(sub.begin() + s, sub.begin() + e)
-            # runs of equal attribute inside [s, e): the majority is the most common non-null
-            best_cnt = -1
-            best_first = -1
-            best_a = -1
-            group_anchor = sub[s].second
-            total = e - s
-            r = s
-            while r < e:
-                g_start = r
-                a = sub[r].first
-                run_first = sub[r].second
-                while r < e and sub[r].first == a:
+        if n_attrs < SMALL_ATTRS:
+            # few attribute values: count them per group in place (rows stay in arrival order)
+            acount.assign(n_attrs + 1, 0)
+            afirst.assign(n_attrs + 1, -1)
+            for k in range(n_ids):
+                s = gstart_v[k]
+                e = gstart_v[k + 1]
+                if e == s:
+                    continue
+                for r in range(s, e):
+                    a = sub[r].first
+                    if afirst[a] < 0:
+                        afirst[a] = sub[r].second
+                    acount[a] += 1
+                best_cnt = -1
+                best_first = -1
+                best_a = -1
+                for r in range(s, e):  # first occurrences come in row order: ties keep the earliest
+                    a = sub[r].first
+                    if a != null_code and afirst[a] == sub[r].second and acount[a] > best_cnt:
+                        best_cnt = acount[a]
+                        best_first = afirst[a]
+                        best_a = a
+                if best_cnt < 0:
+                    best_cnt = 0
+                total = e - s
+                sev = <float>(total - best_cnt) / <float>total
+                anchor.push_back(sub[s].second)
+                for r in range(s, e):
+                    a = sub[r].first
+                    if (flag_minority and a != best_a) or (not flag_minority and afirst[a] == sub[r].second):
+                        v_row.push_back(sub[r].second)
+                        v_event.push_back(ev)
+                        v_sev.push_back(sev)
+                    if a != best_a and best_a >= 0:
+                        c_row.push_back(sub[r].second)
+                        c_src.push_back(best_first)
+                for r in range(s, e):
+                    acount[sub[r].first] = 0
+                    afirst[sub[r].first] = -1
+                ev += 1
+        else:  # many values: sort each group by (attribute, row)
+            for k in range(n_ids):
+                s = gstart_v[k]
+                e = gstart_v[k + 1]
+                if e == s:
+                    continue
+                cpp_sort(sub.begin() + s, sub.begin() + e)
+                # runs of equal attribute inside [s, e): the majority is the most common non-null
+                best_cnt = -1
+                best_first = -1
+                best_a = -1
+                group_anchor = sub[s].second
+                total = e - s
+                r = s
+                while r < e:
+                    g_start = r
+                    a = sub[r].first
+                    run_first = sub[r].second
+                    while r < e and sub[r].first == a:
+                        r += 1
+                    run_cnt = r - g_start
+                    if run_first < group_anchor:
+                        group_anchor = run_first
+                    if a != null_code and (run_cnt > best_cnt or (run_cnt == best_cnt and run_first < best_first)):
+                        best_cnt = run_cnt
+                        best_first = run_first
+                        best_a = a
+                if best_cnt < 0:
+                    best_cnt = 0
+                sev = <float>(total - best_cnt) / <float>total
+                anchor.push_back(group_anchor)
+                r = s
+                while r < e:
+                    a = sub[r].first
+                    if (not flag_minority and (r == s or sub[r - 1].first != a)) or \
+                       (flag_minority and a != best_a):
+                        v_row.push_back(sub[r].second)
+                        v_event.push_back(ev)
+                        v_sev.push_back(sev)
+                    if a != best_a and best_a >= 0:
+                        c_row.push_back(sub[r].second)
+                        c_src.push_back(best_first)
                     r += 1
-                run_cnt = r - g_start
-                if run_first < group_anchor:
-                    group_anchor = run_first
-                if a != null_code and (run_cnt > best_cnt or (run_cnt == best_cnt and run_first < best_first)):
-                    best_cnt = run_cnt
-                    best_first = run_first
-                    best_a = a
-            if best_cnt < 0:
-                best_cnt = 0
-            sev = <float>(total - best_cnt) / <float>total
-            anchor.push_back(group_anchor)
-            r = s
-            while r < e:
-                a = sub[r].first
-                if (not flag_minority and (r == s or sub[r - 1].first != a)) or \
-                   (flag_minority and a != best_a):
-                    v_row.push_back(sub[r].second)
-                    v_event.push_back(ev)
-                    v_sev.push_back(sev)
-                if a != best_a and best_a >= 0:
-                    c_row.push_back(sub[r].second)
-                    c_src.push_back(best_first)
-                r += 1
-            ev += 1
+                ev += 1
     return (to_numpy[int64_t](v_row), to_numpy[int64_t](v_event), to_numpy[float](v_sev), to_numpy[int64_t](anchor),
             to_numpy[int64_t](c_row), to_numpy[int64_t](c_src))
 

@@ -214,3 +214,14 @@ def test_large_table_against_reference(fast_backend):
     attrs = np.where(rng.random(n) < 0.9, 0, rng.integers(0, 5, n)).tolist()
     for flag in ("first", "minority"):
         check_like_reference(suite(flag), table_of(ids, attrs, "wide", "int64"), fast_backend)
+
+
+@pytest.mark.parametrize("n_values", [3, 5000])  # the kernel counts few values, sorts many
+@pytest.mark.parametrize("flag", ["first", "minority"])
+def test_few_and_many_attribute_values_match_reference(fast_backend, n_values, flag):
+    rng = np.random.default_rng(n_values)
+    n = 20_000
+    ids = rng.integers(0, 300, n)
+    attrs = np.where(rng.random(n) < 0.2, rng.integers(0, n_values, n), ids % n_values)
+    t = pa.table({"id": ids, "attr": pa.array(attrs, mask=rng.random(n) < 0.01)})
+    check_like_reference(tw.Suite([tw.rows.consistent(id="id", attr="attr", flag=flag)]), t, fast_backend)
