@@ -385,6 +385,8 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
     cdef int64_t o, st = 0, fr, ns = max(n_streams, 1) if has_stream else 1, ev = 0, span = 0
     cdef float sc
     cdef life_t* L
+    cdef int64_t* sf
+    cdef int64_t* sl
     cdef vector[life_t] life
     cdef vector[int64_t] s_first, s_last, v_pos, v_ev, anchors, flagged
     cdef vector[float] sev
@@ -400,6 +402,10 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
         s_first.assign(ns, 0)
         s_last.assign(ns, 0)
         s_seen.assign(ns, 0)
+        # extents by min/max (conditional moves): on frame-ordered rows "a new frame" is true
+        # every few rows, and a branch on it mispredicts that often
+        sf = &s_first[0]
+        sl = &s_last[0]
         for i in range(n):
             if not is_valid(fvp, i):
                 continue
@@ -408,12 +414,10 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
                 st = stream[i] - stream_offset
             if not s_seen[st]:
                 s_seen[st] = 1
-                s_first[st] = fr
-                s_last[st] = fr
-            elif fr < s_first[st]:
-                s_first[st] = fr
-            elif fr > s_last[st]:
-                s_last[st] = fr
+                sf[st] = fr
+                sl[st] = fr
+            sf[st] = min(sf[st], fr)
+            sl[st] = max(sl[st], fr)
             if not is_valid(vp, i):
                 continue
             L = &life[obj[i] - obj_offset]
@@ -422,10 +426,8 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
                 L.first = fr
                 L.last = fr
                 L.stream = st
-            elif fr < L.first:
-                L.first = fr
-            elif fr > L.last:
-                L.last = fr
+            L.first = min(L.first, fr)
+            L.last = max(L.last, fr)
             L.last_row = i
             if has_score and is_valid(svp, i):
                 sc = score[i]
