@@ -116,19 +116,33 @@ def test_kinds_lists_parameters(runner):
     assert "allowed_transitions" in r.output and "expr" in r.output
 
 
-def test_bench_delegates_to_bench_module(runner, monkeypatch):
-    seen = {}
+def test_bench_delegates_to_bench_modules(runner, monkeypatch):
+    seen: dict = {}
 
-    def run_cli(sizes, quick, backends):
-        seen.update(sizes=sizes, quick=quick, backends=backends)
+    def rows_cli(sizes, quick, backends):
+        seen["rows"] = dict(sizes=sizes, quick=quick, backends=backends)
         return 0
 
-    monkeypatch.setitem(sys.modules, "tripwire.bench", types.SimpleNamespace(run_cli=run_cli))
+    def boxes_cli(sizes, quick, backends, densities):
+        seen["boxes"] = dict(sizes=sizes, quick=quick, backends=backends, densities=densities)
+        return 0
+
+    monkeypatch.setitem(sys.modules, "tripwire.bench", types.SimpleNamespace(run_cli=rows_cli))
+    monkeypatch.setitem(sys.modules, "tripwire.bench_boxes",
+                        types.SimpleNamespace(run_cli=boxes_cli, DENSITIES=(10, 30, 100)))
+    monkeypatch.delattr(tw, "bench_boxes", raising=False)  # `from tripwire import` reads the attribute first
     r = runner.invoke(cli, ["bench", "--sizes", "1000000,1e7", "--quick", "--backends", "cython,numba"])
     assert r.exit_code == 0, r.output
-    assert seen == {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]}
-    r = runner.invoke(cli, ["bench"])
-    assert r.exit_code == 0 and seen == {"sizes": None, "quick": False, "backends": None}
+    assert seen == {"rows": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]},
+                    "boxes": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"],
+                              "densities": (10, 30, 100)}}
+    seen.clear()
+    r = runner.invoke(cli, ["bench", "--family", "boxes", "--boxes-per-frame", "10,30"])
+    assert r.exit_code == 0 and seen == {"boxes": {"sizes": None, "quick": False, "backends": None,
+                                                   "densities": (10, 30)}}
+    seen.clear()
+    r = runner.invoke(cli, ["bench", "--family", "rows"])
+    assert r.exit_code == 0 and seen == {"rows": {"sizes": None, "quick": False, "backends": None}}
     r = runner.invoke(cli, ["bench", "--sizes", "lots"])
     assert r.exit_code == 2
 
