@@ -14,7 +14,7 @@ Conventions shared with the siblings:
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, INT64_MIN
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, INT64_MIN, INT32_MAX
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, isfinite, nextafterf, INFINITY
 from libcpp.vector cimport vector
@@ -45,6 +45,11 @@ cdef enum:
     SMALL_ATTRS = 4096  # below this many attribute values, count them per group (no sort)
 
 
+cdef struct fc_t:  # rows.consistent, pass 1: an id's first attribute and its row count
+    int32_t first
+    int32_t count
+
+
 def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uint8_t[::1] id_valid,
                const key2_t[::1] attrs, int64_t attr_offset, int64_t n_attrs,
                const uint8_t[::1] attr_valid, bint flag_minority):
@@ -60,14 +65,12 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef const uint8_t* attr_valid_p = valid_ptr(attr_valid)
     cdef Py_ssize_t n = ids.shape[0], i
     cdef int64_t k, a, null_code = n_attrs
-    # per id: first attribute seen and row count, side by side (one cache line per row)
-    fc = np.empty(2 * max(n_ids, 0), dtype=np.int64)
-    fc[0::2] = -1
-    fc[1::2] = 0
+    small = n < INT32_MAX and n_attrs < INT32_MAX
+    first = np.full(0 if small else max(n_ids, 0), -1, dtype=np.int64)
     bad = np.zeros(max(n_ids, 0), dtype=np.uint8)
     gstart = np.zeros(max(n_ids, 0) + 1, dtype=np.int64)
     fill = np.zeros(max(n_ids, 0), dtype=np.int64)
-    cdef int64_t[::1] fc_v = fc
+    cdef int64_t[::1] first_v = first
     cdef uint8_t[::1] bad_v = bad
     cdef int64_t[::1] gstart_v = gstart
     cdef int64_t[::1] fill_v = fill
@@ -78,25 +81,50 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef int64_t best_cnt, best_first, run_first, run_cnt, total, best_a, group_anchor, ev
     cdef float sev
     cdef vector[int64_t] acount, afirst
+    cdef vector[fc_t] fc
+    cdef fc_t blank
+    cdef fc_t* F
     if attrs.shape[0] != n:
         raise ValueError("id and attribute columns differ in length")
     with nogil:
-        # pass 1: one first-seen attribute per id (a different one marks the id bad) and rows
-        # per id (so the bad ids' rows can be placed in one more pass)
-        for i in range(n):
-            if not is_valid(id_valid_p, i):
-                continue
-            k = ids[i] - id_offset
-            a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
-            fc_v[2 * k + 1] += 1
-            if fc_v[2 * k] < 0:
-                fc_v[2 * k] = a
-            elif fc_v[2 * k] != a:
-                bad_v[k] = 1
-        # pass 2: counting sort of the bad ids' rows (arrival order kept), then a small sort
-        # per group by (attribute, row): linear in n plus sum(g log g) over bad groups only
-        for k in range(n_ids):
-            gstart_v[k + 1] = gstart_v[k] + (fc_v[2 * k + 1] if bad_v[k] else 0)
+        if n < INT32_MAX and n_attrs < INT32_MAX:
+            # pass 1: per id the first attribute seen (a different one marks the id bad) and its
+            # row count, packed in 8 bytes: the working set of a first-attribute array alone,
+            # and no separate counting pass
+            blank.first = -1
+            blank.count = 0
+            fc.assign(n_ids, blank)
+            for i in range(n):
+                if not is_valid(id_valid_p, i):
+                    continue
+                k = ids[i] - id_offset
+                a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
+                F = &fc[k]
+                F.count += 1
+                if F.first < 0:
+                    F.first = <int32_t>a
+                elif F.first != a:
+                    bad_v[k] = 1
+            for k in range(n_ids):
+                gstart_v[k + 1] = gstart_v[k] + (fc[k].count if bad_v[k] else 0)
+        else:  # the same in two passes with 64-bit state
+            for i in range(n):
+                if not is_valid(id_valid_p, i):
+                    continue
+                k = ids[i] - id_offset
+                a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
+                if first_v[k] < 0:
+                    first_v[k] = a
+                elif first_v[k] != a:
+                    bad_v[k] = 1
+            for i in range(n):
+                if is_valid(id_valid_p, i):
+                    k = ids[i] - id_offset
+                    if bad_v[k]:
+                        gstart_v[k + 1] += 1
+            for k in range(n_ids):
+                gstart_v[k + 1] += gstart_v[k]
+        # pass 2: counting sort of the bad ids' rows (arrival order kept)
         m = <Py_ssize_t>gstart_v[n_ids] if n_ids > 0 else 0
         sub.resize(m)
         if m:
