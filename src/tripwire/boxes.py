@@ -523,10 +523,17 @@ class flicker(Assertion):
             linked = _link_by_iou(table, c, self.iou, self.max_gap, self.kind, backend)
             start, end = linked.groups.rows(linked.gap_start), linked.groups.rows(linked.gap_end)
             frame_values = _frame_numbers(table, c, self.kind).values
-        pairs = np.stack([start, end], axis=1).astype(np.int64) if len(start) else np.empty((0, 2), np.int64)
-        sev = _mean_scores(table, c, pairs)
-        events = np.repeat(np.arange(len(pairs), dtype=np.int64), 2)
-        row, ev, sev = canonical_events(pairs.reshape(-1), events, np.repeat(sev, 2), pairs[:, 0].copy())
+        # canonical order directly: events by their first row (a box opens at most one gap, so
+        # starts are unique; kernels emit them nearly sorted, which a stable sort exploits)
+        order = np.argsort(start, kind="stable")
+        pairs = np.empty((len(start), 2), np.int64)
+        pairs[:, 0] = start[order]
+        pairs[:, 1] = end[order]
+        ev = np.repeat(np.arange(len(pairs), dtype=np.int64), 2)
+        sev = np.repeat(_mean_scores(table, c, pairs), 2)
+        row = np.empty(2 * len(pairs), np.int64)  # rows ascending inside an event (unsorted input)
+        np.minimum(pairs[:, 0], pairs[:, 1], out=row[0::2])
+        np.maximum(pairs[:, 0], pairs[:, 1], out=row[1::2])
         ctx["stream"] = functools.partial(_stream_context, table, c, row)
         ctx["frame"] = functools.partial(_frame_context, table, c, row)
         if identity == "track":
