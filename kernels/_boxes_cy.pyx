@@ -12,7 +12,7 @@ the caller maps them back to input rows.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.math cimport isfinite
 
 from libcpp.algorithm cimport sort as cpp_sort
@@ -352,15 +352,16 @@ def gaps(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[
     return to_numpy[int64_t](starts), to_numpy[int64_t](ends), in_order
 
 
-cdef struct life_t:  # one object's state in ``lifetimes``: one cache line per row touched
+cdef struct life_t:  # one object's state in ``lifetimes`` (64 bytes: a cache line)
     int64_t first       # first and last frame
     int64_t last
     int64_t anchor      # first and last row (-1: not seen)
     int64_t last_row
-    int64_t stream
-    int64_t scount      # non-null, non-NaN scores and their sum
-    double ssum
-    int64_t event
+    double ssum         # sum and count of its non-null, non-NaN scores
+    int64_t scount
+    int32_t count       # rows, saturating at 3: with one or two, they are anchor and last_row
+    int32_t stream
+    int32_t event
 
 
 def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[::1] valid,
@@ -394,7 +395,7 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
     cdef life_t blank
     if frame.shape[0] != n or (has_stream and stream.shape[0] != n) or (has_score and score.shape[0] != n):
         raise ValueError("object, frame, stream and score columns differ in length")
-    blank.first = blank.last = blank.stream = blank.scount = 0
+    blank.first = blank.last = blank.stream = blank.scount = blank.count = 0
     blank.anchor = blank.last_row = blank.event = -1
     blank.ssum = 0.0
     with nogil:
@@ -425,10 +426,12 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
                 L.anchor = i
                 L.first = fr
                 L.last = fr
-                L.stream = st
+                L.stream = <int32_t>st
             L.first = min(L.first, fr)
             L.last = max(L.last, fr)
             L.last_row = i
+            if L.count < 3:
+                L.count += 1
             if has_score and is_valid(svp, i):
                 sc = score[i]
                 if sc == sc:
@@ -440,17 +443,26 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
                 continue
             if L.first == s_first[L.stream] or L.last == s_last[L.stream]:
                 continue
-            L.event = ev
+            L.event = <int32_t>ev
             anchors.push_back(L.anchor)
             sev.push_back(1.0 if L.scount == 0 else max(<float>(L.ssum / L.scount), <float>1e-6))
             flagged.push_back(o)
-            span += L.last_row - L.anchor + 1
+            if L.count > 2:
+                span += L.last_row - L.anchor + 1
             ev += 1
-        # rows of the flagged objects: short-lived objects sit in a short row range on
-        # frame-ordered input, so scan only those ranges unless they add up to the whole table
+        # rows of the flagged objects: one or two rows are the object's first and last; more
+        # sit in a short row range on frame-ordered input, so scan only those ranges unless
+        # they add up to the whole table
         if ev and span < n:
             for o in range(ev):
                 L = &life[flagged[o]]
+                if L.count <= 2:
+                    v_pos.push_back(L.anchor)
+                    v_ev.push_back(o)
+                    if L.count == 2:
+                        v_pos.push_back(L.last_row)
+                        v_ev.push_back(o)
+                    continue
                 for i in range(L.anchor, L.last_row + 1):
                     if is_valid(fvp, i) and is_valid(vp, i) and obj[i] - obj_offset == flagged[o]:
                         v_pos.push_back(i)
