@@ -477,3 +477,19 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
                     v_ev.push_back(o)
     events = to_numpy[int64_t](v_ev)
     return to_numpy[int64_t](v_pos), events, to_numpy[float](sev)[events], to_numpy[int64_t](anchors)
+
+
+def pair_codes(const key_t[::1] a, int64_t a_offset, const key2_t[::1] b, int64_t b_offset, int64_t nb):
+    """One key per row from two dense codes: ``(a - a_offset) * nb + (b - b_offset)``, in one
+    pass. ``tripwire.boxes`` keys tracks by (stream, track) with it, whatever the backend: it
+    is input preparation, not a check."""
+    cdef Py_ssize_t n = a.shape[0], i
+    if b.shape[0] != n:
+        raise ValueError("code columns differ in length")
+    out = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] o = out
+    cdef int64_t base = -(a_offset * nb + b_offset)
+    with nogil:
+        for i in range(n):
+            o[i] = a[i] * nb + b[i] + base
+    return out

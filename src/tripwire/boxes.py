@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _arrow, _dispatch, _frames, _registry
+from . import _arrow, _config, _dispatch, _frames, _registry
 from ._assertion import Assertion, Correction, Result, canonical_events
 from .rows import consistent_groups
 from .errors import InputError
@@ -217,11 +217,14 @@ def _track_keys(table: pa.Table, cols: Boxes) -> _arrow.Keys:
     if table.schema.get_field_index(cols.stream) < 0:
         return tracks
     streams = _arrow.encode_keys(table, cols.stream, role="stream")
-    combined = (streams.codes.astype(np.int64) - streams.offset) * max(tracks.n, 1) \
-        + (tracks.codes.astype(np.int64) - tracks.offset)
+    combined = _dispatch.kernels("boxes", "cython").pair_codes(
+        streams.codes, streams.offset, tracks.codes, tracks.offset, max(tracks.n, 1))
     valid = tracks.valid
     if streams.valid is not None:
         valid = streams.valid if valid is None else valid & streams.valid
+    slots = max(streams.n, 1) * max(tracks.n, 1)
+    if slots <= max(_config.KEY_DIRECT_MIN_SLOTS, _config.KEY_DIRECT_SLOTS_PER_ROW * table.num_rows):
+        return _arrow.Keys(combined, 0, slots, valid)  # direct: no second encoding pass
     mask = None if valid is None else ~valid.astype(bool)
     return _arrow.encode_array(pa.chunked_array([pa.array(combined, pa.int64(), mask=mask)]),
                                name=f"({cols.stream}, {cols.track})", role="track")
