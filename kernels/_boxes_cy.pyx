@@ -364,6 +364,19 @@ cdef struct life_t:  # one object's state in ``lifetimes`` (64 bytes: a cache li
     int32_t event
 
 
+cdef inline void _emit(Py_ssize_t i, int64_t o, const float[::1] score, const uint8_t* svp, bint has_score,
+                       vector[int64_t]& v_pos, vector[int64_t]& v_ev, life_t* L) noexcept nogil:
+    """Row ``i`` of flagged object ``L`` (event ``o``); its score joins the object's mean."""
+    cdef float sc
+    v_pos.push_back(i)
+    v_ev.push_back(o)
+    if has_score and (svp == NULL or svp[i] != 0):
+        sc = score[i]
+        if sc == sc:
+            L.ssum += sc
+            L.scount += 1
+
+
 def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[::1] valid,
               const int64_t[::1] frame, const uint8_t[::1] frame_valid,
               const key2_t[::1] stream, int64_t stream_offset, int64_t n_streams,
@@ -384,7 +397,6 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
     cdef Py_ssize_t n = obj.shape[0], i
     cdef bint has_stream = stream.shape[0] > 0, has_score = score.shape[0] > 0
     cdef int64_t o, st = 0, fr, ns = max(n_streams, 1) if has_stream else 1, ev = 0, span = 0
-    cdef float sc
     cdef life_t* L
     cdef int64_t* sf
     cdef int64_t* sl
@@ -432,11 +444,6 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
             L.last_row = i
             if L.count < 3:
                 L.count += 1
-            if has_score and is_valid(svp, i):
-                sc = score[i]
-                if sc == sc:
-                    L.ssum += sc
-                    L.scount += 1
         for o in range(n_obj):
             L = &life[o]
             if L.anchor < 0 or L.last - L.first + 1 >= min_frames:
@@ -445,7 +452,6 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
                 continue
             L.event = <int32_t>ev
             anchors.push_back(L.anchor)
-            sev.push_back(1.0 if L.scount == 0 else max(<float>(L.ssum / L.scount), <float>1e-6))
             flagged.push_back(o)
             if L.count > 2:
                 span += L.last_row - L.anchor + 1
@@ -457,24 +463,24 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
             for o in range(ev):
                 L = &life[flagged[o]]
                 if L.count <= 2:
-                    v_pos.push_back(L.anchor)
-                    v_ev.push_back(o)
+                    _emit(L.anchor, o, score, svp, has_score, v_pos, v_ev, L)
                     if L.count == 2:
-                        v_pos.push_back(L.last_row)
-                        v_ev.push_back(o)
+                        _emit(L.last_row, o, score, svp, has_score, v_pos, v_ev, L)
                     continue
                 for i in range(L.anchor, L.last_row + 1):
                     if is_valid(fvp, i) and is_valid(vp, i) and obj[i] - obj_offset == flagged[o]:
-                        v_pos.push_back(i)
-                        v_ev.push_back(o)
+                        _emit(i, o, score, svp, has_score, v_pos, v_ev, L)
         elif ev:
             for i in range(n):
                 if not (is_valid(fvp, i) and is_valid(vp, i)):
                     continue
-                o = life[obj[i] - obj_offset].event
-                if o >= 0:
-                    v_pos.push_back(i)
-                    v_ev.push_back(o)
+                L = &life[obj[i] - obj_offset]
+                if L.event >= 0:
+                    _emit(i, L.event, score, svp, has_score, v_pos, v_ev, L)
+        # severity: the mean score of each flagged object's rows (read only at those rows)
+        for o in range(ev):
+            L = &life[flagged[o]]
+            sev.push_back(1.0 if L.scount == 0 else max(<float>(L.ssum / L.scount), <float>1e-6))
     events = to_numpy[int64_t](v_ev)
     return to_numpy[int64_t](v_pos), events, to_numpy[float](sev)[events], to_numpy[int64_t](anchors)
 
