@@ -26,7 +26,7 @@ BACKENDS = [b for b in ("cython", "numba") if b in _dispatch.available()]
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_tripwire(benchmark, backend, name, per_frame):
     table = bench_boxes.table(N_BOXES, per_frame)
-    suite = bench_boxes._suite(name)
+    suite = bench_boxes.suite(name)
     benchmark.group = f"{name} @ {per_frame} boxes/frame"
     benchmark.extra_info.update(boxes=table.num_rows, nbytes=sum(table.column(c).nbytes
                                                                   for c in bench_boxes.ASSERTIONS[name][1]))

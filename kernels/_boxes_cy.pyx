@@ -122,7 +122,8 @@ def multibox(const float[::1] x1, const float[::1] y1, const float[::1] x2, cons
     return to_numpy[int64_t](v_pos), events, to_numpy[float](ev_sev)[events], to_numpy[int64_t](anchors)
 
 
-DEF VALID_BLOCK = 1024  # rows per block in ``valid`` (its reasons fit in L1)
+cdef enum:
+    VALID_BLOCK = 1024  # rows per block in ``valid`` (its reasons fit in L1)
 
 # reasons (bits), in README order
 cdef enum:
@@ -151,7 +152,8 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
     with nogil:
         # blocks: a branch-free loop the compiler vectorizes fills the reasons of a block,
         # then a scan picks the (rare) bad rows; every test is computed for every row
-        for lo in range(0, n, VALID_BLOCK):
+        lo = 0
+        while lo < n:
             m = min(VALID_BLOCK, n - lo)
             for k in range(m):
                 i = lo + k
@@ -179,6 +181,7 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
                 if bad[k]:
                     rows.push_back(lo + k)
                     reasons.push_back(bad[k])
+            lo += VALID_BLOCK
     return to_numpy[int64_t](rows), to_numpy[int64_t](reasons).astype(np.uint8)
 
 

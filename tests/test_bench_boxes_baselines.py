@@ -10,28 +10,19 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import tripwire as tw
+from tripwire import bench_boxes
 from tripwire import bench_boxes_baselines as bb
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("scipy")
 
-ASSERTIONS = {
-    "multibox": lambda: tw.boxes.multibox(iou=0.3, min_boxes=3),
-    "flicker_track": lambda: tw.boxes.flicker(identity="track", max_gap=3),
-    "flicker_iou": lambda: tw.boxes.flicker(identity="iou", iou=0.3, max_gap=3),
-    "appear_track": lambda: tw.boxes.appear(identity="track", min_frames=3),
-    "appear_iou": lambda: tw.boxes.appear(identity="iou", min_frames=3, iou=0.3, max_gap=3),
-    "class_consistency": lambda: tw.boxes.class_consistency(),
-    "valid": lambda: tw.boxes.valid(width=1920, height=1080),
-}
 BASELINES = [(a, name) for a, fns in bb.BASELINES.items() for name in fns]
 COLUMNS = {"frame": np.int64, "track": np.int64, "cls": np.int32, "score": np.float32,
            "x1": np.float32, "y1": np.float32, "x2": np.float32, "y2": np.float32}
 
 
 def tripwire_rows(assertion: str, table: pa.Table) -> np.ndarray:
-    rows = tw.Suite([ASSERTIONS[assertion]()]).check(table).violations["row"].to_numpy()
+    rows = bench_boxes.suite(assertion).check(table).violations["row"].to_numpy()
     return np.unique(rows)
 
 
@@ -51,7 +42,7 @@ def hand_table(rows: list[tuple]) -> pa.Table:
 @pytest.fixture(scope="module", params=[10, 30], ids=lambda p: f"{p}_per_frame")
 def generated(request):
     table = bb.track_table(20_000, request.param)
-    return table, table.to_pandas(), {a: tripwire_rows(a, table) for a in ASSERTIONS}
+    return table, table.to_pandas(), {a: tripwire_rows(a, table) for a in bench_boxes.ASSERTIONS}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -510,7 +510,6 @@ def _fmt_ratio(x: float) -> str:
 
 
 def render(rows: list[Row], console) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     backends = sorted({b for r in rows for b in r.tripwire}, key=lambda b: ("cython", "numba", "cupy").index(b)
@@ -549,15 +548,20 @@ def render(rows: list[Row], console) -> None:
                      if r.copy_gbs else "—")
         t.add_row(*cells)
     console.print(t)
-    bars = bar_results(rows)
+    print_bars(console, bar_results(rows), [e for r in rows for e in r.errors])
+
+
+def print_bars(console, bars: list[tuple[str, bool, str]], errors: list[str]) -> None:
+    """The bars (met or MISSED, with the measured value) and any baseline mismatches."""
+    from rich.markup import escape
+
     if bars:
         console.print("Bars:")
         for text, ok, value in bars:
             console.print(f"  [{'green' if ok else 'red'}]{'met   ' if ok else 'MISSED'}[/] "
                           f"{escape(text)}: {escape(value)}", highlight=False)
-    for r in rows:
-        for e in r.errors:
-            console.print(f"[red]mismatch[/]: {escape(e)}", highlight=False)
+    for e in errors:
+        console.print(f"[red]mismatch[/]: {escape(e)}", highlight=False)
 
 
 def run_cli(sizes: list[int] | None = None, quick: bool = False, backends: list[str] | None = None) -> int:

@@ -28,9 +28,9 @@ import numpy as np
 import pyarrow as pa
 
 from . import bench_boxes_baselines as bb
-from .bench import _fmt_rate, _fmt_ratio, _import, timeit, timeit_interleaved
+from .bench import _fmt_rate, _fmt_ratio, _import, print_bars, timeit, timeit_interleaved
 
-__all__ = ["ASSERTIONS", "DENSITIES", "run", "render", "bar_results", "run_cli", "paper_style_rows"]
+__all__ = ["ASSERTIONS", "DENSITIES", "suite", "run", "render", "bar_results", "run_cli", "paper_style_rows"]
 
 DENSITIES = (10, 30, 100)
 DEFAULT_SIZES = [1_000_000, 10_000_000]
@@ -40,7 +40,8 @@ LOOP_ROWS = 50_000  # rows the tight Python loop gets
 PAPER_ROWS = 10_000  # rows the paper-style (pandas iterrows) loop gets
 
 
-def _suite(name: str):
+def suite(name: str):
+    """The one-assertion Suite the box bench times for ``name`` (a key of ASSERTIONS)."""
     import tripwire as tw
 
     make = {
@@ -166,7 +167,7 @@ def run(sizes: list[int] | None = None, *, quick: bool = False, backends: list[s
     out: list[Row] = []
     for name in names or list(ASSERTIONS):
         _, columns = ASSERTIONS[name]
-        suite = _suite(name)
+        checked = suite(name)
         for per_frame in densities:
             for n in sizes:
                 say(f"{name} @ {per_frame} boxes/frame, {n:,} boxes")
@@ -178,7 +179,7 @@ def run(sizes: list[int] | None = None, *, quick: bool = False, backends: list[s
                 dst = [np.empty_like(a) for a in src]
                 fns: dict[str, Callable[[], Any]] = {"copy": lambda: [np.copyto(d, s) for d, s in zip(dst, src)]}
                 for be in backends:
-                    fns[be] = (lambda be=be: suite.check(t, backend=be))
+                    fns[be] = (lambda be=be: checked.check(t, backend=be))
                 want = None
                 for k, fn in fns.items():
                     r = fn()  # warm-up (compiles Numba)
@@ -188,12 +189,12 @@ def run(sizes: list[int] | None = None, *, quick: bool = False, backends: list[s
                 row.copy_gbs = row.nbytes / med.pop("copy") / 1e9
                 row.tripwire.update(med)
                 if pd is not None:
-                    _baselines(row, name, t, want, suite, repeat, budget, quick)
+                    _baselines(row, name, t, want, checked, repeat, budget, quick)
                 out.append(row)
     return out
 
 
-def _baselines(row: Row, name: str, t: pa.Table, want: np.ndarray, suite, repeat: int, budget: float,
+def _baselines(row: Row, name: str, t: pa.Table, want: np.ndarray, checked, repeat: int, budget: float,
                quick: bool) -> None:
     """Time and verify every baseline of ``name`` (slow ones on the table's first frames)."""
     heads: dict[int, tuple[pa.Table, Any, np.ndarray]] = {}
@@ -201,7 +202,7 @@ def _baselines(row: Row, name: str, t: pa.Table, want: np.ndarray, suite, repeat
     def head(m: int):
         if m not in heads:
             h = _head(t, m)
-            heads[m] = (h, h.to_pandas(), want if h.num_rows == t.num_rows else _rows(suite.check(h)))
+            heads[m] = (h, h.to_pandas(), want if h.num_rows == t.num_rows else _rows(checked.check(h)))
         return heads[m]
 
     for bname, fn in bb.BASELINES[name].items():
@@ -271,7 +272,6 @@ def bar_results(rows: list[Row]) -> list[tuple[str, bool, str]]:
 
 
 def render(rows: list[Row], console) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     backends = sorted({b for r in rows for b in r.tripwire}, key=lambda b: ("cython", "numba", "cupy").index(b))
@@ -295,15 +295,7 @@ def render(rows: list[Row], console) -> None:
         cells.append(" / ".join(f"{r.gbs(b) / r.copy_gbs:.0%}" for b in backends))
         t.add_row(*cells)
     console.print(t)
-    bars = bar_results(rows)
-    if bars:
-        console.print("Bars:")
-        for text, ok, value in bars:
-            console.print(f"  [{'green' if ok else 'red'}]{'met   ' if ok else 'MISSED'}[/] "
-                          f"{escape(text)}: {escape(value)}", highlight=False)
-    for r in rows:
-        for e in r.errors:
-            console.print(f"[red]mismatch[/]: {escape(e)}", highlight=False)
+    print_bars(console, bar_results(rows), [e for r in rows for e in r.errors])
 
 
 def run_cli(sizes: list[int] | None = None, quick: bool = False, backends: list[str] | None = None,

@@ -105,6 +105,13 @@ def _check_unit(value: Any, param: str, kind: str, fix: str) -> float:
     raise InputError(f"{kind}: {param}={value!r}", expected="a number in (0, 1]", fix=fix)
 
 
+def _check_count(value: Any, param: str, kind: str, minimum: int) -> int:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum:
+        return int(value)
+    raise InputError(f"{kind}: {param}={value!r}", expected=f"an integer >= {minimum}",
+                     fix=f"pass e.g. {param}={max(minimum, 3)}")
+
+
 class multibox(Assertion):
     """At least ``min_boxes`` boxes in one (stream, frame) forming a connected overlap group.
 
@@ -122,10 +129,7 @@ class multibox(Assertion):
                  name: str | None = None, table: str = "boxes"):
         super().__init__(name=name, table=table)
         self.iou = _check_unit(iou, "iou", self.kind, "pass e.g. iou=0.3")
-        if not isinstance(min_boxes, (int, np.integer)) or isinstance(min_boxes, bool) or min_boxes < 2:
-            raise InputError(f"{self.kind}: min_boxes={min_boxes!r}", expected="an integer >= 2",
-                             fix="pass e.g. min_boxes=3")
-        self.min_boxes = int(min_boxes)
+        self.min_boxes = _check_count(min_boxes, "min_boxes", self.kind, 2)
         self.cols = _columns(columns)
 
     def params(self) -> dict[str, Any]:
@@ -213,10 +217,21 @@ class valid(Assertion):
 
 def _track_keys(table: pa.Table, cols: Boxes) -> _arrow.Keys:
     """Keys of (stream, track): track ids are only unique within a stream."""
+    return _stream_track_keys(table, cols)[0]
+
+
+def _stream_track_keys(table: pa.Table, cols: Boxes) -> tuple[_arrow.Keys, _arrow.Keys | None]:
+    """(stream, track) keys and the stream keys they were built from (``None``: no stream)."""
     tracks = _arrow.encode_keys(table, cols.track, role="track")
     if table.schema.get_field_index(cols.stream) < 0:
-        return tracks
+        return tracks, None
     streams = _arrow.encode_keys(table, cols.stream, role="stream")
+    return _pair_keys(table, cols, streams, tracks), streams
+
+
+def _pair_keys(table: pa.Table, cols: Boxes, streams: _arrow.Keys, tracks: _arrow.Keys) -> _arrow.Keys:
+    """One key per (stream, track) pair: direct codes when the pairs are few enough, else
+    encoded again like any wide integer key."""
     combined = _dispatch.kernels("boxes", "cython").pair_codes(
         streams.codes, streams.offset, tracks.codes, tracks.offset, max(tracks.n, 1))
     valid = tracks.valid
@@ -278,13 +293,6 @@ def _check_identity(identity: Any, kind: str) -> str:
     return identity
 
 
-def _check_count(value: Any, param: str, kind: str, minimum: int) -> int:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum:
-        return int(value)
-    raise InputError(f"{kind}: {param}={value!r}", expected=f"an integer >= {minimum}",
-                     fix=f"pass e.g. {param}={max(minimum, 3)}")
-
-
 def _resolve_identity(identity: str, table: pa.Table, cols: Boxes) -> str:
     if identity == "auto":
         return "track" if table.schema.get_field_index(cols.track) >= 0 else "iou"
@@ -317,6 +325,7 @@ class _Linked:
     """Objects found by IoU association, in frame order (positions)."""
 
     groups: _frames.FrameGroups
+    frames: _arrow.NumericColumn  # the frame column (input rows), as int64 frame numbers
     obj: np.ndarray  # int64 object id per position, -1: none (non-finite box)
     gap_start: np.ndarray  # positions where an object is last seen before a gap ...
     gap_end: np.ndarray  # ... and where it is seen again
@@ -333,7 +342,7 @@ class _Linked:
 def _link_by_iou(table: pa.Table, cols: Boxes, iou: float, max_gap: int, kind: str,
                  backend: str) -> _Linked:
     """Identity ``iou``: one association kernel call over every frame of every stream."""
-    _frame_numbers(table, cols, kind)  # refuses timestamps
+    frames = _frame_numbers(table, cols, kind)  # refuses timestamps
     groups = _frames.group_frames(table, cols.frame, cols.stream)
     g = groups.gather
     (x1, y1, x2, y2), cvalid = _coords(table, cols)
@@ -352,7 +361,7 @@ def _link_by_iou(table: pa.Table, cols: Boxes, iou: float, max_gap: int, kind: s
     obj, start, end = k.associate(
         np.ascontiguousarray(g(x1)), np.ascontiguousarray(g(y1)), np.ascontiguousarray(g(x2)),
         np.ascontiguousarray(g(y2)), cls, groups.offsets, groups.frame, groups.stream, iou, max_gap)
-    return _Linked(groups, obj, start, end)
+    return _Linked(groups, frames, obj, start, end)
 
 
 def _mean_scores(table: pa.Table, cols: Boxes, rows: np.ndarray) -> np.ndarray:
@@ -449,9 +458,9 @@ def _object_context(linked: _Linked, rows: np.ndarray) -> pa.Array:
 def _flicker_corrections(table: pa.Table, cols: Boxes, pairs: np.ndarray, frames: np.ndarray,
                          identity: str) -> list[Correction]:
     """``add`` the interpolated boxes of every gap (and, with identity ``iou`` on a tracked
-    table, ``relabel`` stitched fragments); built only when corrections are read."""
-    order = np.argsort(pairs[:, 0], kind="stable")
-    start, end = pairs[order, 0], pairs[order, 1]
+    table, ``relabel`` stitched fragments); built only when corrections are read. ``pairs``
+    (start, end) come in order of their start, as ``flicker.evaluate`` puts its events."""
+    start, end = pairs[:, 0], pairs[:, 1]
     corr: list[Correction] = []
     track_from = None
     if identity == "iou" and table.schema.get_field_index(cols.track) >= 0:
@@ -460,7 +469,27 @@ def _flicker_corrections(table: pa.Table, cols: Boxes, pairs: np.ndarray, frames
     return [Correction("add", np.empty(0, np.int64), values=added)] + corr
 
 
-class flicker(Assertion):
+class _ObjectAssertion(Assertion):
+    """Shared by ``flicker`` and ``appear``: objects followed across frames by track id or by
+    IoU (``identity``), linked over gaps of up to ``max_gap`` frames."""
+
+    family = "boxes"
+    min_gap = 0  # the smallest max_gap that makes sense
+
+    def __init__(self, *, iou: float, max_gap: int, identity: str, columns: Any, name: str | None,
+                 table: str):
+        super().__init__(name=name, table=table)
+        self.iou = _check_unit(iou, "iou", self.kind, "pass e.g. iou=0.3")
+        self.max_gap = _check_count(max_gap, "max_gap", self.kind, self.min_gap)
+        self.identity = _check_identity(identity, self.kind)
+        self.cols = _columns(columns)
+
+    def optional_columns(self) -> list[str]:
+        c = self.cols
+        return [c.stream, c.score, c.cls] + ([c.track] if self.identity == "auto" else [])
+
+
+class flicker(_ObjectAssertion):
     """An object seen at frame ``t`` and again at ``t + g + 1`` (``1 <= g <= max_gap``) is
     missing from the ``g`` frames between: the paper's night-street ``flicker``.
 
@@ -484,15 +513,12 @@ class flicker(Assertion):
     """
 
     kind = "boxes.flicker"
-    family = "boxes"
+    min_gap = 1
 
     def __init__(self, *, iou: float = 0.3, max_gap: int = 3, identity: str = "auto",
                  columns: Any = None, name: str | None = None, table: str = "boxes"):
-        super().__init__(name=name, table=table)
-        self.iou = _check_unit(iou, "iou", self.kind, "pass e.g. iou=0.3")
-        self.max_gap = _check_count(max_gap, "max_gap", self.kind, 1)
-        self.identity = _check_identity(identity, self.kind)
-        self.cols = _columns(columns)
+        super().__init__(iou=iou, max_gap=max_gap, identity=identity, columns=columns, name=name,
+                         table=table)
 
     def params(self) -> dict[str, Any]:
         return {"iou": self.iou, "max_gap": self.max_gap, "identity": self.identity}
@@ -500,10 +526,6 @@ class flicker(Assertion):
     def columns(self) -> list[str]:
         c = self.cols
         return [c.frame, c.x1, c.y1, c.x2, c.y2] + ([c.track] if self.identity == "track" else [])
-
-    def optional_columns(self) -> list[str]:
-        c = self.cols
-        return [c.stream, c.score, c.cls] + ([c.track] if self.identity == "auto" else [])
 
     def evaluate(self, table: pa.Table, backend: str) -> Result:
         c = self.cols
@@ -525,7 +547,7 @@ class flicker(Assertion):
         else:
             linked = _link_by_iou(table, c, self.iou, self.max_gap, self.kind, backend)
             start, end = linked.groups.rows(linked.gap_start), linked.groups.rows(linked.gap_end)
-            frame_values = _frame_numbers(table, c, self.kind).values
+            frame_values = linked.frames.values
         # canonical order directly: events by their first row (a box opens at most one gap, so
         # starts are unique; kernels emit them nearly sorted, which a stable sort exploits)
         order = np.argsort(start, kind="stable")
@@ -547,7 +569,7 @@ class flicker(Assertion):
         return Result(row, ev, sev, table.num_rows, ctx, corr)
 
 
-class appear(Assertion):
+class appear(_ObjectAssertion):
     """An object that lives fewer than ``min_frames`` frames: the paper's ``appear`` (a box
     that pops up and vanishes).
 
@@ -562,17 +584,13 @@ class appear(Assertion):
     """
 
     kind = "boxes.appear"
-    family = "boxes"
 
     def __init__(self, *, min_frames: int = 3, iou: float = 0.3, max_gap: int = 3,
                  identity: str = "auto", columns: Any = None, name: str | None = None,
                  table: str = "boxes"):
-        super().__init__(name=name, table=table)
         self.min_frames = _check_count(min_frames, "min_frames", self.kind, 2)
-        self.iou = _check_unit(iou, "iou", self.kind, "pass e.g. iou=0.3")
-        self.max_gap = _check_count(max_gap, "max_gap", self.kind, 0)
-        self.identity = _check_identity(identity, self.kind)
-        self.cols = _columns(columns)
+        super().__init__(iou=iou, max_gap=max_gap, identity=identity, columns=columns, name=name,
+                         table=table)
 
     def params(self) -> dict[str, Any]:
         return {"min_frames": self.min_frames, "iou": self.iou, "max_gap": self.max_gap,
@@ -584,10 +602,6 @@ class appear(Assertion):
             return [c.frame, c.track]
         return [c.frame, c.x1, c.y1, c.x2, c.y2]
 
-    def optional_columns(self) -> list[str]:
-        c = self.cols
-        return [c.stream, c.score, c.cls] + ([c.track] if self.identity == "auto" else [])
-
     def evaluate(self, table: pa.Table, backend: str) -> Result:
         c = self.cols
         k = _dispatch.kernels("boxes", backend)
@@ -595,9 +609,8 @@ class appear(Assertion):
         ctx: dict[str, Any] = {}
         if _resolve_identity(self.identity, table, c) == "track":
             frames = _frame_numbers(table, c, self.kind)
-            keys = _track_keys(table, c)
-            if table.schema.get_field_index(c.stream) >= 0:
-                streams = _arrow.encode_keys(table, c.stream, role="stream")
+            keys, streams = _stream_track_keys(table, c)
+            if streams is not None:
                 s_codes, s_offset, s_n, s_valid = streams.codes, streams.offset, streams.n, streams.valid
             else:
                 s_codes, s_offset, s_n, s_valid = np.empty(0, np.int64), 0, 1, None
@@ -617,7 +630,7 @@ class appear(Assertion):
             n_obj = int(linked.obj.max()) + 1 if len(linked.obj) else 0
             pos, ev, sev, anchor = k.lifetimes(
                 linked.obj, 0, n_obj, (linked.obj >= 0).view(np.uint8),
-                np.ascontiguousarray(g(_frame_numbers(table, c, self.kind).values)), _arrow.NO_NULLS,
+                np.ascontiguousarray(g(linked.frames.values)), _arrow.NO_NULLS,
                 stream, 0, n_streams,
                 np.ascontiguousarray(g(score)) if len(score) else score,
                 np.ascontiguousarray(g(svalid)) if len(svalid) else svalid, self.min_frames)

@@ -306,10 +306,8 @@ def _lifetimes(obj, obj_offset, n_obj, valid, frame, frame_valid, stream, stream
             s_seen[st] = True
             s_first[st] = fr
             s_last[st] = fr
-        elif fr < s_first[st]:
-            s_first[st] = fr
-        elif fr > s_last[st]:
-            s_last[st] = fr
+        s_first[st] = min(s_first[st], fr)
+        s_last[st] = max(s_last[st], fr)
         if has_v and valid[i] == 0:
             continue
         o = obj[i] - obj_offset
@@ -318,10 +316,8 @@ def _lifetimes(obj, obj_offset, n_obj, valid, frame, frame_valid, stream, stream
             first[o] = fr
             last[o] = fr
             obj_stream[o] = st
-        elif fr < first[o]:
-            first[o] = fr
-        elif fr > last[o]:
-            last[o] = fr
+        first[o] = min(first[o], fr)
+        last[o] = max(last[o], fr)
         if has_score and (not has_sv or score_valid[i]):
             sc = score[i]
             if sc == sc:
