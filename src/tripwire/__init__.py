@@ -9,6 +9,7 @@ from ._assertion import Assertion, Correction, Result
 from ._registry import kinds
 from .boxes import Boxes
 from .errors import BackendUnavailable, ColumnError, InputError, SuiteError, TripwireError
+from .monitor import Monitor
 from .report import Report
 from .suite import Suite, build
 from .udf import assertion
@@ -16,7 +17,7 @@ from .udf import assertion
 __version__ = "0.1.0"
 
 __all__ = [
-    "Suite", "Report", "Assertion", "Result", "Correction", "rows", "boxes", "Boxes", "io", "assertion",
+    "Suite", "Report", "Monitor", "Assertion", "Result", "Correction", "rows", "boxes", "Boxes", "io", "assertion",
     "build", "kinds",
     "TripwireError", "InputError", "ColumnError", "SuiteError", "BackendUnavailable", "__version__",
 ]

@@ -45,6 +45,11 @@ SUMMARY_SCHEMA = pa.schema([
 
 
 class Report:
+    # set on the empty report a Monitor returns for a batch it rejected: the reason label and
+    # the error message
+    rejected: str | None = None
+    error: str | None = None
+
     def __init__(self, results: list[tuple[Assertion, Result]], inputs: dict[str, pa.Table],
                  backend: str, seconds: float):
         self.results = results

@@ -1,0 +1,452 @@
+"""How each assertion carries state between ``Monitor.observe`` calls (DESIGN §5).
+
+Caller: :class:`tripwire.monitor.Monitor`, which builds one adapter per assertion from the
+first batch's schema. Every adapter re-uses the assertion's own batch ``evaluate`` on the rows
+it holds back plus the new rows, so a stream checked batch by batch gives exactly the
+violations ``Suite.check`` gives on the whole table. What an adapter holds back is what the
+assertion still needs:
+
+=================  ==========================================================================
+``Stateless``      nothing (per-row checks: ``rows.check``, ``boxes.valid``, row UDFs)
+``ByFrame``        the newest ("open") frame of each stream, until a later frame arrives
+``LastPerTrack``   the last box of each track seen in the last ``max_gap + 1`` frames
+                   (``boxes.flicker`` by track id)
+``ByIdentity``     every row of an identity until it has been quiet for ``horizon`` rows
+                   (per-identity checks: ``rows.consistent``, ``rows.contiguous``,
+                   ``boxes.class_consistency``, ``boxes.appear`` by track, group UDFs)
+``Whole``          every row, checked at ``flush`` (IoU identity, assertions without an
+                   adapter)
+=================  ==========================================================================
+
+Global row numbers ride along in a ``__tw_row`` column, so violations name rows of the whole
+stream (the concatenation of the accepted batches), whatever was held back.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import _arrow
+from ._assertion import Assertion, Result
+from .errors import InputError
+
+__all__ = ["Adapter", "OutOfOrder", "adapter_for", "ROW"]
+
+ROW = "__tw_row"
+
+
+class OutOfOrder(InputError):
+    """A batch holds a frame older than one its stream already delivered."""
+
+
+def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Dictionary columns as their values: batches may carry different dictionaries."""
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
+def _concat(parts: list[pa.Table]) -> pa.Table:
+    if len(parts) == 1:
+        return parts[0]
+    try:
+        return pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        raise InputError("this batch's columns do not match earlier batches'",
+                         expected=f"the schema {parts[0].schema.remove(parts[0].schema.get_field_index(ROW))}",
+                         found=str(parts[-1].schema), fix="send every batch with the same column types") from e
+
+
+def _globalize(r: Result, table: pa.Table, n_checked: int) -> Result:
+    """``r`` (rows of ``table``) with rows renumbered to the stream's global rows; weak labels
+    are dropped: they need the whole input, which a monitor does not keep."""
+    rows_map = _arrow.primitive_view(table.column(ROW))[0]
+    return Result(rows_map[r.rows].astype(np.int64), r.events, r.severity, n_checked, r.context, [])
+
+
+def _empty(n_checked: int) -> Result:
+    return Result.empty(n_checked)
+
+
+def _stream_codes(table: pa.Table, stream: str | None) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """Dense stream code per row (all 0 without a stream column) and the row validity."""
+    if stream is None or table.schema.get_field_index(stream) < 0:
+        return np.zeros(table.num_rows, np.int64), 1, None
+    keys = _arrow.encode_keys(table, stream, role="stream")
+    codes = keys.codes.astype(np.int64) - keys.offset
+    valid = None if keys.valid is None else keys.valid.astype(bool)
+    if valid is not None:
+        codes[~valid] = 0
+    return codes, max(keys.n, 1), valid
+
+
+def _frames(table: pa.Table, frame: str) -> tuple[np.ndarray, np.ndarray | None]:
+    col = _arrow.numeric_column(table, frame, role="frame", integer=True)
+    return col.values.astype(np.int64, copy=False), None if col.valid is None else col.valid.astype(bool)
+
+
+def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return b
+    return a if b is None else a & b
+
+
+class _StreamClock:
+    """The newest frame of each stream delivered so far (and the oldest, for ``appear``).
+
+    Frames of one stream must arrive in order across batches (within one batch, any order):
+    a batch holding a frame older than its stream's newest is refused, since state about the
+    frames it belongs among may already be gone."""
+
+    def __init__(self, stream: str | None, frame: str):
+        self.stream, self.frame = stream, frame
+        self.newest: dict[Any, int] = {}
+        self.oldest: dict[Any, int] = {}
+
+    def extents(self, table: pa.Table) -> dict[Any, tuple[int, int]]:
+        """Oldest and newest frame of each stream in ``table`` (rows without both: none)."""
+        if table.num_rows == 0:
+            return {}
+        frames, fvalid = _frames(table, self.frame)
+        codes, n, svalid = _stream_codes(table, self.stream)
+        ok = _and(fvalid, svalid)
+        idx = np.arange(table.num_rows) if ok is None else np.flatnonzero(ok)
+        if len(idx) == 0:
+            return {}
+        lo = np.full(n, np.iinfo(np.int64).max, np.int64)
+        hi = np.full(n, np.iinfo(np.int64).min, np.int64)
+        np.minimum.at(lo, codes[idx], frames[idx])
+        np.maximum.at(hi, codes[idx], frames[idx])
+        first = np.full(n, -1, np.int64)
+        first[codes[idx][::-1]] = idx[::-1]  # a row of each stream, to read its value
+        present = np.flatnonzero(first >= 0)
+        if self.stream is None or table.schema.get_field_index(self.stream) < 0:
+            values = [None]
+        else:
+            values = _plain(table.column(self.stream)).take(pa.array(first[present])).to_pylist()
+        return {v: (int(lo[c]), int(hi[c])) for v, c in zip(values, present)}
+
+    def advance(self, table: pa.Table) -> tuple[dict, dict]:
+        """The clock after ``table`` (not applied: the monitor commits once every adapter
+        accepted the batch). Raises :class:`OutOfOrder` on a late frame."""
+        newest, oldest = dict(self.newest), dict(self.oldest)
+        for s, (lo, hi) in self.extents(table).items():
+            prev = newest.get(s)
+            if prev is not None and lo < prev:
+                where = "" if s is None else f" of stream {s!r}"
+                raise OutOfOrder(f"frame {lo}{where} arrived after frame {prev}",
+                                 expected="the frames of each stream in order across batches "
+                                          "(any order inside one batch)",
+                                 fix="send each stream's frames in order, or check unordered data "
+                                     "with Suite.check / tripwire scan")
+            newest[s] = hi if prev is None else max(prev, hi)
+            oldest.setdefault(s, lo)
+        return newest, oldest
+
+    def forget(self, streams: set) -> None:
+        for s in streams:
+            self.newest.pop(s, None)
+            self.oldest.pop(s, None)
+
+
+class Adapter:
+    """Base: hold nothing, check each batch on its own."""
+
+    kind = "stateless"
+
+    def __init__(self, a: Assertion, needed: list[str], stream: str | None = None):
+        self.a = a
+        self.needed = needed  # columns kept for the assertion (and its context)
+        self.stream = stream  # the stream column, when the assertion has one
+        self.kept: list[pa.Table] = []
+
+    # -- state ---------------------------------------------------------------------------
+    def snapshot(self) -> Any:
+        return copy.copy(self.__dict__)
+
+    def restore(self, state: Any) -> None:
+        self.__dict__.update(state)
+
+    def retained_rows(self) -> int:
+        return sum(t.num_rows for t in self.kept)
+
+    def _tagged(self, table: pa.Table, offset: int) -> pa.Table:
+        names = [c for c in table.column_names if c in self.needed]
+        t = table.select(names)
+        return t.append_column(ROW, pa.array(np.arange(offset, offset + table.num_rows, dtype=np.int64)))
+
+    # -- work ----------------------------------------------------------------------------
+    def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
+        r = self.a.evaluate(table, backend)
+        return Result(r.rows + offset, r.events, r.severity, table.num_rows, r.context, [])
+
+    def flush(self, backend: str, streams: set | None = None) -> Result:
+        """Check what is held back (of ``streams`` only, when given) and forget it."""
+        return _empty(0)
+
+    def commit(self) -> None:
+        """The batch was accepted by every adapter: apply pending clock changes."""
+
+
+class _Ordered(Adapter):
+    """An adapter whose streams must deliver frames in order."""
+
+    def __init__(self, a: Assertion, needed: list[str], stream: str | None, frame: str):
+        super().__init__(a, needed, stream)
+        self.frame = frame
+        self.clock = _StreamClock(stream, frame)
+        self._pending: tuple[dict, dict] | None = None
+
+    def snapshot(self) -> Any:
+        return (copy.copy(self.__dict__), dict(self.clock.newest), dict(self.clock.oldest))
+
+    def restore(self, state: Any) -> None:
+        d, newest, oldest = state
+        self.__dict__.update(d)
+        self.clock.newest, self.clock.oldest = newest, oldest
+
+    def _advance(self, t: pa.Table) -> None:
+        self._pending = self.clock.advance(t)
+
+    def commit(self) -> None:
+        if self._pending is not None:
+            self.clock.newest, self.clock.oldest = self._pending
+            self._pending = None
+
+    def _split_streams(self, streams: set | None) -> tuple[pa.Table | None, list[pa.Table]]:
+        """Held-back rows of ``streams`` (all when ``None``) and the rest."""
+        if not self.kept:
+            return None, []
+        whole = _concat(self.kept)
+        if streams is None or self.stream is None or whole.schema.get_field_index(self.stream) < 0:
+            self.clock.forget(set(self.clock.newest) if streams is None else streams)
+            return whole, []
+        self.clock.forget(streams)
+        hit = pc.fill_null(pc.is_in(_plain(whole.column(self.stream)), value_set=pa.array(list(streams))), False)
+        return whole.filter(hit), [whole.filter(pc.invert(hit))]
+
+    def flush(self, backend: str, streams: set | None = None) -> Result:
+        out, self.kept = self._split_streams(streams)
+        if out is None or out.num_rows == 0:
+            return _empty(0)
+        return _globalize(self._evaluate_held(out, backend), out, 0)
+
+    def _evaluate_held(self, table: pa.Table, backend: str) -> Result:
+        return self.a.evaluate(table, backend)
+
+
+class ByFrame(_Ordered):
+    """Per-frame checks (``boxes.multibox``): a frame is complete once a later frame of its
+    stream arrives, so the newest frame of each stream is held back."""
+
+    kind = "frame"
+
+    def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
+        t = self._tagged(table, offset)
+        self._advance(t)
+        whole = _concat(self.kept + [t])
+        codes, n_streams, svalid = _stream_codes(whole, self.stream)
+        frames, fvalid = _frames(whole, self.frame)
+        ok = _and(svalid, fvalid)
+        newest = np.full(n_streams, np.iinfo(np.int64).min, np.int64)
+        np.maximum.at(newest, codes if ok is None else codes[ok], frames if ok is None else frames[ok])
+        open_ = frames == newest[codes]
+        if ok is not None:
+            open_ &= ok  # rows without a frame or stream belong to no frame: nothing to wait for
+        done = whole.filter(pa.array(~open_))
+        self.kept = [whole.filter(pa.array(open_))]
+        if done.num_rows == 0:
+            return _empty(table.num_rows)
+        return _globalize(self.a.evaluate(done, backend), done, table.num_rows)
+
+
+class LastPerTrack(_Ordered):
+    """``boxes.flicker`` by track id: a gap is found when the box after it arrives, so each
+    track's last box is held back while a gap from it can still close (``max_gap + 1``
+    frames)."""
+
+    kind = "last_per_track"
+
+    def __init__(self, a: Assertion, needed: list[str], stream: str | None, frame: str, track: str,
+                 max_gap: int):
+        super().__init__(a, needed, stream, frame)
+        self.track, self.max_gap = track, max_gap
+
+    def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
+        from .boxes import _track_keys
+
+        t = self._tagged(table, offset)
+        self._advance(t)
+        whole = _concat(self.kept + [t])
+        result = _globalize(self.a.evaluate(whole, backend), whole, table.num_rows)
+        keys = _track_keys(whole, self.a.cols)
+        codes = keys.codes.astype(np.int64) - keys.offset
+        frames, fvalid = _frames(whole, self.frame)
+        s_codes, n_streams, svalid = _stream_codes(whole, self.stream)
+        ok = _and(_and(None if keys.valid is None else keys.valid.astype(bool), fvalid), svalid)
+        idx = np.arange(whole.num_rows) if ok is None else np.flatnonzero(ok)
+        newest = np.full(n_streams, np.iinfo(np.int64).min, np.int64)
+        np.maximum.at(newest, s_codes[idx], frames[idx])
+        # the last box of each track: the greatest (frame, row)
+        order = idx[np.lexsort((idx, frames[idx], codes[idx]))]
+        last = order[np.r_[codes[order][1:] != codes[order][:-1], True]] if len(order) else order
+        last = last[frames[last] >= newest[s_codes[last]] - self.max_gap - 1]
+        self.kept = [whole.take(pa.array(np.sort(last)))]
+        return result
+
+    def flush(self, backend: str, streams: set | None = None) -> Result:
+        _, self.kept = self._split_streams(streams)  # a gap needs the box after it: none to find
+        return _empty(0)
+
+
+class ByIdentity(_Ordered):
+    """Per-identity checks: an identity's rows are held back until it has been quiet for
+    ``horizon`` rows of the stream of batches, then checked together (``horizon=None``:
+    until ``flush``). ``appear`` also needs its stream's first and last frame: rows are only
+    judged once their stream has moved past them, against sentinel rows at those frames."""
+
+    kind = "identity"
+
+    def __init__(self, a: Assertion, needed: list[str], stream: str | None, keys_of, horizon: int | None,
+                 frame: str | None = None, track: str | None = None):
+        super().__init__(a, needed, stream, frame or "")
+        self.keys_of, self.horizon, self.track = keys_of, horizon, track
+        self.ordered = frame is not None  # appear: frames must come in order, bounds matter
+        self.seen = 0  # rows observed
+        self.next_check = horizon if horizon is not None else None
+
+    def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
+        t = self._tagged(table, offset)
+        if self.ordered:
+            self._advance(t)
+        self.kept = self.kept + [t]
+        self.seen = offset + table.num_rows
+        if self.next_check is None or self.retained_rows() < self.next_check:
+            return _empty(table.num_rows)
+        whole = _concat(self.kept)
+        keys = self.keys_of(whole)
+        codes = keys.codes.astype(np.int64) - keys.offset
+        valid = None if keys.valid is None else keys.valid.astype(bool)
+        rows = _arrow.primitive_view(whole.column(ROW))[0]
+        last = np.full(max(keys.n, 1), -1, np.int64)
+        np.maximum.at(last, codes if valid is None else codes[valid], rows if valid is None else rows[valid])
+        quiet = last < self.seen - self.horizon
+        closed = quiet[codes]
+        if self.ordered:  # appear: only once the stream has moved past the identity's last frame
+            frames, fvalid = _frames(whole, self.frame)
+            s_codes, n_streams, svalid = _stream_codes(whole, self.stream)
+            newest = np.full(n_streams, np.iinfo(np.int64).min, np.int64)
+            okf = _and(fvalid, svalid)
+            np.maximum.at(newest, s_codes if okf is None else s_codes[okf], frames if okf is None else frames[okf])
+            last_frame = np.full(max(keys.n, 1), np.iinfo(np.int64).min, np.int64)
+            ok = _and(valid, okf)
+            np.maximum.at(last_frame, codes if ok is None else codes[ok], frames if ok is None else frames[ok])
+            closed &= last_frame[codes] < newest[s_codes]
+        if valid is not None:
+            closed |= ~valid  # rows without an identity are never checked
+        done = whole.filter(pa.array(closed))
+        self.kept = [whole.filter(pa.array(~closed))]
+        # check again once as many rows again have come (amortized O(1) per row)
+        self.next_check = max(self.retained_rows() * 2, self.horizon)
+        if done.num_rows == 0:
+            return _empty(table.num_rows)
+        return _globalize(self._evaluate_held(done, backend), done, table.num_rows)
+
+    def _split_streams(self, streams):
+        if not self.ordered and streams is not None and self.stream is None:
+            return None, self.kept  # identities without streams end only at a full flush
+        return super()._split_streams(streams)
+
+    def _evaluate_held(self, table: pa.Table, backend: str) -> Result:
+        if not self.ordered:
+            return self.a.evaluate(table, backend)
+        return self.a.evaluate(self._with_bounds(table), backend)
+
+    def _with_bounds(self, table: pa.Table) -> pa.Table:
+        """``table`` plus, per stream, two rows without a track at the stream's first and
+        newest frame: ``appear`` judges objects against those bounds, which the held-back
+        rows alone no longer show."""
+        if table.num_rows == 0:
+            return table
+        has_stream = self.stream is not None and table.schema.get_field_index(self.stream) >= 0
+        plain = _plain(table.column(self.stream)) if has_stream else None
+        extra, frames = [], []
+        for s, hi in self.clock.newest.items():
+            if has_stream:
+                where = pc.index(plain, pa.scalar(s, plain.type)).as_py()
+                if where < 0:
+                    continue
+            else:
+                where = 0
+            extra += [where, where]
+            frames += [self.clock.oldest[s], hi]
+        if not extra:
+            return table
+        bounds = table.take(pa.array(extra, pa.int64()))
+        i = bounds.schema.get_field_index(self.frame)
+        bounds = bounds.set_column(i, self.frame, pa.array(frames).cast(bounds.schema.field(i).type))
+        i = bounds.schema.get_field_index(self.track)
+        bounds = bounds.set_column(i, self.track, pa.nulls(len(extra), bounds.schema.field(i).type))
+        i = bounds.schema.get_field_index(ROW)
+        bounds = bounds.set_column(i, ROW, pa.array(np.full(len(extra), -1, np.int64)))
+        return pa.concat_tables([table, bounds])
+
+
+class Whole(_Ordered):
+    """Everything held back and checked at ``flush``: exact for any assertion, but memory
+    grows with the stream. Used for IoU identity (whose object state is not yet carried
+    across batches) and for assertions that declare no streaming form."""
+
+    kind = "whole"
+
+    def __init__(self, a: Assertion, needed: list[str], stream: str | None):
+        super().__init__(a, needed, stream, "")
+
+    def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
+        self.kept = self.kept + [self._tagged(table, offset)]
+        return _empty(table.num_rows)
+
+    def _split_streams(self, streams):
+        if not self.kept:
+            return None, []
+        whole = _concat(self.kept)
+        if streams is None or self.stream is None or whole.schema.get_field_index(self.stream) < 0:
+            return (whole, []) if streams is None else (None, self.kept)
+        hit = pc.fill_null(pc.is_in(_plain(whole.column(self.stream)), value_set=pa.array(list(streams))), False)
+        return whole.filter(hit), [whole.filter(pc.invert(hit))]
+
+
+def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None) -> Adapter:
+    """The streaming form of ``a`` for batches of ``schema``."""
+    from . import boxes, rows
+    from .udf import UserAssertion
+
+    names = set(schema.names)
+    needed = [c for c in a.columns() + a.optional_columns() if c in names]
+    if a.scope == "row":
+        return Adapter(a, needed)
+    if isinstance(a, (boxes.multibox, boxes.flicker, boxes.appear, boxes.class_consistency)):
+        c = a.cols
+        stream = c.stream if c.stream in names else None
+        for extra in (c.stream, c.frame, c.track):
+            if extra in names and extra not in needed:
+                needed.append(extra)
+        if isinstance(a, boxes.multibox):
+            return ByFrame(a, needed, stream, c.frame)
+        if isinstance(a, boxes.class_consistency):
+            return ByIdentity(a, needed, stream, lambda t: boxes._track_keys(t, c), horizon)
+        identity = boxes._resolve_identity(a.identity, pa.table({n: pa.array([], schema.field(n).type)
+                                                                 for n in names}), c)
+        if identity == "iou":
+            return Whole(a, needed, stream)
+        if isinstance(a, boxes.flicker):
+            return LastPerTrack(a, needed, stream, c.frame, c.track, a.max_gap)
+        return ByIdentity(a, needed, stream, lambda t: boxes._track_keys(t, c), horizon,
+                          frame=c.frame, track=c.track)
+    if isinstance(a, (rows.consistent, rows.contiguous)):
+        return ByIdentity(a, needed, None, lambda t: _arrow.encode_keys(t, a.id, role="id"), horizon)
+    if isinstance(a, UserAssertion) and a.per == "group":
+        return ByIdentity(a, needed, None, lambda t: _arrow.encode_keys(t, a.by, role="by"), horizon)
+    return Whole(a, needed or list(names), None)

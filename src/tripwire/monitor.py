@@ -1,0 +1,232 @@
+"""``Monitor``: a suite checked batch by batch in an inference server's request path (DESIGN §5).
+
+``observe(batch)`` returns the violations that batch completes; ``flush()`` those still
+waiting for frames that will not come. Together they equal ``Suite.check`` on the whole
+stream (the accepted batches, concatenated): same rows, same events (numbered per report),
+same severities. How each assertion holds state between batches: ``tripwire._streaming``.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import _arrow, _dispatch
+from ._assertion import Assertion, Result
+from ._streaming import OutOfOrder, adapter_for, _plain
+from .errors import ColumnError, InputError
+from .report import Report
+from .suite import Suite
+
+__all__ = ["Monitor"]
+
+log = logging.getLogger("tripwire.monitor")
+
+_EMPTY = pa.table({})
+
+
+def _reason(e: BaseException) -> str:
+    """The ``reason`` label of a rejected batch."""
+    if isinstance(e, OutOfOrder):
+        return "out_of_order"
+    if isinstance(e, ColumnError):
+        return "column"
+    if isinstance(e, InputError):
+        return "input"
+    return "error"
+
+
+def _merge(parts: list[Result], n_checked: int) -> Result:
+    """One result from several of one assertion (a batch's, and expired streams')."""
+    parts = [p for p in parts if len(p.rows)]
+    if not parts:
+        return Result.empty(n_checked)
+    if len(parts) == 1:
+        p = parts[0]
+        return Result(p.rows, p.events, p.severity, n_checked, p.context, [])
+    offsets = np.cumsum([0] + [p.n_events for p in parts[:-1]])
+    names = list(dict.fromkeys(k for p in parts for k in p.context))
+
+    def context(name: str) -> pa.Array:
+        arrays = [p.context_arrays().get(name) for p in parts]
+        typ = next(a.type for a in arrays if a is not None)
+        return pa.concat_arrays([pa.nulls(len(p.rows), typ) if a is None else a.cast(typ)
+                                 for p, a in zip(parts, arrays)])
+
+    return Result(np.concatenate([p.rows for p in parts]),
+                  np.concatenate([p.events + o for p, o in zip(parts, offsets)]),
+                  np.concatenate([p.severity for p in parts]), n_checked,
+                  {k: functools.partial(context, k) for k in names}, [])
+
+
+class Monitor:
+    """Check a suite over a stream of batches with bounded state; never raise on bad input.
+
+    - ``observe(batch)`` -> :class:`Report` of the violations this batch completes. Rows are
+      numbered over the whole stream (the accepted batches, concatenated). Violations that need
+      later frames (a gap closed by a later box, a frame completed by the next) come with the
+      batch that completes them.
+    - ``flush()`` -> the violations still held back (call it when the stream ends).
+    - Frames of one stream must arrive in order across batches (any order inside one batch);
+      several streams may interleave in one batch.
+    - ``horizon``: an identity (track id, ``rows.consistent`` id, group key) unseen for that
+      many rows is closed and judged; ``None`` holds every identity until ``flush``. Results
+      equal ``Suite.check``'s whenever no identity comes back after a longer absence.
+    - ``ttl``: seconds after which a stream (``stream`` column) that sent nothing is flushed
+      and forgotten; its violations come with the next ``observe`` (or :meth:`expire`).
+    - Bad input: by default the batch is rejected (nothing of it is kept), counted in
+      ``rejected`` by reason (``not_a_table``, ``column``, ``input``, ``out_of_order``,
+      ``error``), logged on the ``tripwire.monitor`` logger, and ``observe`` returns an empty
+      report whose ``rejected`` names the reason. ``strict=True`` raises instead.
+    - Thread-safe: concurrent ``observe`` calls are serialized per monitor (converting the
+      input happens outside the lock); within a stream, batches count in the order they take
+      the lock.
+    - ``metrics``: a :class:`tripwire.metrics.MonitorMetrics` (or anything with its methods);
+      ``alerts``: :class:`tripwire.alerts.Alert` rules fed after every batch.
+
+    Reports carry violations, not weak labels: corrections need the whole input, which a
+    monitor does not keep (use ``Suite.check`` or ``tripwire scan`` for those).
+    """
+
+    def __init__(self, suite: Suite | Iterable[Assertion], *, backend: str = "auto", strict: bool = False,
+                 horizon: int | None = 100_000, ttl: float | None = None, stream: str = "stream",
+                 metrics: Any = None, alerts: Iterable[Any] = (), name: str = "monitor",
+                 clock: Any = time.monotonic):
+        self.suite = suite if isinstance(suite, Suite) else Suite(suite)
+        if horizon is not None and (not isinstance(horizon, int) or horizon < 1):
+            raise InputError(f"Monitor(horizon={horizon!r})", expected="a positive number of rows, or None",
+                             fix="pass e.g. horizon=100_000")
+        if ttl is not None and not (isinstance(ttl, (int, float)) and ttl > 0):
+            raise InputError(f"Monitor(ttl={ttl!r})", expected="seconds > 0, or None", fix="pass e.g. ttl=300")
+        _dispatch.resolve(backend)
+        self.backend, self.strict, self.horizon, self.ttl = backend, strict, horizon, ttl
+        self.stream, self.name = stream, name
+        self.metrics = metrics
+        self.clock = clock  # seconds, for ttl (tests pass a fake one)
+        self.alerts = list(alerts)
+        self.rows = 0  # rows accepted so far: the next batch's first global row
+        self.batches = 0
+        self.rejected: Counter = Counter()
+        self._adapters: list | None = None
+        self._last_seen: dict[Any, float] = {}  # stream -> monotonic time (ttl)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ public
+    def observe(self, batch: Any) -> Report:
+        """Check one batch; return the violations it completes (see the class docstring)."""
+        t0 = time.perf_counter()
+        try:
+            table = _arrow.as_table(batch)
+        except Exception as e:  # the request path must survive any input
+            return self._reject("not_a_table", e, t0)
+        with self._lock:
+            try:
+                return self._observe(table, t0)
+            except Exception as e:
+                return self._reject(_reason(e), e, t0)
+
+    def flush(self) -> Report:
+        """Check and forget everything held back (the end of the stream)."""
+        t0 = time.perf_counter()
+        with self._lock:
+            be = _dispatch.resolve(self.backend)
+            results = [(a, ad.flush(be)) for a, ad in self._adapters or []]
+            self._last_seen.clear()
+            return Report(results, {"rows": _EMPTY}, be, time.perf_counter() - t0)
+
+    def expire(self, now: float | None = None) -> Report:
+        """Flush and forget the streams idle for longer than ``ttl`` (``observe`` does this on
+        its own; a host whose traffic may stop entirely calls it from a timer)."""
+        t0 = time.perf_counter()
+        with self._lock:
+            be = _dispatch.resolve(self.backend)
+            results = self._expired(now if now is not None else self.clock(), be)
+            return Report([(a, _merge(r, 0)) for a, r in results], {"rows": _EMPTY}, be, time.perf_counter() - t0)
+
+    def retained_rows(self) -> int:
+        """Rows held back across all assertions (what the state costs)."""
+        with self._lock:
+            return sum(ad.retained_rows() for _, ad in self._adapters or [])
+
+    def streams(self) -> int:
+        """Streams seen and not yet expired (with ``ttl``)."""
+        return len(self._last_seen)
+
+    # ------------------------------------------------------------------ internals
+    def _observe(self, table: pa.Table, t0: float) -> Report:
+        n = table.num_rows
+        if self._adapters is None:
+            self._adapters = [(a, adapter_for(a, table.schema, self.horizon)) for a in self.suite]
+        be = _dispatch.resolve(self.backend, n)
+        saved = [ad.snapshot() for _, ad in self._adapters]
+        try:
+            parts = [(a, [ad.observe(table, self.rows, be)]) for a, ad in self._adapters]
+        except BaseException:
+            for (_, ad), s in zip(self._adapters, saved):
+                ad.restore(s)
+            raise
+        for _, ad in self._adapters:
+            ad.commit()
+        self.rows += n
+        self.batches += 1
+        if self.ttl is not None:
+            now = self.clock()
+            self._touch(table, now)
+            for (a, got), (_, more) in zip(parts, self._expired(now, be)):
+                got.extend(more)
+        report = Report([(a, _merge(r, n)) for a, r in parts], {"rows": table}, be, time.perf_counter() - t0)
+        self._record(report, n)
+        return report
+
+    def _touch(self, table: pa.Table, now: float) -> None:
+        if table.schema.get_field_index(self.stream) < 0:
+            self._last_seen[None] = now
+            return
+        for s in pc.unique(_plain(table.column(self.stream))).to_pylist():
+            if s is not None:
+                self._last_seen[s] = now
+
+    def _expired(self, now: float, be: str) -> list:
+        if self.ttl is None or self._adapters is None:
+            return [(a, []) for a, _ in self._adapters or []]
+        idle = {s for s, t in self._last_seen.items() if now - t > self.ttl}
+        if not idle:
+            return [(a, []) for a, _ in self._adapters]
+        for s in idle:
+            del self._last_seen[s]
+        streams = None if None in idle else idle
+        return [(a, [ad.flush(be, streams)]) for a, ad in self._adapters]
+
+    def _reject(self, reason: str, e: Exception, t0: float) -> Report:
+        if self.strict:
+            raise e
+        self.rejected[reason] += 1
+        log.warning("tripwire monitor %r rejected a batch (%s): %s", self.name, reason, e)
+        if self.metrics is not None:
+            try:
+                self.metrics.record_rejected(reason)
+            except Exception:  # metrics must never take the host down
+                log.exception("tripwire monitor %r: recording a rejected batch failed", self.name)
+        report = Report([], {"rows": _EMPTY}, self.backend, time.perf_counter() - t0)
+        report.rejected, report.error = reason, str(e)
+        return report
+
+    def _record(self, report: Report, n: int) -> None:
+        if self.metrics is None and not self.alerts:
+            return
+        try:
+            flagged = {a.name: len(r.rows) for a, r in report.results}
+            events = {a.name: r.n_events for a, r in report.results}
+            if self.metrics is not None:
+                self.metrics.record_batch(n, report.seconds, flagged, events)
+            for alert in self.alerts:
+                alert.update(n, flagged.get(alert.assertion, 0))
+        except Exception:
+            log.exception("tripwire monitor %r: recording metrics failed", self.name)
