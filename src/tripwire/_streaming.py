@@ -52,7 +52,9 @@ def _concat(parts: list[pa.Table]) -> pa.Table:
     if len(parts) == 1:
         return parts[0]
     try:
-        return pa.concat_tables(parts, promote_options="permissive")
+        out = pa.concat_tables(parts, promote_options="permissive")
+        # held-back rows are re-filtered every batch: without this, chunks pile up one per batch
+        return out.combine_chunks() if out.column(0).num_chunks > 16 else out
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
         raise InputError("this batch's columns do not match earlier batches'",
                          expected=f"the schema {parts[0].schema.remove(parts[0].schema.get_field_index(ROW))}",
@@ -220,18 +222,20 @@ class _Ordered(Adapter):
         if not self.kept:
             return None, []
         whole = _concat(self.kept)
-        if streams is None or self.stream is None or whole.schema.get_field_index(self.stream) < 0:
-            self.clock.forget(set(self.clock.newest) if streams is None else streams)
+        if streams is None:
             return whole, []
-        self.clock.forget(streams)
+        if self.stream is None or whole.schema.get_field_index(self.stream) < 0:
+            return None, self.kept  # rows without a stream end only at a full flush
         hit = pc.fill_null(pc.is_in(_plain(whole.column(self.stream)), value_set=pa.array(list(streams))), False)
         return whole.filter(hit), [whole.filter(pc.invert(hit))]
 
     def flush(self, backend: str, streams: set | None = None) -> Result:
         out, self.kept = self._split_streams(streams)
-        if out is None or out.num_rows == 0:
-            return _empty(0)
-        return _globalize(self._evaluate_held(out, backend), out, 0)
+        result = _empty(0)
+        if out is not None and out.num_rows:
+            result = _globalize(self._evaluate_held(out, backend), out, 0)
+        self.clock.forget(set(self.clock.newest) if streams is None else streams)
+        return result
 
     def _evaluate_held(self, table: pa.Table, backend: str) -> Result:
         return self.a.evaluate(table, backend)
@@ -298,6 +302,7 @@ class LastPerTrack(_Ordered):
 
     def flush(self, backend: str, streams: set | None = None) -> Result:
         _, self.kept = self._split_streams(streams)  # a gap needs the box after it: none to find
+        self.clock.forget(set(self.clock.newest) if streams is None else streams)
         return _empty(0)
 
 
@@ -329,6 +334,8 @@ class ByIdentity(_Ordered):
         keys = self.keys_of(whole)
         codes = keys.codes.astype(np.int64) - keys.offset
         valid = None if keys.valid is None else keys.valid.astype(bool)
+        if valid is not None:
+            codes[~valid] = 0  # a null identity's code is arbitrary: keep it in range
         rows = _arrow.primitive_view(whole.column(ROW))[0]
         last = np.full(max(keys.n, 1), -1, np.int64)
         np.maximum.at(last, codes if valid is None else codes[valid], rows if valid is None else rows[valid])
@@ -354,11 +361,6 @@ class ByIdentity(_Ordered):
             return _empty(table.num_rows)
         return _globalize(self._evaluate_held(done, backend), done, table.num_rows)
 
-    def _split_streams(self, streams):
-        if not self.ordered and streams is not None and self.stream is None:
-            return None, self.kept  # identities without streams end only at a full flush
-        return super()._split_streams(streams)
-
     def _evaluate_held(self, table: pa.Table, backend: str) -> Result:
         if not self.ordered:
             return self.a.evaluate(table, backend)
@@ -373,7 +375,9 @@ class ByIdentity(_Ordered):
         has_stream = self.stream is not None and table.schema.get_field_index(self.stream) >= 0
         plain = _plain(table.column(self.stream)) if has_stream else None
         extra, frames = [], []
-        for s, hi in self.clock.newest.items():
+        # during observe the clock's update is still pending (committed once all adapters pass)
+        newest, oldest = self._pending or (self.clock.newest, self.clock.oldest)
+        for s, hi in newest.items():
             if has_stream:
                 where = pc.index(plain, pa.scalar(s, plain.type)).as_py()
                 if where < 0:
@@ -381,7 +385,7 @@ class ByIdentity(_Ordered):
             else:
                 where = 0
             extra += [where, where]
-            frames += [self.clock.oldest[s], hi]
+            frames += [oldest[s], hi]
         if not extra:
             return table
         bounds = table.take(pa.array(extra, pa.int64()))
@@ -407,15 +411,6 @@ class Whole(_Ordered):
     def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
         self.kept = self.kept + [self._tagged(table, offset)]
         return _empty(table.num_rows)
-
-    def _split_streams(self, streams):
-        if not self.kept:
-            return None, []
-        whole = _concat(self.kept)
-        if streams is None or self.stream is None or whole.schema.get_field_index(self.stream) < 0:
-            return (whole, []) if streams is None else (None, self.kept)
-        hit = pc.fill_null(pc.is_in(_plain(whole.column(self.stream)), value_set=pa.array(list(streams))), False)
-        return whole.filter(hit), [whole.filter(pc.invert(hit))]
 
 
 def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None) -> Adapter:
