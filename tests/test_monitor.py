@@ -261,7 +261,7 @@ def test_idle_streams_are_flushed_and_forgotten_after_ttl():
 
 
 def _long_stream(n_frames: int, per_frame: int, start: int = 0) -> pa.Table:
-    """Tracks that live 50 frames each, a new one every 10 frames, boxes drifting slowly."""
+    """``per_frame`` tracks at a time, each living 10 frames, boxes drifting slowly."""
     f = np.repeat(np.arange(start, start + n_frames), per_frame)
     k = np.tile(np.arange(per_frame), n_frames)
     track = (f // 10) * per_frame + k

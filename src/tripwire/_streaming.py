@@ -89,6 +89,33 @@ def _frames(table: pa.Table, frame: str) -> tuple[np.ndarray, np.ndarray | None]
     return col.values.astype(np.int64, copy=False), None if col.valid is None else col.valid.astype(bool)
 
 
+def _group_reduce(ufunc: np.ufunc, codes: np.ndarray, n: int, values: np.ndarray,
+                  ok: np.ndarray | None) -> np.ndarray:
+    """``ufunc`` (``np.maximum`` / ``np.minimum``) of ``values`` per code (rows where ``ok``);
+    codes without rows hold the identity of the reduction's opposite end."""
+    info = np.iinfo(np.int64)
+    out = np.full(n, info.min if ufunc is np.maximum else info.max, np.int64)
+    if ok is not None:
+        codes, values = codes[ok], values[ok]
+    if len(values) == 0:
+        return out
+    if n == 1:  # one stream (the common case): a plain reduction, no scatter
+        out[0] = ufunc.reduce(values)
+    else:
+        ufunc.at(out, codes, values)
+    return out
+
+
+def _split(table: pa.Table, keep: np.ndarray) -> tuple[pa.Table, list[pa.Table]]:
+    """(rows not kept, [rows kept]); zero-copy slices when the kept rows are a tail (frames in
+    order: the newest frame comes last)."""
+    n = len(keep)
+    k = int(np.argmax(keep)) if n and keep[-1] else n
+    if k == n and not keep.any() or keep[k:].all() and not keep[:k].any():
+        return table.slice(0, k), [table.slice(k)]
+    return table.filter(pa.array(~keep)), [table.filter(pa.array(keep))]
+
+
 def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     if a is None:
         return b
@@ -114,20 +141,17 @@ class _StreamClock:
         frames, fvalid = _frames(table, self.frame)
         codes, n, svalid = _stream_codes(table, self.stream)
         ok = _and(fvalid, svalid)
-        idx = np.arange(table.num_rows) if ok is None else np.flatnonzero(ok)
-        if len(idx) == 0:
+        if ok is not None and not ok.any():
             return {}
-        lo = np.full(n, np.iinfo(np.int64).max, np.int64)
-        hi = np.full(n, np.iinfo(np.int64).min, np.int64)
-        np.minimum.at(lo, codes[idx], frames[idx])
-        np.maximum.at(hi, codes[idx], frames[idx])
+        lo = _group_reduce(np.minimum, codes, n, frames, ok)
+        hi = _group_reduce(np.maximum, codes, n, frames, ok)
+        if self.stream is None or table.schema.get_field_index(self.stream) < 0:
+            return {None: (int(lo[0]), int(hi[0]))}
+        idx = np.arange(table.num_rows) if ok is None else np.flatnonzero(ok)
         first = np.full(n, -1, np.int64)
         first[codes[idx][::-1]] = idx[::-1]  # a row of each stream, to read its value
         present = np.flatnonzero(first >= 0)
-        if self.stream is None or table.schema.get_field_index(self.stream) < 0:
-            values = [None]
-        else:
-            values = _plain(table.column(self.stream)).take(pa.array(first[present])).to_pylist()
+        values = _plain(table.column(self.stream)).take(pa.array(first[present])).to_pylist()
         return {v: (int(lo[c]), int(hi[c])) for v, c in zip(values, present)}
 
     def advance(self, table: pa.Table) -> tuple[dict, dict]:
@@ -171,8 +195,25 @@ class Adapter:
     def restore(self, state: Any) -> None:
         self.__dict__.update(state)
 
+    @property
+    def kept(self) -> list[pa.Table]:
+        return self._kept
+
+    @kept.setter
+    def kept(self, parts: list[pa.Table]) -> None:
+        self._kept = parts
+        self._n_kept = sum(t.num_rows for t in parts)
+
+    def _hold(self, t: pa.Table) -> None:
+        """Append ``t`` to what is held back (in O(1): one small batch per request is common)."""
+        parts = self._kept + [t]
+        if len(parts) > 64:
+            parts = [_concat(parts).combine_chunks()]
+        self._kept = parts
+        self._n_kept += t.num_rows
+
     def retained_rows(self) -> int:
-        return sum(t.num_rows for t in self.kept)
+        return self._n_kept
 
     def _tagged(self, table: pa.Table, offset: int) -> pa.Table:
         names = [c for c in table.column_names if c in self.needed]
@@ -254,13 +295,11 @@ class ByFrame(_Ordered):
         codes, n_streams, svalid = _stream_codes(whole, self.stream)
         frames, fvalid = _frames(whole, self.frame)
         ok = _and(svalid, fvalid)
-        newest = np.full(n_streams, np.iinfo(np.int64).min, np.int64)
-        np.maximum.at(newest, codes if ok is None else codes[ok], frames if ok is None else frames[ok])
-        open_ = frames == newest[codes]
+        newest = _group_reduce(np.maximum, codes, n_streams, frames, ok)
+        open_ = frames == (newest[0] if n_streams == 1 else newest[codes])
         if ok is not None:
             open_ &= ok  # rows without a frame or stream belong to no frame: nothing to wait for
-        done = whole.filter(pa.array(~open_))
-        self.kept = [whole.filter(pa.array(open_))]
+        done, self.kept = _split(whole, open_)
         if done.num_rows == 0:
             return _empty(table.num_rows)
         return _globalize(self.a.evaluate(done, backend), done, table.num_rows)
@@ -291,11 +330,16 @@ class LastPerTrack(_Ordered):
         s_codes, n_streams, svalid = _stream_codes(whole, self.stream)
         ok = _and(_and(None if keys.valid is None else keys.valid.astype(bool), fvalid), svalid)
         idx = np.arange(whole.num_rows) if ok is None else np.flatnonzero(ok)
-        newest = np.full(n_streams, np.iinfo(np.int64).min, np.int64)
-        np.maximum.at(newest, s_codes[idx], frames[idx])
-        # the last box of each track: the greatest (frame, row)
-        order = idx[np.lexsort((idx, frames[idx], codes[idx]))]
-        last = order[np.r_[codes[order][1:] != codes[order][:-1], True]] if len(order) else order
+        newest = _group_reduce(np.maximum, s_codes, n_streams, frames, ok)
+        n_keys = max(keys.n, 1)
+        # the last box of each track: the greatest (frame, row). With each track's frames in
+        # row order (the common case) that is its last row: no sort
+        last_row = _group_reduce(np.maximum, codes, n_keys, np.arange(whole.num_rows), ok)
+        last = last_row[last_row >= 0]
+        top = _group_reduce(np.maximum, codes, n_keys, frames, ok)
+        if not (frames[last] == top[codes[last]]).all():
+            order = idx[np.lexsort((idx, frames[idx], codes[idx]))]
+            last = order[np.r_[codes[order][1:] != codes[order][:-1], True]] if len(order) else order
         last = last[frames[last] >= newest[s_codes[last]] - self.max_gap - 1]
         self.kept = [whole.take(pa.array(np.sort(last)))]
         return result
@@ -326,7 +370,7 @@ class ByIdentity(_Ordered):
         t = self._tagged(table, offset)
         if self.ordered:
             self._advance(t)
-        self.kept = self.kept + [t]
+        self._hold(t)
         self.seen = offset + table.num_rows
         if self.next_check is None or self.retained_rows() < self.next_check:
             return _empty(table.num_rows)
@@ -337,24 +381,19 @@ class ByIdentity(_Ordered):
         if valid is not None:
             codes[~valid] = 0  # a null identity's code is arbitrary: keep it in range
         rows = _arrow.primitive_view(whole.column(ROW))[0]
-        last = np.full(max(keys.n, 1), -1, np.int64)
-        np.maximum.at(last, codes if valid is None else codes[valid], rows if valid is None else rows[valid])
+        last = _group_reduce(np.maximum, codes, max(keys.n, 1), rows, valid)
         quiet = last < self.seen - self.horizon
         closed = quiet[codes]
         if self.ordered:  # appear: only once the stream has moved past the identity's last frame
             frames, fvalid = _frames(whole, self.frame)
             s_codes, n_streams, svalid = _stream_codes(whole, self.stream)
-            newest = np.full(n_streams, np.iinfo(np.int64).min, np.int64)
             okf = _and(fvalid, svalid)
-            np.maximum.at(newest, s_codes if okf is None else s_codes[okf], frames if okf is None else frames[okf])
-            last_frame = np.full(max(keys.n, 1), np.iinfo(np.int64).min, np.int64)
-            ok = _and(valid, okf)
-            np.maximum.at(last_frame, codes if ok is None else codes[ok], frames if ok is None else frames[ok])
-            closed &= last_frame[codes] < newest[s_codes]
+            newest = _group_reduce(np.maximum, s_codes, n_streams, frames, okf)
+            last_frame = _group_reduce(np.maximum, codes, max(keys.n, 1), frames, _and(valid, okf))
+            closed &= last_frame[codes] < (newest[0] if n_streams == 1 else newest[s_codes])
         if valid is not None:
             closed |= ~valid  # rows without an identity are never checked
-        done = whole.filter(pa.array(closed))
-        self.kept = [whole.filter(pa.array(~closed))]
+        done, self.kept = _split(whole, ~closed)
         # check again once as many rows again have come (amortized O(1) per row)
         self.next_check = max(self.retained_rows() * 2, self.horizon)
         if done.num_rows == 0:
@@ -409,7 +448,7 @@ class Whole(_Ordered):
         super().__init__(a, needed, stream, "")
 
     def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
-        self.kept = self.kept + [self._tagged(table, offset)]
+        self._hold(self._tagged(table, offset))
         return _empty(table.num_rows)
 
 
