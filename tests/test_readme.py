@@ -52,3 +52,14 @@ def test_readme_tracking_example(tmp_path, monkeypatch):
     summary = {s["assertion"]: s["events"] for s in ns["report"].summary().to_pylist()}
     assert summary == {"boxes.flicker": 2, "boxes.appear": 0}
     assert ns["fixed"].num_rows == len(t) + 15
+
+
+def test_readme_monitor_example(capsys):
+    """The Monitor example runs as written: the first frame is still open (no violation yet),
+    flush judges it: the two overlapping boxes are not a multibox (min_boxes=3)."""
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "tw.Monitor(" in b)
+    ns: dict = {}
+    exec(block, ns)
+    mon = ns["monitor"]
+    assert mon.rows == 2 and mon.batches == 1 and not mon.rejected and mon.retained_rows() == 0
+    assert mon.observe({"not": "a table"}).rejected == "not_a_table"

@@ -270,8 +270,10 @@ def _size(text: str) -> int:
 @click.option("--sizes", default=None, help="Comma-separated row counts, e.g. 1000000,10000000 (1e6 works).")
 @click.option("--quick", is_flag=True, help="Small sizes and few repeats (a smoke run).")
 @click.option("--backends", default=None, help="Comma-separated backends, e.g. cython,numba.")
-@click.option("--family", type=click.Choice(["all", "rows", "boxes"]), default="all", show_default=True,
-              help="Which assertions: the generic row assertions, the box assertions, or both.")
+@click.option("--family", type=click.Choice(["all", "rows", "boxes", "monitor"]), default="all",
+              show_default=True,
+              help="Which benchmarks: the generic row assertions, the box assertions, the streaming "
+                   "Monitor, or all of them.")
 @click.option("--boxes-per-frame", "densities", default=None,
               help="Box assertions only: comma-separated boxes per frame (default 10,30,100).")
 def bench(sizes, quick, backends, family, densities) -> None:
@@ -291,6 +293,10 @@ def bench(sizes, quick, backends, family, densities) -> None:
     if family in ("all", "boxes") and code != 2:
         code = max(code, bench_boxes.run_cli(sizes=size_list, quick=quick, backends=backend_list,
                                              densities=tuple(density_list or bench_boxes.DENSITIES)))
+    if family in ("all", "monitor") and code != 2:
+        from tripwire import bench_monitor
+
+        code = max(code, bench_monitor.run_cli(quick=quick))
     sys.exit(code)
 
 
