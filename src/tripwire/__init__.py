@@ -9,6 +9,7 @@ from ._assertion import Assertion, Correction, Result
 from ._registry import kinds
 from .boxes import Boxes
 from .errors import BackendUnavailable, ColumnError, InputError, SuiteError, TripwireError
+from .metrics import MonitorMetrics, serve_metrics  # prometheus_client is imported on first use
 from .report import Report
 from .suite import Suite, build
 from .udf import assertion
@@ -17,6 +18,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Suite", "Report", "Assertion", "Result", "Correction", "rows", "boxes", "Boxes", "io", "assertion",
-    "build", "kinds",
+    "build", "kinds", "MonitorMetrics", "serve_metrics",
     "TripwireError", "InputError", "ColumnError", "SuiteError", "BackendUnavailable", "__version__",
 ]
