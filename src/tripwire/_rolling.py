@@ -34,19 +34,21 @@ class RollingRate:
     def add(self, n_rows: int, flagged: dict[str, int]) -> None:
         if n_rows <= 0:
             return
-        kept = {a: n for a, n in flagged.items() if n}
-        self._batches.append((n_rows, kept))
-        self.rows += n_rows
-        sums = self._flagged
+        kept = dict(flagged)  # a copy: the caller may reuse its dict (zeros are harmless)
+        batches, sums, window = self._batches, self._flagged, self.window
+        batches.append((n_rows, kept))
+        rows = self.rows + n_rows
         for a, n in kept.items():
-            sums[a] = sums.get(a, 0) + n
+            if n:
+                sums[a] = sums.get(a, 0) + n
         # drop the oldest batch while the rest still covers the window
-        batches = self._batches
-        while self.rows - batches[0][0] >= self.window:
-            old_rows, old_flagged = batches.popleft()
-            self.rows -= old_rows
-            for a, n in old_flagged.items():
-                sums[a] -= n
+        while rows - batches[0][0] >= window:
+            old_rows, old = batches.popleft()
+            rows -= old_rows
+            for a, n in old.items():
+                if n:
+                    sums[a] -= n
+        self.rows = rows
 
     def rate(self, assertion: str) -> float:
         """Flagged rows / rows in the window; 0.0 before any row was seen."""

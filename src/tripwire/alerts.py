@@ -196,8 +196,8 @@ class Alert:
         if isinstance(over, bool) or not isinstance(over, int) or over < 1:
             raise InputError(f"Alert({assertion!r}): bad over", expected="a window of rows, an integer >= 1",
                              found=repr(over), fix="pass e.g. over=1000")
-        if clear_below is None:
-            clear_below = CLEAR_FRACTION * rate_above
+        if clear_below is None:  # rounded so that 0.05 gives 0.04, not 0.04000000000000001
+            clear_below = round(CLEAR_FRACTION * rate_above, 12)
         if isinstance(clear_below, bool) or not isinstance(clear_below, (int, float)) \
                 or not 0 <= clear_below <= rate_above:
             raise InputError(f"Alert({assertion!r}): bad clear_below",
@@ -256,6 +256,7 @@ class AlertManager:
         self.callback_errors = 0
         self._windows = {over: RollingRate(over) for over in sorted({a.over for a in self.alerts})}
         self._firing = [False] * len(self.alerts)
+        self._rules = [(i, a, self._windows[a.over]) for i, a in enumerate(self.alerts)]
         self._lock = threading.Lock()       # the windows and states
         self._deliver = threading.RLock()   # keeps deliveries in transition order
 
@@ -268,15 +269,15 @@ class AlertManager:
             with self._lock:
                 for window in self._windows.values():
                     window.add(n_rows, flagged)
-                for i, a in enumerate(self.alerts):
-                    window = self._windows[a.over]
+                firing = self._firing
+                for i, a, window in self._rules:
                     rate = window.rate(a.assertion)
-                    if self._firing[i]:
+                    if firing[i]:
                         if rate <= a.clear_below:
-                            self._firing[i] = False
+                            firing[i] = False
                             events.append(self._event(a, RESOLVED, rate, window.rows))
                     elif rate > a.rate_above and window.rows >= a.over:
-                        self._firing[i] = True
+                        firing[i] = True
                         events.append(self._event(a, FIRING, rate, window.rows))
                 if not events:
                     return events
