@@ -3,6 +3,7 @@ one registry, thread safety, errors that never reach the host, and the /metrics 
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import statistics
 import sys
@@ -323,3 +324,24 @@ def test_serve_metrics_endpoint(registry):
     with pytest.raises(urllib.error.URLError):  # closed: nothing listens any more
         urllib.request.urlopen(server.url, timeout=5)
     assert tw.serve_metrics is serve_metrics and tw.MonitorMetrics is MonitorMetrics
+
+
+# ---------------------------------------------------------------------------------- README
+def test_readme_metrics_and_alerts_example():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "tw.MonitorMetrics(" in b)
+    ns: dict = {}
+    exec(block, ns)
+    # as the README's comments say
+    assert ns["metrics"].rate("flicker") == 0.06
+    assert [e.state for e in ns["pages"]] == ["firing"]
+    assert ns["registry"].get_sample_value("tripwire_rejected_batches_total",
+                                           {"monitor": "cam-1", "reason": "missing_column"}) == 1
+    event = ns["pages"][0].to_dict()
+    shown = json.loads(re.search(r"```json\n(.*?)```", readme, re.S).group(1))
+    assert set(shown) == set(event)
+    assert {k: event[k] for k in shown if k not in ("timestamp", "time")} == \
+        {k: v for k, v in shown.items() if k not in ("timestamp", "time")}
