@@ -340,3 +340,26 @@ def test_eight_threads_observe_concurrently(shared):
     expected = suite.check(pa.concat_tables([b for s in sent for b in s]))
     assert total == {a.name: len(r.rows) for a, r in expected.results}
     assert total["high"] == 8 * frames_per_thread and total["boxes.valid"] > 0 and total["boxes.multibox"] > 0
+
+
+def test_metrics_and_alerts_are_fed_by_the_monitor():
+    prometheus_client = pytest.importorskip("prometheus_client")
+    registry = prometheus_client.CollectorRegistry()
+    metrics = tw.MonitorMetrics(registry, monitor="cam", rate_window=4)
+    fired = []
+    suite = tw.Suite([tw.rows.check("score > 0.8", name="high"), tw.boxes.valid(width=100, height=100)])
+    mon = tw.Monitor(suite, metrics=metrics, name="cam",
+                     alerts=[tw.Alert("high", rate_above=0.5, over=4, on=[fired.append])])
+    for scores in ([0.9, 0.9], [0.9, 0.1], [0.1, 0.1], [0.1, 0.1]):
+        mon.observe(pa.table({"frame": [0, 0], "score": pa.array(scores, pa.float32()),
+                              "x1": [0.0, 0.0], "y1": [0.0, 0.0], "x2": [1.0, 1.0], "y2": [1.0, 1.0]}))
+    mon.observe(pa.table({"frame": [1]}))  # rejected: no box columns
+
+    def value(name, **labels):
+        return registry.get_sample_value(name, {"monitor": "cam", **labels})
+
+    assert value("tripwire_rows_total") == 8 and value("tripwire_batches_total") == 4
+    assert value("tripwire_violations_total", assertion="high") == 3
+    assert value("tripwire_rejected_batches_total", reason="column") == 1
+    assert value("tripwire_observe_seconds_count") == 4
+    assert [e.state for e in fired] == ["firing", "resolved"]  # 3/4 after two batches, 0/4 at the end

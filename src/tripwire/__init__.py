@@ -7,8 +7,10 @@
 from . import boxes, io, rows
 from ._assertion import Assertion, Correction, Result
 from ._registry import kinds
+from .alerts import Alert, AlertEvent, AlertManager, Webhook
 from .boxes import Boxes
 from .errors import BackendUnavailable, ColumnError, InputError, SuiteError, TripwireError
+from .metrics import MonitorMetrics, serve_metrics  # prometheus_client is imported on first use
 from .monitor import Monitor
 from .report import Report
 from .suite import Suite, build
@@ -18,6 +20,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Suite", "Report", "Monitor", "Assertion", "Result", "Correction", "rows", "boxes", "Boxes", "io", "assertion",
-    "build", "kinds",
+    "build", "kinds", "MonitorMetrics", "serve_metrics", "Alert", "AlertEvent", "AlertManager", "Webhook",
     "TripwireError", "InputError", "ColumnError", "SuiteError", "BackendUnavailable", "__version__",
 ]

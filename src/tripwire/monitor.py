@@ -88,8 +88,10 @@ class Monitor:
     - Thread-safe: concurrent ``observe`` calls are serialized per monitor (converting the
       input happens outside the lock); within a stream, batches count in the order they take
       the lock.
-    - ``metrics``: a :class:`tripwire.metrics.MonitorMetrics` (or anything with its methods);
-      ``alerts``: :class:`tripwire.alerts.Alert` rules fed after every batch.
+    - ``metrics``: a :class:`tripwire.metrics.MonitorMetrics` fed after every batch (rows,
+      latency, flagged rows and events per assertion, rejected batches by reason);
+      ``alerts``: :class:`tripwire.alerts.Alert` rules (or one ``AlertManager``) on the rolling
+      violation rates, fed after every batch.
 
     Reports carry violations, not weak labels: corrections need the whole input, which a
     monitor does not keep (use ``Suite.check`` or ``tripwire scan`` for those).
@@ -109,8 +111,14 @@ class Monitor:
         self.backend, self.strict, self.horizon, self.ttl = backend, strict, horizon, ttl
         self.stream, self.name = stream, name
         self.metrics = metrics
+        self.alerts = None
+        rules = list(alerts)
+        if rules:
+            from .alerts import AlertManager
+
+            self.alerts = rules[0] if len(rules) == 1 and isinstance(rules[0], AlertManager) else \
+                AlertManager(rules, monitor=name, assertions=[a.name for a in self.suite])
         self.clock = clock  # seconds, for ttl (tests pass a fake one)
-        self.alerts = list(alerts)
         self.rows = 0  # rows accepted so far: the next batch's first global row
         self.batches = 0
         self.rejected: Counter = Counter()
@@ -219,14 +227,14 @@ class Monitor:
         return report
 
     def _record(self, report: Report, n: int) -> None:
-        if self.metrics is None and not self.alerts:
+        if self.metrics is None and self.alerts is None:
             return
         try:
             flagged = {a.name: len(r.rows) for a, r in report.results}
-            events = {a.name: r.n_events for a, r in report.results}
             if self.metrics is not None:
-                self.metrics.record_batch(n, report.seconds, flagged, events)
-            for alert in self.alerts:
-                alert.update(n, flagged.get(alert.assertion, 0))
-        except Exception:
+                self.metrics.record_batch(n, report.seconds, flagged,
+                                          {a.name: r.n_events for a, r in report.results})
+            if self.alerts is not None:
+                self.alerts.record_batch(n, flagged)
+        except Exception:  # metrics and alerts must never take the host down
             log.exception("tripwire monitor %r: recording metrics failed", self.name)
