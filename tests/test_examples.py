@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import pathlib
+import sys
 
 import pytest
 
@@ -12,7 +14,7 @@ EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
 def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"example_{name.replace('/', '_')}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -99,3 +101,47 @@ def test_tv_news_agrees_with_the_paper_library(tv_news):
         assert events(name) == paper(a.check_errors(df.copy(), df.copy()))
     t = consistency.TimeConsistencyAssertion("name", "frame", window=3, allowed_transitions=1)
     assert events("no_flicker") == paper(t.check_errors(df.copy(), df.copy()))
+
+
+def test_serve_example_load_test():
+    """The example server answers with replayed real detections, its Monitor checks every
+    frame (nothing rejected), /metrics exports the counts, and the load test measures both
+    ways. Bounded: 200 requests per server on 127.0.0.1."""
+    pytest.importorskip("prometheus_client")
+    sys.path.insert(0, str(EXAMPLES / "serve"))
+    try:
+        load_test = load("serve/load_test")
+        r = load_test.run(requests=200, clients=2, rounds=2)
+    finally:
+        sys.path.remove(str(EXAMPLES / "serve"))
+    assert r["with"]["requests"] == r["without"]["requests"] == 200
+    assert r["rejected"] == {} and r["batches"] == 200 + 8  # + the warm-up requests
+    assert r["rows"] > 0 and r["observe_mean_us"] > 0
+    assert r["with"]["p50"] > 0 and r["without"]["p99"] >= r["without"]["p50"]
+
+
+def test_serve_example_metrics_endpoint():
+    pytest.importorskip("prometheus_client")
+    import threading
+    import urllib.request
+
+    sys.path.insert(0, str(EXAMPLES / "serve"))
+    try:
+        server_mod = load("serve/server")
+    finally:
+        sys.path.remove(str(EXAMPLES / "serve"))
+    server = server_mod.make_server(0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        frames = [json.loads(urllib.request.urlopen(f"{base}/infer?stream=cam1", timeout=10).read())
+                  for _ in range(5)]
+        assert [f["frame"] for f in frames] == [0, 1, 2, 3, 4]
+        assert all(set(b) == {"cls", "score", "x1", "y1", "x2", "y2"} for f in frames for b in f["boxes"])
+        body = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+        boxes = sum(len(f["boxes"]) for f in frames)
+        assert f'tripwire_rows_total{{monitor="vtest"}} {float(boxes)}' in body
+        assert 'tripwire_batches_total{monitor="vtest"} 5.0' in body
+    finally:
+        server.shutdown()
+        server.server_close()
