@@ -4,10 +4,11 @@
 >>> suite = tw.Suite([tw.rows.consistent(id="name", attr="gender")])
 >>> report = suite.check(table)            # doctest: +SKIP
 """
-from . import boxes, io, rows
+from . import boxes, io, points, rows
 from ._assertion import Assertion, Correction, Result
 from ._registry import kinds
 from .boxes import Boxes
+from .points import Boxes3D, Calib, Points
 from .errors import BackendUnavailable, ColumnError, InputError, SuiteError, TripwireError
 from .report import Report
 from .suite import Suite, build
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Suite", "Report", "Assertion", "Result", "Correction", "rows", "boxes", "Boxes", "io", "assertion",
+    "points", "Boxes3D", "Points", "Calib",
     "build", "kinds",
     "TripwireError", "InputError", "ColumnError", "SuiteError", "BackendUnavailable", "__version__",
 ]
