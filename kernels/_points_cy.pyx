@@ -654,7 +654,8 @@ def bev_multibox(const float[::1] cx, const float[::1] cy, const float[::1] l, c
     """``boxes.multibox`` in bird's-eye view: connected groups of at least ``min_boxes``
     footprints per frame, linked when their rotated-rectangle IoU >= ``iou`` (intersection by
     ``_overlap_area``, in double; linked when ``inter > 0`` and ``inter >= iou * union``).
-    Boxes with a non-finite or negative footprint parameter link to nothing. Returns ``(pos,
+    Boxes with a non-finite parameter or a footprint without area (``l <= 0`` or ``w <= 0``)
+    link to nothing (clipping against a degenerate rectangle's zero-length edges is undefined). Returns ``(pos,
     event, severity, anchor)`` as ``boxes.multibox`` does: severity the group's highest non-null,
     non-NaN score (1 without one; at least 1e-6), anchor the group's first position.
     """
@@ -690,7 +691,7 @@ def bev_multibox(const float[::1] cx, const float[::1] cy, const float[::1] l, c
                 parent[i] = i
                 size[i] = 1
                 ok[i] = isfinite(cx[s + i]) and isfinite(cy[s + i]) and isfinite(l[s + i]) \
-                    and isfinite(w[s + i]) and isfinite(yaw[s + i]) and l[s + i] >= 0 and w[s + i] >= 0
+                    and isfinite(w[s + i]) and isfinite(yaw[s + i]) and l[s + i] > 0 and w[s + i] > 0
                 if not ok[i]:
                     continue
                 ca = cos(<double>yaw[s + i])

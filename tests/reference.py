@@ -837,8 +837,9 @@ def _clip_area(a, b) -> float:
 
 
 def bev_multibox(cx, cy, l, w, yaw, score, score_valid, offsets, iou, min_boxes):
-    """Connected groups (footprint IoU links: ``inter > 0 and inter >= iou * union``) of at
-    least ``min_boxes`` boxes per frame; output as ``multibox``."""
+    """Connected groups (footprint IoU links: ``inter > 0 and inter >= iou * union``; a
+    footprint without area or with a non-finite value links to nothing) of at least
+    ``min_boxes`` boxes per frame; output as ``multibox``."""
     n = len(cx)
     if len(cy) != n or len(l) != n or len(w) != n or len(yaw) != n or (len(score) and len(score) != n):
         raise ValueError("box columns differ in length")
@@ -851,7 +852,7 @@ def bev_multibox(cx, cy, l, w, yaw, score, score_valid, offsets, iou, min_boxes)
         fp, area = {}, {}
         for i in range(s, e):
             vals = [float(a[i]) for a in (cx, cy, l, w, yaw)]
-            if all(math.isfinite(v) for v in vals) and vals[2] >= 0 and vals[3] >= 0:
+            if all(math.isfinite(v) for v in vals) and vals[2] > 0 and vals[3] > 0:
                 fp[i] = _footprint(*vals)
                 area[i] = vals[2] * vals[3]
         adj = {i: [] for i in range(s, e)}

@@ -501,6 +501,11 @@ def test_bev_multibox_rotated_overlap(backend):
     assert [f[1] for f in flagged(r)] == [0, 1, 2]
     r = tw.Suite([tw.points.multibox(iou=0.72, min_boxes=3)]).check(b3, backend=backend)
     assert len(r) == 0
+    # a footprint without area links to nothing, wherever it is (Hypothesis found a clipping
+    # against zero-length edges that kept the whole other box)
+    b3 = boxes3d([(0, -6, -6, 0, 0.5, 0.5, 1, 0), (0, -6, -1, 0, 0, 0, 0, 0), (0, -6, -6, 0, 0, 2, 1, 0)])
+    r = tw.Suite([tw.points.multibox(iou=0.01, min_boxes=2)]).check(b3, backend=backend)
+    assert len(r) == 0
 
 
 # ----------------------------------------------------------------------------------------------

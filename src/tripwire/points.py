@@ -603,7 +603,8 @@ class multibox(Assertion):
     ``l x w`` at ``(cx, cy)`` turned by ``yaw``), linked when their footprint IoU >= ``iou``
     (exact polygon intersection). Every box of the group is flagged, one event per group.
     Severity: the group's highest score (1 without scores). Boxes with a null or non-finite
-    footprint parameter link to nothing; rows with a null frame or stream are not checked.
+    footprint parameter, or a footprint without area (``l`` or ``w`` <= 0), link to nothing;
+    rows with a null frame or stream are not checked.
     """
 
     kind = "points.multibox"

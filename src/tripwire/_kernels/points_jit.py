@@ -426,7 +426,7 @@ def _bev_multibox(cx, cy, l, w, yaw, score, score_valid, offsets, iou, min_boxes
         for i in range(m):
             b = s + i
             ok[i] = (np.isfinite(cx[b]) and np.isfinite(cy[b]) and np.isfinite(l[b]) and np.isfinite(w[b])
-                     and np.isfinite(yaw[b]) and l[b] >= 0 and w[b] >= 0)
+                     and np.isfinite(yaw[b]) and l[b] > 0 and w[b] > 0)
             if not ok[i]:
                 continue
             c = math.cos(np.float64(yaw[b]))
