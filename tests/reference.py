@@ -636,3 +636,260 @@ def lifetimes(obj, obj_offset, n_obj, valid, frame, frame_valid, stream, stream_
 
 
 __all__ += ["associate", "gaps", "lifetimes"]
+
+
+# ==============================================================================================
+# points family (``kernels/_points_cy.pyx``, ``tripwire/_kernels/points_jit.py``)
+# ==============================================================================================
+# Written from the kernels' docstrings with plain loops: every point against every box of its
+# frame (no grid), every 3D box against every camera box (a sorted candidate list), polygon
+# clipping without the circle pre-test. Geometry is in Python floats (IEEE doubles) with the
+# operations in the kernels' documented order, 2D IoU in float32 like ``boxes``, so decisions
+# on faces and thresholds agree bit for bit.
+def _box_fields(cx, cy, cz, l, w, h, yaw, b: int):
+    vals = [float(a[b]) for a in (cx, cy, cz, l, w, h, yaw)]
+    if not all(math.isfinite(v) for v in vals) or vals[3] < 0 or vals[4] < 0 or vals[5] < 0:
+        return None
+    return vals
+
+
+def count_in_boxes(px, py, pz, point_lo, point_hi, cx, cy, cz, l, w, h, yaw, box_offsets, chunk):
+    """Points of frame ``g`` (``point_lo[g]:point_hi[g]``) inside each box of that frame: in
+    the box's frame ``|lx| <= l/2``, ``|ly| <= w/2``, ``|z - cz| <= h/2`` (faces included)."""
+    n_groups = len(box_offsets) - 1
+    if len(point_lo) != n_groups or len(point_hi) != n_groups:
+        raise ValueError("point ranges need one entry per frame")
+    counts = [0] * len(cx)
+    for g in range(n_groups):
+        for b in range(int(box_offsets[g]), int(box_offsets[g + 1])):
+            f = _box_fields(cx, cy, cz, l, w, h, yaw, b)
+            if f is None:
+                continue
+            bx, by, bz, bl, bw, bh, byaw = f
+            c, s = math.cos(byaw), math.sin(byaw)
+            hl, hw, hh = 0.5 * bl, 0.5 * bw, 0.5 * bh
+            for i in range(int(point_lo[g]), int(point_hi[g])):
+                x, y, z = float(px[i]), float(py[i]), float(pz[i])
+                dx, dy = x - bx, y - by
+                lx = dx * c + dy * s
+                ly = dy * c - dx * s
+                if abs(lx) <= hl and abs(ly) <= hw and abs(z - bz) <= hh:
+                    counts[b] += 1
+    return _i64(counts)
+
+
+_EDGES = [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7)]
+
+
+def _project(K, T, width, height, near, box):
+    """``(x1, y1, x2, y2)`` float32 of a box in view, else None (see the kernel's docstring)."""
+    if box is None:
+        return None
+    bx, by, bz, bl, bw, bh, byaw = box
+    c, s = math.cos(byaw), math.sin(byaw)
+    X, Y, Z = [], [], []
+    for k in range(8):
+        ox = (0.5 if k & 1 else -0.5) * bl
+        oy = (0.5 if k & 2 else -0.5) * bw
+        oz = (0.5 if k & 4 else -0.5) * bh
+        wx = bx + (c * ox - s * oy)
+        wy = by + (s * ox + c * oy)
+        wz = bz + oz
+        X.append(T[0] * wx + T[1] * wy + T[2] * wz + T[3])
+        Y.append(T[4] * wx + T[5] * wy + T[6] * wz + T[7])
+        Z.append(T[8] * wx + T[9] * wy + T[10] * wz + T[11])
+    verts = [(X[k], Y[k], Z[k]) for k in range(8) if Z[k] >= near]
+    for a, b in _EDGES:
+        if (Z[a] < near < Z[b]) or (Z[b] < near < Z[a]):
+            t = (near - Z[a]) / (Z[b] - Z[a])
+            verts.append((X[a] + t * (X[b] - X[a]), Y[a] + t * (Y[b] - Y[a]), near))
+    if not verts:
+        return None
+    us = [(K[0] * x + K[1] * y + K[2] * z) / z for x, y, z in verts]
+    vs = [(K[3] * x + K[4] * y + K[5] * z) / z for x, y, z in verts]
+    x1, y1 = _F32(max(min(us), 0.0)), _F32(max(min(vs), 0.0))
+    x2, y2 = _F32(min(max(us), width)), _F32(min(max(vs), height))
+    return (x1, y1, x2, y2) if (x2 > x1 and y2 > y1) else None
+
+
+def project_match(cx, cy, cz, l, w, h, yaw, offsets3, x1, y1, x2, y2, offsets2, unit_camera, K, T, width,
+                  height, near, iou):
+    """Per (camera, frame) unit: project each 3D box, then match greedily by IoU (highest
+    first, ties to the lower 3D then 2D position), pairs needing ``inter >= iou * union`` in
+    float32. Returns ``(proj, match3, match2)`` as the kernel does."""
+    n3, n2 = len(cx), len(x1)
+    proj = np.full((n3, 4), np.nan, np.float32)
+    match3, match2 = [-2] * n3, [-1] * n2
+    t = _F32(iou)
+    for u in range(len(offsets3) - 1):
+        cam = int(unit_camera[u])
+        Ku = [float(v) for v in K[9 * cam:9 * cam + 9]]
+        Tu = [float(v) for v in T[16 * cam:16 * cam + 16]]
+        for i in range(int(offsets3[u]), int(offsets3[u + 1])):
+            box = [float(a[i]) for a in (cx, cy, cz, l, w, h, yaw)]  # negative sizes project too
+            p = _project(Ku, Tu, float(width[cam]), float(height[cam]), float(near),
+                         box if all(math.isfinite(v) for v in box) else None)
+            if p is not None:
+                proj[i] = p
+                match3[i] = -1
+        cands = []
+        for i in range(int(offsets3[u]), int(offsets3[u + 1])):
+            if match3[i] == -2:
+                continue
+            a = [_F32(v) for v in proj[i]]
+            area_a = _F32(_F32(a[2] - a[0]) * _F32(a[3] - a[1]))
+            for j in range(int(offsets2[u]), int(offsets2[u + 1])):
+                b = [_F32(x1[j]), _F32(y1[j]), _F32(x2[j]), _F32(y2[j])]
+                ix = _F32(min(a[2], b[2]) - max(a[0], b[0]))
+                if not ix > 0:
+                    continue
+                iy = _F32(min(a[3], b[3]) - max(a[1], b[1]))
+                if not iy > 0:
+                    continue
+                inter = _F32(ix * iy)
+                union = _F32(_F32(area_a + _F32(_F32(b[2] - b[0]) * _F32(b[3] - b[1]))) - inter)
+                if inter >= _F32(t * union):
+                    cands.append((-_F32(inter / union), i, j))
+        for _, i, j in sorted(cands):
+            if match3[i] != -1 or match2[j] != -1:
+                continue
+            match3[i], match2[j] = j, i
+    return proj, _i64(match3), _i64(match2)
+
+
+def size_prior(l, w, h, dims_valid, codes, code_offset, code_valid, slot_of_code, lo, hi):
+    """Rows whose class has a prior and whose l, w or h leaves it; severity the largest
+    relative distance (float32, at least 1e-6), 1 for a null or non-finite dimension; reason
+    bits as documented in the kernel."""
+    rows, sev, why = [], [], []
+    for i in range(len(l)):
+        if not _is_valid(code_valid, i):
+            continue
+        code = int(codes[i]) - int(code_offset)
+        if not 0 <= code < len(slot_of_code) or int(slot_of_code[code]) < 0:
+            continue
+        k = int(slot_of_code[code])
+        dims = [float(_F32(l[i])), float(_F32(w[i])), float(_F32(h[i]))]
+        if not _is_valid(dims_valid, i) or not all(math.isfinite(d) for d in dims):
+            rows.append(i)
+            sev.append(1.0)
+            why.append(1)
+            continue
+        bits, worst = 0, 0.0
+        for d, (low_bit, high_bit), a, b in zip(dims, ((2, 4), (8, 16), (32, 64)),
+                                                 (float(v) for v in lo[3 * k:3 * k + 3]),
+                                                 (float(v) for v in hi[3 * k:3 * k + 3])):
+            if d < a:
+                bits |= low_bit
+                worst = max(worst, float(_F32((a - d) / a)))
+            elif d > b:
+                bits |= high_bit
+                worst = max(worst, float(_F32((d - b) / b)))
+        if bits:
+            rows.append(i)
+            sev.append(max(worst, float(_F32(1e-6))))
+            why.append(bits)
+    return _i64(rows), _f32(sev), np.array(why, np.uint8)
+
+
+def few_points(counts, valid, min_points):
+    """Positions with ``count < min_points`` (valid rows only), severity ``1 - max(count, 0) /
+    min_points``."""
+    rows, sev = [], []
+    for i in range(len(counts)):
+        if _is_valid(valid, i) and int(counts[i]) < int(min_points):
+            rows.append(i)
+            sev.append(1.0 - max(int(counts[i]), 0) * (1.0 / int(min_points)))
+    return _i64(rows), _f32(sev)
+
+
+def _footprint(bx, by, bl, bw, byaw):
+    c, s = math.cos(byaw), math.sin(byaw)
+    hl, hw = 0.5 * bl, 0.5 * bw
+    local = [(hl, hw), (-hl, hw), (-hl, -hw), (hl, -hw)]
+    return [(bx + (c * ox - s * oy), by + (s * ox + c * oy)) for ox, oy in local]
+
+
+def _clip_area(a, b) -> float:
+    """Sutherland-Hodgman: polygon ``a`` clipped by each edge of ``b`` (both counter-clockwise),
+    then the shoelace area."""
+    poly = list(a)
+    for e in range(4):
+        (ex0, ey0), (ex1, ey1) = b[e], b[(e + 1) % 4]
+        out = []
+        for k in range(len(poly)):
+            (pxk, pyk), (pxj, pyj) = poly[k], poly[(k + 1) % len(poly)]
+            dp = (ex1 - ex0) * (pyk - ey0) - (ey1 - ey0) * (pxk - ex0)
+            dq = (ex1 - ex0) * (pyj - ey0) - (ey1 - ey0) * (pxj - ex0)
+            if dp >= 0:
+                out.append((pxk, pyk))
+            if (dp >= 0) != (dq >= 0):
+                t = dp / (dp - dq)
+                out.append((pxk + t * (pxj - pxk), pyk + t * (pyj - pyk)))
+        poly = out
+        if not poly:
+            return 0.0
+    area = 0.0
+    for k in range(len(poly)):
+        (xk, yk), (xj, yj) = poly[k], poly[(k + 1) % len(poly)]
+        area += xk * yj - xj * yk
+    return abs(area) * 0.5
+
+
+def bev_multibox(cx, cy, l, w, yaw, score, score_valid, offsets, iou, min_boxes):
+    """Connected groups (footprint IoU links: ``inter > 0 and inter >= iou * union``; a
+    footprint without area or with a non-finite value links to nothing) of at least
+    ``min_boxes`` boxes per frame; output as ``multibox``."""
+    n = len(cx)
+    if len(cy) != n or len(l) != n or len(w) != n or len(yaw) != n or (len(score) and len(score) != n):
+        raise ValueError("box columns differ in length")
+    v_pos, v_ev, v_sev, anchors = [], [], [], []
+    for f in range(len(offsets) - 1):
+        s, e = int(offsets[f]), int(offsets[f + 1])
+        m = e - s
+        if m < min_boxes or m < 2:
+            continue
+        fp, area = {}, {}
+        for i in range(s, e):
+            vals = [float(a[i]) for a in (cx, cy, l, w, yaw)]
+            if all(math.isfinite(v) for v in vals) and vals[2] > 0 and vals[3] > 0:
+                fp[i] = _footprint(*vals)
+                area[i] = vals[2] * vals[3]
+        adj = {i: [] for i in range(s, e)}
+        for i in range(s, e):
+            for j in range(i + 1, e):
+                if i in fp and j in fp:
+                    inter = _clip_area(fp[i], fp[j])
+                    if inter > 0 and inter >= float(iou) * (area[i] + area[j] - inter):
+                        adj[i].append(j)
+                        adj[j].append(i)
+        seen = set()
+        for i in range(s, e):
+            if i in seen:
+                continue
+            comp, todo = [], [i]
+            seen.add(i)
+            while todo:
+                p = todo.pop()
+                comp.append(p)
+                for q in adj[p]:
+                    if q not in seen:
+                        seen.add(q)
+                        todo.append(q)
+            if len(comp) < min_boxes:
+                continue
+            scores = [float(score[p]) for p in comp
+                      if len(score) and _is_valid(score_valid, p) and not math.isnan(float(score[p]))]
+            sev = max(max(scores), float(_F32(1e-6))) if scores else 1.0
+            anchors.append(min(comp))
+            for p in sorted(comp):
+                v_pos.append(p)
+                v_ev.append(len(anchors) - 1)
+                v_sev.append(sev)
+    # the kernel emits a frame's boxes in position order, events numbered by first box
+    order = sorted(range(len(v_pos)), key=lambda k: v_pos[k])
+    return (_i64(v_pos[k] for k in order), _i64(v_ev[k] for k in order), _f32(v_sev[k] for k in order),
+            _i64(anchors))
+
+
+__all__ += ["count_in_boxes", "project_match", "size_prior", "few_points", "bev_multibox"]

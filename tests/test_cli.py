@@ -131,11 +131,22 @@ def test_bench_delegates_to_bench_modules(runner, monkeypatch):
     monkeypatch.setitem(sys.modules, "tripwire.bench_boxes",
                         types.SimpleNamespace(run_cli=boxes_cli, DENSITIES=(10, 30, 100)))
     monkeypatch.delattr(tw, "bench_boxes", raising=False)  # `from tripwire import` reads the attribute first
+
+    def points_cli(sizes, quick, backends):
+        seen["points"] = dict(sizes=sizes, quick=quick, backends=backends)
+        return 0
+
+    monkeypatch.setitem(sys.modules, "tripwire.bench_points", types.SimpleNamespace(run_cli=points_cli))
+    monkeypatch.delattr(tw, "bench_points", raising=False)
     r = runner.invoke(cli, ["bench", "--sizes", "1000000,1e7", "--quick", "--backends", "cython,numba"])
     assert r.exit_code == 0, r.output
     assert seen == {"rows": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]},
                     "boxes": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"],
-                              "densities": (10, 30, 100)}}
+                              "densities": (10, 30, 100)},
+                    "points": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]}}
+    seen.clear()
+    r = runner.invoke(cli, ["bench", "--family", "points", "--quick"])
+    assert r.exit_code == 0 and seen == {"points": {"sizes": None, "quick": True, "backends": None}}
     seen.clear()
     r = runner.invoke(cli, ["bench", "--family", "boxes", "--boxes-per-frame", "10,30"])
     assert r.exit_code == 0 and seen == {"boxes": {"sizes": None, "quick": False, "backends": None,

@@ -44,19 +44,34 @@ EXAMPLES = {
                              tw.boxes.appear(min_frames=3, iou=0.3, max_gap=1, identity="iou", name="appear_iou")],
     "boxes.class_consistency": lambda: [tw.boxes.class_consistency(name="class_consistency")],
     "boxes.valid": lambda: [tw.boxes.valid(width=60, height=60, name="valid")],
+    "points.size_prior": lambda: [tw.points.size_prior(name="size_prior")],
+    "points.multibox": lambda: [tw.points.multibox(iou=0.2, min_boxes=2, name="multibox3d")],
+    "points.empty_box": lambda: [tw.points.empty_box(min_points=3, counts="n_points", name="empty_box")],
     "test.monitor_wide": lambda: [_wide],
     "test.monitor_jumpy": lambda: [_jumpy],
 }
 
 
-def all_examples() -> tw.Suite:
-    return tw.Suite([a for make in EXAMPLES.values() for a in make()])
+# Kinds that read several tables at once: a Monitor (one table per batch) refuses them.
+MULTI_TABLE = {"points.agree"}
+
+
+def all_examples(family: str = "boxes") -> tw.Suite:
+    """Every example reading a ``boxes`` table (and the generic ones), or every ``points`` one."""
+    return tw.Suite([a for kind, make in EXAMPLES.items() if kind.startswith("points.") == (family == "points")
+                     for a in make()])
 
 
 def test_every_registered_kind_has_a_streaming_example():
     builtin = {k for k in tw.kinds() if k.split(".", 1)[0] in _registry.RESERVED}
-    missing = sorted(builtin - set(EXAMPLES))
+    missing = sorted(builtin - set(EXAMPLES) - MULTI_TABLE)
     assert not missing, f"add a streaming example to EXAMPLES for: {missing}"
+
+
+@pytest.mark.parametrize("assertion", [tw.points.agree(), tw.points.empty_box()], ids=["agree", "empty_box"])
+def test_multi_table_assertions_are_refused_with_a_fix(assertion):
+    with pytest.raises(tw.InputError, match="reads several tables.*Suite.check"):
+        tw.Monitor([assertion])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,8 +139,46 @@ def streams_and_splits(draw):
     return [boxes_table(b) for b in batches]
 
 
-def whole(batches: list[pa.Table]) -> pa.Table:
-    return pa.concat_tables(batches) if batches else boxes_table([])
+def whole(batches: list[pa.Table], empty=None) -> pa.Table:
+    return pa.concat_tables(batches) if batches else (empty or boxes_table)([])
+
+
+def boxes3d_table(rows: list[dict]) -> pa.Table:
+    cols = {"stream": pa.array([r["stream"] for r in rows], pa.string()),
+            "frame": pa.array([r["frame"] for r in rows], pa.int64()),
+            "cls": pa.array([r["cls"] for r in rows], pa.string()),
+            "score": pa.array([r["score"] for r in rows], pa.float32()),
+            "n_points": pa.array([r["n_points"] for r in rows], pa.int64())}
+    for j, name in enumerate(("cx", "cy", "cz", "l", "w", "h", "yaw")):
+        cols[name] = pa.array([r["box"][j] for r in rows], pa.float32())
+    return pa.table(cols)
+
+
+@st.composite
+def boxes3d_streams(draw):
+    """3D boxes of interleaved streams, frames in order per stream, shuffled inside batches."""
+    n = draw(st.integers(0, 30))
+    rows, frame = [], {}
+    for _ in range(n):
+        s = draw(st.sampled_from(["a", "a", "b", None]))
+        frame[s] = frame.get(s, 0) + draw(st.sampled_from([0, 0, 1, 3]))
+        box = [draw(st.sampled_from([0.0, 0.0, 1.0, 6.0])), draw(st.sampled_from([0.0, 0.5])), 0.0,
+               draw(st.sampled_from([4.2, 4.2, 0.3, 9.0])), draw(st.sampled_from([1.8, 1.8, 0.0])),
+               draw(st.sampled_from([1.5, 1.5, 4.0])), draw(st.sampled_from([0.0, 0.0, 0.4, 3.1]))]
+        if draw(st.integers(0, 12)) == 0:
+            box[draw(st.integers(0, 6))] = draw(st.sampled_from([NAN, None]))
+        rows.append(dict(stream=s, frame=frame[s] if draw(st.integers(0, 15)) else None,
+                         cls=draw(st.sampled_from(["car", "car", "pedestrian", "tree", None])),
+                         score=draw(st.sampled_from([0.3, 0.9, None])),
+                         n_points=draw(st.sampled_from([0, 2, 3, 50, None])), box=tuple(box)))
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=5)))
+    rng = random.Random(draw(st.integers(0, 2**16)))
+    batches = []
+    for a, b in zip([0] + cuts, cuts + [n]):
+        part = rows[a:b]
+        rng.shuffle(part)
+        batches.append(boxes3d_table(part))
+    return batches
 
 
 # ----------------------------------------------------------------------------------------------
@@ -139,6 +192,15 @@ def test_any_split_equals_suite_check(batches):
     expected = events_of(suite.check(whole(batches)))
     got = streamed(tw.Monitor(suite, horizon=None, strict=True), batches)
     assert got == expected
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(batches=boxes3d_streams())
+def test_any_split_of_3d_boxes_equals_suite_check(batches):
+    suite = all_examples("points")
+    expected = events_of(suite.check(whole(batches, boxes3d_table)))
+    assert streamed(tw.Monitor(suite, horizon=None, strict=True), batches) == expected
 
 
 def _longest_absence(table: pa.Table, keys: list[str]) -> int:

@@ -4,11 +4,12 @@
 >>> suite = tw.Suite([tw.rows.consistent(id="name", attr="gender")])
 >>> report = suite.check(table)            # doctest: +SKIP
 """
-from . import boxes, io, rows
+from . import boxes, io, points, rows
 from ._assertion import Assertion, Correction, Result
 from ._registry import kinds
 from .alerts import Alert, AlertEvent, AlertManager, Webhook
 from .boxes import Boxes
+from .points import Boxes3D, Calib, Points
 from .errors import BackendUnavailable, ColumnError, InputError, SuiteError, TripwireError
 from .metrics import MonitorMetrics, serve_metrics  # prometheus_client is imported on first use
 from .monitor import Monitor
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Suite", "Report", "Monitor", "Assertion", "Result", "Correction", "rows", "boxes", "Boxes", "io", "assertion",
+    "points", "Boxes3D", "Points", "Calib",
     "build", "kinds", "MonitorMetrics", "serve_metrics", "Alert", "AlertEvent", "AlertManager", "Webhook",
     "TripwireError", "InputError", "ColumnError", "SuiteError", "BackendUnavailable", "__version__",
 ]

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["Assertion", "Result", "Correction", "canonical_events"]
+__all__ = ["Assertion", "MultiTableAssertion", "Result", "Correction", "canonical_events"]
 
 
 @dataclass
@@ -17,6 +17,10 @@ class Correction:
     ``relabel``: set ``column`` at ``rows`` to the value found at ``source_rows`` of the same
     column (or to ``values`` when given). ``remove``: drop ``rows``. ``add``: append ``values``
     (a table with the input's columns).
+
+    ``table`` names the input table the correction applies to; ``None`` means the assertion's
+    own ``table`` (an assertion reading several tables may correct another one: ``points.agree``
+    adds camera boxes).
     """
 
     action: str
@@ -24,6 +28,7 @@ class Correction:
     column: str | None = None
     source_rows: np.ndarray | None = None
     values: Any = None
+    table: str | None = None
 
     def count(self) -> int:
         """Rows this correction touches (relabel, remove) or appends (add)."""
@@ -129,6 +134,11 @@ class Assertion:
         """Columns this assertion reads when the input has them (e.g. ``stream``, ``score``)."""
         return []
 
+    def table_columns(self) -> dict[str, list[str]]:
+        """Columns needed per input table name (one table here; several for
+        :class:`MultiTableAssertion`)."""
+        return {self.table: self.columns()}
+
     def fingerprint(self) -> str:
         """A stable text that changes whenever what this assertion checks changes.
 
@@ -145,3 +155,59 @@ class Assertion:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         named = "" if self.name == self.kind else f", name={self.name!r}"
         return f"{self.kind}({args}{named})"
+
+
+class MultiTableAssertion(Assertion):
+    """An assertion that reads several named tables at once (``points.empty_box`` reads 3D
+    boxes and LIDAR points; ``points.agree`` 3D boxes, calibration and camera boxes).
+
+    ``roles`` (class attribute) lists what it reads; ``tables`` maps each role to the name of
+    the input table that plays it (default: the role's own name), so ``Suite.check(boxes3d=...,
+    points=...)`` routes inputs by name. ``table`` is the first role's table: violation rows
+    index it unless the result's ``table`` context column names another table per row.
+    Subclasses implement :meth:`evaluate_many`; :meth:`evaluate` (one table) explains what to
+    pass instead.
+    """
+
+    roles: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, name: str | None = None, tables: dict[str, str] | None = None):
+        from .errors import InputError
+
+        tables = dict(tables or {})
+        unknown = sorted(set(tables) - set(self.roles))
+        if unknown or not all(isinstance(v, str) and v for v in tables.values()):
+            raise InputError(f"{self.kind}: tables={tables!r}",
+                             expected=f"a dict mapping some of {', '.join(self.roles)} to input table names",
+                             fix=f"pass e.g. tables={{{self.roles[0]!r}: 'lidar_boxes'}}")
+        self.tables = {role: tables.get(role, role) for role in self.roles}
+        super().__init__(name=name, table=self.tables[self.roles[0]])
+
+    def role_columns(self) -> dict[str, list[str]]:
+        """Columns needed per role (subclasses)."""
+        return {role: [] for role in self.roles}
+
+    def table_columns(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for role, cols in self.role_columns().items():
+            have = out.setdefault(self.tables[role], [])
+            have.extend(c for c in cols if c not in have)
+        return out
+
+    def columns(self) -> list[str]:
+        return self.role_columns()[self.roles[0]]
+
+    def fingerprint(self) -> str:
+        return repr([super().fingerprint(), sorted(self.tables.items())])
+
+    def evaluate(self, table: pa.Table, backend: str) -> Result:
+        from .errors import InputError
+
+        raise InputError(f"{self.name!r} ({self.kind}) reads several tables ({', '.join(self.roles)}) "
+                         f"and got one", expected="named tables",
+                         fix="check them together: suite.check(" +
+                             ", ".join(f"{self.tables[r]}=..." for r in self.roles) + ")")
+
+    def evaluate_many(self, inputs: dict[str, pa.Table], backend: str) -> Result:  # pragma: no cover
+        """``inputs`` maps each role to its table."""
+        raise NotImplementedError

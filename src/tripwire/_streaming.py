@@ -454,13 +454,20 @@ class Whole(_Ordered):
 
 def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None) -> Adapter:
     """The streaming form of ``a`` for batches of ``schema``."""
-    from . import boxes, rows
+    from . import boxes, points, rows
     from .udf import UserAssertion
 
     names = set(schema.names)
+    if isinstance(a, points.empty_box) and a.counts is not None:
+        # judged box by box from its own count column
+        return Adapter(a, [c for c in (a.counts, a.cols.frame, a.cols.stream) if c in names])
     needed = [c for c in a.columns() + a.optional_columns() if c in names]
     if a.scope == "row":
         return Adapter(a, needed)
+    if isinstance(a, points.multibox):
+        stream = a.cols.stream if a.cols.stream in names else None
+        needed += [c for c in (a.cols.stream, a.cols.frame) if c in names and c not in needed]
+        return ByFrame(a, needed, stream, a.cols.frame)
     if isinstance(a, (boxes.multibox, boxes.flicker, boxes.appear, boxes.class_consistency)):
         c = a.cols
         stream = c.stream if c.stream in names else None

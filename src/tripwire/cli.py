@@ -207,8 +207,9 @@ def demo(out_dir, backend, no_progress, top_k) -> None:
 
     TUD-Campus (MOTChallenge, CC BY-NC-SA 3.0): a tracker's output and the human ground truth,
     checked by data/demo_suite.toml. vtest.avi HOG detections (OpenCV's people detector on
-    OpenCV's sample video): checked by data/vtest_hog_suite.toml. Outputs go to one folder
-    per data set.
+    OpenCV's sample video): checked by data/vtest_hog_suite.toml. Three real KITTI LIDAR sweeps
+    with a baseline detector's 3D boxes and a synthetic camera: checked by
+    data/kitti_lidar_suite.toml. Outputs go to one folder per data set.
     """
     import tempfile
     from importlib.resources import as_file
@@ -240,8 +241,40 @@ def demo(out_dir, backend, no_progress, top_k) -> None:
                 t = _top_table(result, top_k, with_rows=True)
                 if t is not None:
                     console.print(t)
+        _demo_lidar(console, data, backend, top_k, out_dir)
         if out_dir is None:
             console.print("(outputs were written to a temporary folder and deleted; pass --out DIR to keep them)")
+
+
+def _demo_lidar(console, data: str, backend: str, top_k: int, out_dir: str | None) -> None:
+    """The LIDAR + camera sample: its assertions read several tables at once, so it is checked
+    with Suite.check(boxes3d=..., points=..., calib=..., boxes=...) rather than scanned."""
+    import pyarrow.parquet as pq
+
+    from .suite import Suite
+
+    folder = os.path.join(data, "kitti_lidar")
+    suite_file = os.path.join(data, "kitti_lidar_suite.toml")
+    console.print(f"tripwire demo: checking {folder} with {suite_file}")
+    console.print("data: three real KITTI Velodyne sweeps (CC BY-NC-SA 3.0) with a baseline detector's 3D boxes;\n"
+                  "      the camera and its boxes are synthetic, with a known perturbed subset (see PROVENANCE.md)")
+    tables = {n: pq.read_table(os.path.join(folder, f"{n}.parquet")) for n in ("boxes3d", "points", "calib", "boxes")}
+    report = Suite.from_toml(suite_file).check(**tables, backend=backend)
+    console.print(f"  {tables['points'].num_rows:,} points, {tables['boxes3d'].num_rows} 3D boxes, "
+                  f"{tables['boxes'].num_rows} camera boxes; {report.seconds * 1e3:.1f} ms, backend {report.backend}")
+    for s in report.summary().to_pylist():
+        console.print(f"  {s['assertion']:<20} {s['events']:>3} events, {s['corrections']:>3} corrections")
+    if top_k:
+        top = report.top(top_k).select(["assertion", "table", "row", "event", "severity", "frame"])
+        for r in top.to_pylist():
+            console.print(f"    {r['assertion']:<20} {r['table']:<8} row {r['row']:>3}  event {r['event']:>2}  "
+                          f"severity {r['severity']:.3g}  frame {r['frame']}")
+    if out_dir is not None:
+        target = os.path.join(out_dir, "kitti_lidar")
+        os.makedirs(target, exist_ok=True)
+        report.to_parquet(os.path.join(target, "violations.parquet"))
+        for name in ("boxes3d", "boxes"):
+            pq.write_table(report.corrections(table=name), os.path.join(target, f"corrections_{name}.parquet"))
 
 
 def _parse_list(value: str | None, conv, what: str) -> list | None:
@@ -270,10 +303,10 @@ def _size(text: str) -> int:
 @click.option("--sizes", default=None, help="Comma-separated row counts, e.g. 1000000,10000000 (1e6 works).")
 @click.option("--quick", is_flag=True, help="Small sizes and few repeats (a smoke run).")
 @click.option("--backends", default=None, help="Comma-separated backends, e.g. cython,numba.")
-@click.option("--family", type=click.Choice(["all", "rows", "boxes", "monitor"]), default="all",
+@click.option("--family", type=click.Choice(["all", "rows", "boxes", "points", "monitor"]), default="all",
               show_default=True,
-              help="Which benchmarks: the generic row assertions, the box assertions, the streaming "
-                   "Monitor, or all of them.")
+              help="Which benchmarks: the generic row assertions, the box assertions, the LIDAR (points) "
+                   "assertions, the streaming Monitor, or all of them.")
 @click.option("--boxes-per-frame", "densities", default=None,
               help="Box assertions only: comma-separated boxes per frame (default 10,30,100).")
 def bench(sizes, quick, backends, family, densities) -> None:
@@ -293,6 +326,10 @@ def bench(sizes, quick, backends, family, densities) -> None:
     if family in ("all", "boxes") and code != 2:
         code = max(code, bench_boxes.run_cli(sizes=size_list, quick=quick, backends=backend_list,
                                              densities=tuple(density_list or bench_boxes.DENSITIES)))
+    if family in ("all", "points") and code != 2:
+        from tripwire import bench_points
+
+        code = max(code, bench_points.run_cli(sizes=size_list, quick=quick, backends=backend_list))
     if family in ("all", "monitor") and code != 2:
         from tripwire import bench_monitor
 

@@ -102,6 +102,14 @@ class Monitor:
                  metrics: Any = None, alerts: Iterable[Any] = (), name: str = "monitor",
                  clock: Any = time.monotonic):
         self.suite = suite if isinstance(suite, Suite) else Suite(suite)
+        for a in self.suite:
+            if len(getattr(a, "roles", ())) > 1:  # e.g. points.agree: boxes3d, calib, boxes
+                raise InputError(
+                    f"Monitor: {a.name!r} ({a.kind}) reads several tables ({', '.join(a.roles)}); "
+                    f"a Monitor checks one table per batch",
+                    expected="assertions that read one table",
+                    fix="check it with Suite.check(boxes3d=..., points=..., ...)"
+                        + (", or give points.empty_box a counts= column" if a.kind == "points.empty_box" else ""))
         if horizon is not None and (not isinstance(horizon, int) or horizon < 1):
             raise InputError(f"Monitor(horizon={horizon!r})", expected="a positive number of rows, or None",
                              fix="pass e.g. horizon=100_000")

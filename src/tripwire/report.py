@@ -65,11 +65,14 @@ class Report:
             parts, offset = [], 0
             for a, r in self.results:
                 n = len(r.rows)
+                ctx = r.context_arrays()
                 cols = {
                     "assertion": pa.array([a.name] * n, pa.string()),
                     "kind": pa.array([a.kind] * n, pa.string()),
-                    "table": pa.array([a.table if len(self.inputs) > 1 else next(iter(self.inputs), a.table)] * n,
-                                      pa.string()),
+                    # an assertion over several tables names each row's table in its context
+                    "table": ctx["table"] if "table" in ctx else
+                    pa.array([a.table if len(self.inputs) > 1 else next(iter(self.inputs), a.table)] * n,
+                             pa.string()),
                     "row": pa.array(r.rows, pa.int64()),
                     "event": pa.array(r.events + offset, pa.int64()),
                     "severity": pa.array(r.severity, pa.float32()),
@@ -142,9 +145,11 @@ class Report:
     def _corrections_for(self, name: str):
         single = len(self.inputs) == 1
         for a, r in self.results:
-            if single or a.table == name:
+            tables = getattr(a, "tables", None)  # an assertion over several tables may correct any
+            if single or a.table == name or (tables is not None and name in tables.values()):
                 for c in r.correction_list():
-                    yield a, c
+                    if single or (c.table or a.table) == name:
+                        yield a, c
 
     def corrections(self, table: str | None = None) -> pa.Table:
         """Proposed weak labels: one row per corrected input row, holding the corrected row.

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any, Iterable
 
 from . import _arrow, _dispatch, _registry
-from ._assertion import Assertion
+from ._assertion import Assertion, MultiTableAssertion
 from .errors import InputError, SuiteError
 from .report import Report
 
@@ -58,8 +58,9 @@ class Suite:
         """Columns each input table needs (for projection pushdown in scans)."""
         out: dict[str, list[str]] = {}
         for a in self.assertions:
-            cols = out.setdefault(a.table, [])
-            cols.extend(c for c in a.columns() if c not in cols)
+            for table, needed in a.table_columns().items():
+                cols = out.setdefault(table, [])
+                cols.extend(c for c in needed if c not in cols)
         return out
 
     def check(self, data: Any = None, /, *, backend: str = "auto", **tables: Any) -> Report:
@@ -82,6 +83,12 @@ class Suite:
         t0 = time.perf_counter()
         used = set()
         for a in self.assertions:
+            if isinstance(a, MultiTableAssertion) and data is None:
+                named = {role: self._input_for(a, inputs, a.tables[role], many=True) for role in a.roles}
+                be = _dispatch.resolve(backend, named[a.roles[0]].num_rows)
+                used.add(be)
+                results.append((a, a.evaluate_many(named, be)))
+                continue
             table = self._input_for(a, inputs)
             be = _dispatch.resolve(backend, table.num_rows)
             used.add(be)
@@ -90,14 +97,15 @@ class Suite:
         return Report(results, inputs, "+".join(sorted(used)) or _dispatch.resolve(backend), seconds)
 
     @staticmethod
-    def _input_for(a: Assertion, inputs: dict) -> Any:
-        if len(inputs) == 1:
+    def _input_for(a: Assertion, inputs: dict, name: str | None = None, many: bool = False) -> Any:
+        name = a.table if name is None else name
+        if len(inputs) == 1 and not many:
             return next(iter(inputs.values()))
-        if a.table not in inputs:
-            raise InputError(f"assertion {a.name!r} reads table {a.table!r}, which was not given",
-                             expected=f"a table named {a.table!r}", found=", ".join(inputs),
-                             fix=f"pass check({a.table}=...)")
-        return inputs[a.table]
+        if name not in inputs:
+            raise InputError(f"assertion {a.name!r} reads table {name!r}, which was not given",
+                             expected=f"a table named {name!r}", found=", ".join(inputs),
+                             fix=f"pass check({name}=...)")
+        return inputs[name]
 
 
 def build(kind: str, **params: Any) -> Assertion:
