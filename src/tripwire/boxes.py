@@ -360,7 +360,7 @@ def _link_by_iou(table: pa.Table, cols: Boxes, iou: float, max_gap: int, kind: s
     k = _dispatch.kernels("boxes", backend)
     obj, start, end = k.associate(
         np.ascontiguousarray(g(x1)), np.ascontiguousarray(g(y1)), np.ascontiguousarray(g(x2)),
-        np.ascontiguousarray(g(y2)), cls, groups.offsets, groups.frame, groups.stream, iou, max_gap)
+        np.ascontiguousarray(g(y2)), cls, groups.offsets, groups.frame, groups.stream, iou, max_gap)[:3]
     return _Linked(groups, frames, obj, start, end)
 
 
