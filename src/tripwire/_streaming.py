@@ -65,6 +65,25 @@ def _concat(parts: list[pa.Table]) -> pa.Table:
                          found=str(parts[-1].schema), fix="send every batch with the same column types") from e
 
 
+def _take(parts: list[pa.Table], *rows: np.ndarray) -> list[pa.Table | None]:
+    """For each of ``rows`` (row numbers, any order), those rows of the concatenation of
+    ``parts``. One take per part for all of them: a take on the concatenated table would first
+    copy every chunk into one (the whole batch, on every call)."""
+    every = np.concatenate(rows)
+    if len(every) == 0:
+        return [None] * len(rows)
+    uniq, back = np.unique(every, return_inverse=True)  # few rows: the state kept
+    bounds = np.cumsum([0] + [p.num_rows for p in parts])
+    out = []
+    for p, lo, hi in zip(parts, bounds[:-1], bounds[1:]):
+        i, j = np.searchsorted(uniq, [lo, hi])
+        if j > i:
+            out.append(p.take(pa.array(uniq[i:j] - lo)))
+    small = _concat(out).combine_chunks()
+    ends = np.cumsum([0] + [len(r) for r in rows])
+    return [small.take(pa.array(back[a:b])) if b > a else None for a, b in zip(ends[:-1], ends[1:])]
+
+
 def _globalize(r: Result, table: pa.Table, n_checked: int) -> Result:
     """``r`` (rows of ``table``) with rows renumbered to the stream's global rows; weak labels
     are dropped: they need the whole input, which a monitor does not keep."""
@@ -547,16 +566,16 @@ class ByObject(_Ordered):
         if ending is not None:
             gone |= ending[state_row]
         live = ~gone
-        self.seeds = whole.take(pa.array(state_row[live])) if live.any() else None
         self.seed_obj, self.seed_frame = state_obj[live], state_frame[live]
-        kept = np.flatnonzero(open_)
-        self.kept = [whole.take(pa.array(kept))] if len(kept) else []
         if self.min_frames is None:
             who = ("object", lambda rows: pa.array(obj_of[rows], pa.int64()))
-            r = boxes._gap_result(whole, c, gap_start, gap_end, who)
+            r, young = boxes._gap_result(whole, c, gap_start, gap_end, who), _NO_ROWS
         else:
-            r = self._judge(whole, frames, codes, n_streams, obj_of, n_seed, n_prior, first_new,
-                            state_obj[live], backend)
+            r, young = self._judge(whole, frames, codes, n_streams, obj_of, n_seed, n_prior, first_new,
+                                   state_obj[live], backend)
+        self.young_obj = obj_of[young]
+        self.seeds, kept, self.young = _take(parts, state_row[live], np.flatnonzero(open_), young)
+        self.kept = [] if kept is None else [kept]
         return _globalize(r, whole, n_checked)
 
     def _ending(self, whole: pa.Table, final: Any) -> np.ndarray | None:
@@ -572,35 +591,44 @@ class ByObject(_Ordered):
 
     def _judge(self, whole: pa.Table, frames: np.ndarray, codes: np.ndarray, n_streams: int,
                obj_of: np.ndarray, n_seed: int, n_prior: int, first_new: int, live_obj: np.ndarray,
-               backend: str) -> Result:
-        """``appear``: keep the boxes of young live objects; judge the young ones forgotten,
-        against sentinel rows at their stream's first and newest frame (the data's ends, as far
-        as the objects are concerned: a forgotten object ended before the newest frame)."""
+               backend: str) -> tuple[Result, np.ndarray]:
+        """``appear``: judge the young objects forgotten, against sentinel rows at their
+        stream's first and newest frame (the data's ends, as far as the objects are concerned:
+        a forgotten object ended before the newest frame). Returns the result and the rows of
+        the young objects still alive (to keep)."""
         from . import boxes
 
         c = self.a.cols
         # the young: carried young rows, and new rows of young or new objects (an object id
-        # below the old next_obj and not young has already lived min_frames)
-        new_rows = np.flatnonzero(obj_of[n_prior:] >= 0) + n_prior
-        new_obj = obj_of[new_rows]
-        young = (new_obj >= first_new) | np.isin(new_obj, self.young_obj)
-        rows = np.concatenate((np.arange(n_seed, n_prior, dtype=np.int64), new_rows[young]))
-        ids, inv = np.unique(obj_of[rows], return_inverse=True)
-        lo = np.full(len(ids), np.iinfo(np.int64).max, np.int64)
-        hi = np.full(len(ids), np.iinfo(np.int64).min, np.int64)
-        np.minimum.at(lo, inv, frames[rows])
-        np.maximum.at(hi, inv, frames[rows])
-        short = hi - lo + 1 < self.min_frames  # the others can never be flagged: dropped
-        alive = np.isin(ids, live_obj)
-        stay = (short & alive)[inv]
-        self.young = whole.take(pa.array(rows[stay])) if stay.any() else None
-        self.young_obj = obj_of[rows[stay]]
-        judged = (short & ~alive)[inv]
+        # below the old next_obj and not young has already lived min_frames). Ids are dense
+        # from the oldest one here on (no sort): young objects are recent by definition
+        rows = np.concatenate((np.arange(n_seed, n_prior, dtype=np.int64),
+                               np.flatnonzero(obj_of[n_prior:] >= 0) + n_prior))
+        if len(rows) == 0:
+            return _empty(whole.num_rows), _NO_ROWS
+        base = int(obj_of[rows].min())
+        n_ids = self.next_obj - base
+        dense = obj_of[rows] - base
+        young = np.zeros(n_ids, bool)
+        young[self.young_obj - base] = True
+        young[max(first_new - base, 0):] = True
+        keep = young[dense]
+        rows, dense = rows[keep], dense[keep]
+        lo = np.full(n_ids, np.iinfo(np.int64).max, np.int64)
+        hi = np.full(n_ids, np.iinfo(np.int64).min, np.int64)
+        np.minimum.at(lo, dense, frames[rows])
+        np.maximum.at(hi, dense, frames[rows])
+        short = hi[dense] - lo[dense] + 1 < self.min_frames  # the others can never be flagged: dropped
+        alive = np.zeros(n_ids, bool)
+        alive[live_obj[live_obj >= base] - base] = True
+        alive = alive[dense]
+        stay = rows[short & alive]
+        judged = short & ~alive
         if not judged.any():
-            return _empty(whole.num_rows)
-        j_rows, j_obj = rows[judged], inv[judged]
-        order = np.argsort(frames[j_rows], kind="stable")  # frame order, as the batch check sums scores
-        j_rows, j_obj = j_rows[order], j_obj[order]
+            return _empty(whole.num_rows), stay
+        j_rows = rows[judged]
+        j_rows = j_rows[np.argsort(frames[j_rows], kind="stable")]  # frame order, as the batch check sums scores
+        ids, j_obj = np.unique(obj_of[j_rows], return_inverse=True)  # few: the judged objects
         j_codes = np.unique(codes[j_rows])
         lo_b, hi_b = self._bounds(whole, codes, j_rows, j_codes)
         m = len(j_codes)
@@ -620,7 +648,7 @@ class ByObject(_Ordered):
         return Result(row, ev, sev, whole.num_rows, {
             "object": pa.array(obj_of[row], pa.int64()),
             "stream": functools.partial(boxes._stream_context, whole, c, row),
-            "frame": functools.partial(boxes._frame_context, whole, c, row)})
+            "frame": functools.partial(boxes._frame_context, whole, c, row)}), stay
 
     def _bounds(self, whole: pa.Table, codes: np.ndarray, rows: np.ndarray,
                 stream_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
