@@ -247,11 +247,13 @@ def _chained(k, d, calls):
     state = [np.empty(0, np.int64)] * 4  # stream, obj, global position, frame
     next_obj = 0
     for groups in calls:
-        pos = np.concatenate([np.arange(d["offsets"][g], d["offsets"][g + 1]) for g in groups] + [np.empty(0, np.int64)]).astype(np.int64)
+        pos = np.concatenate([np.arange(d["offsets"][g], d["offsets"][g + 1]) for g in groups]
+                             + [np.empty(0, np.int64)]).astype(np.int64)
         sizes = [d["offsets"][g + 1] - d["offsets"][g] for g in groups]
         offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
         s_stream, s_obj, s_gpos, s_frame = state
-        seed_offsets = np.concatenate(([0], np.cumsum(np.bincount(s_stream, minlength=d["n_streams"])))).astype(np.int64)
+        seed_offsets = np.concatenate(([0], np.cumsum(np.bincount(s_stream, minlength=d["n_streams"]))))
+        seed_offsets = seed_offsets.astype(np.int64)
         at = np.concatenate((pos, s_gpos)).astype(np.int64)  # call position -> input position
         cols = [np.ascontiguousarray(d[c][at]) for c in ("x1", "y1", "x2", "y2", "cls")]
         groups = np.array(groups, np.int64)

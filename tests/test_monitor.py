@@ -141,6 +141,19 @@ def test_any_split_equals_suite_check(batches):
     assert got == expected
 
 
+@pytest.mark.slow
+@PROPERTY
+@given(batches=streams_and_splits(), max_gap=st.integers(1, 3), min_frames=st.integers(2, 5),
+       iou=st.sampled_from([0.1, 0.3, 0.7]))
+def test_iou_identity_any_split_equals_suite_check(fast_backend, batches, max_gap, min_frames, iou):
+    """IoU identity carries association state across batches (``ByObject``): exact for any
+    parameters, on every backend."""
+    kw = dict(iou=iou, max_gap=max_gap, identity="iou")
+    suite = tw.Suite([tw.boxes.flicker(**kw), tw.boxes.appear(min_frames=min_frames, **kw)])
+    expected = events_of(suite.check(whole(batches), backend=fast_backend))
+    assert streamed(tw.Monitor(suite, strict=True, backend=fast_backend), batches) == expected
+
+
 def _longest_absence(table: pa.Table, keys: list[str]) -> int:
     """The most rows an identity (non-null ``keys``) stays away before coming back."""
     last, worst = {}, 0

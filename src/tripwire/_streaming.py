@@ -546,10 +546,18 @@ class ByObject(_Ordered):
         if n_grouped:
             # seeds after the grouped positions, by stream code (stable: oldest first)
             by_code = np.argsort(codes[:n_seed], kind="stable")
-            at = np.concatenate((groups.rows(np.arange(n_grouped, dtype=np.int64)), by_code))
+            grouped = np.arange(n_grouped, dtype=np.int64) if groups.order is None else groups.order
+            at = np.concatenate((grouped, by_code))
             seed_offsets = np.zeros(n_streams + 1, np.int64)
             np.cumsum(np.bincount(codes[by_code], minlength=n_streams), out=seed_offsets[1:])
-            x1, y1, x2, y2, cls = (np.ascontiguousarray(v[at]) for v in boxes._association_boxes(whole, c))
+            lo = int(grouped[0])
+            run = int(grouped[-1]) - lo + 1 == n_grouped
+            if run and (groups.order is None or bool((np.diff(grouped) > 0).all())):
+                # the complete frames are one run of rows, in order (the common case): copy a slice
+                gather = lambda v: np.concatenate((v[lo:lo + n_grouped], v[by_code]))  # noqa: E731
+            else:
+                gather = lambda v: v[at]  # noqa: E731
+            x1, y1, x2, y2, cls = (gather(v) for v in boxes._association_boxes(whole, c))
             k = _dispatch.kernels("boxes", backend)
             obj, gs, ge, st_code, st_obj, st_pos, st_frame, self.next_obj = k.associate(
                 x1, y1, x2, y2, cls, groups.offsets, groups.frame, groups.stream, a.iou, a.max_gap,
