@@ -65,23 +65,30 @@ def _concat(parts: list[pa.Table]) -> pa.Table:
                          found=str(parts[-1].schema), fix="send every batch with the same column types") from e
 
 
-def _take(parts: list[pa.Table], *rows: np.ndarray) -> list[pa.Table | None]:
-    """For each of ``rows`` (row numbers, any order), those rows of the concatenation of
-    ``parts``. One take per part for all of them: a take on the concatenated table would first
-    copy every chunk into one (the whole batch, on every call)."""
+_TAKE_WHOLE_MAX = 8192  # rows: below this, one take on the concatenated table is cheaper
+
+
+def _take(whole: pa.Table, parts: list[pa.Table], *rows: np.ndarray) -> list[pa.Table | None]:
+    """For each of ``rows`` (row numbers of ``whole``, the concatenation of ``parts``, in any
+    order), those rows: one take, then zero-copy slices. On a large ``whole`` the take goes
+    part by part: a take on the concatenated table first copies every chunk into one (the
+    whole batch, on every call)."""
     every = np.concatenate(rows)
     if len(every) == 0:
         return [None] * len(rows)
-    uniq, back = np.unique(every, return_inverse=True)  # few rows: the state kept
-    bounds = np.cumsum([0] + [p.num_rows for p in parts])
-    out = []
-    for p, lo, hi in zip(parts, bounds[:-1], bounds[1:]):
-        i, j = np.searchsorted(uniq, [lo, hi])
-        if j > i:
-            out.append(p.take(pa.array(uniq[i:j] - lo)))
-    small = _concat(out).combine_chunks()
+    if whole.num_rows <= _TAKE_WHOLE_MAX:
+        got = whole.take(pa.array(every))
+    else:
+        uniq, back = np.unique(every, return_inverse=True)  # few rows: the state kept
+        bounds = np.cumsum([0] + [p.num_rows for p in parts])
+        out = []
+        for p, lo, hi in zip(parts, bounds[:-1], bounds[1:]):
+            i, j = np.searchsorted(uniq, [lo, hi])
+            if j > i:
+                out.append(p.take(pa.array(uniq[i:j] - lo)))
+        got = _concat(out).combine_chunks().take(pa.array(back))
     ends = np.cumsum([0] + [len(r) for r in rows])
-    return [small.take(pa.array(back[a:b])) if b > a else None for a, b in zip(ends[:-1], ends[1:])]
+    return [got.slice(a, b - a) if b > a else None for a, b in zip(ends[:-1], ends[1:])]
 
 
 def _globalize(r: Result, table: pa.Table, n_checked: int) -> Result:
@@ -582,7 +589,7 @@ class ByObject(_Ordered):
             r, young = self._judge(whole, frames, codes, n_streams, obj_of, n_seed, n_prior, first_new,
                                    state_obj[live], backend)
         self.young_obj = obj_of[young]
-        self.seeds, kept, self.young = _take(parts, state_row[live], np.flatnonzero(open_), young)
+        self.seeds, kept, self.young = _take(whole, parts, state_row[live], np.flatnonzero(open_), young)
         self.kept = [] if kept is None else [kept]
         return _globalize(r, whole, n_checked)
 
