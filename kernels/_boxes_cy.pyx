@@ -188,28 +188,49 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
 # ----------------------------------------------------------------------------------------------
 # flicker / appear: object identity, gaps, lifetimes
 # ----------------------------------------------------------------------------------------------
+_NO_I64 = np.empty(0, dtype=np.int64)
+
+
 def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, const float[::1] y2,
               const key_t[::1] cls, const int64_t[::1] offsets, const int64_t[::1] group_frame,
-              const int64_t[::1] group_stream, double iou, int64_t max_gap):
+              const int64_t[::1] group_stream, double iou, int64_t max_gap, seed_offsets=None,
+              seed_pos=None, seed_obj=None, seed_frame=None, int64_t next_obj=0):
     """Link boxes of one class across frames into objects by IoU (identity ``"iou"``).
 
-    Frames (CSR ``offsets``) arrive in (stream, frame) order; ``group_frame`` and
-    ``group_stream`` hold each frame's number and stream code. An object last seen at frame
-    ``t`` may be continued at frame ``f`` of the same stream when ``f - t - 1 <= max_gap``, by a
-    box of the same ``cls`` code with IoU >= ``iou`` to its last box (tested as ``inter >= iou
-    * union``). Matching is one to one and greedy: highest IoU first, ties to the object seen
-    most recently, then the older object, then the earlier box. Unmatched boxes start new
-    objects, numbered in order of appearance. Boxes with a non-finite coordinate belong to no
-    object. Returns ``(obj, gap_start, gap_end)``: the object of each position (-1: none), and
-    the position pairs where an object continues after missing at least one frame (in order of
-    ``gap_end``).
+    Frames (CSR ``offsets``) arrive in (stream, frame) order, stream codes ascending;
+    ``group_frame`` and ``group_stream`` hold each frame's number and stream code. An object
+    last seen at frame ``t`` may be continued at frame ``f`` of the same stream when
+    ``f - t - 1 <= max_gap``, by a box of the same ``cls`` code with IoU >= ``iou`` to its last
+    box (tested as ``inter >= iou * union``). Matching is one to one and greedy: highest IoU
+    first, ties to the object seen most recently, then the older object, then the earlier box.
+    Unmatched boxes start new objects, numbered from ``next_obj`` in order of appearance. Boxes
+    with a non-finite coordinate belong to no object.
+
+    Resuming (``tripwire._streaming.ByObject``): a stream starts from its seeds instead of
+    empty. Seed boxes sit after the grouped positions (at or past ``offsets[-1]``); stream code
+    ``s`` has seeds ``seed_offsets[s]:seed_offsets[s + 1]`` (``seed_pos``, ``seed_obj``,
+    ``seed_frame``: the last box, id and last frame of each active object, oldest first, every
+    seed frame before the stream's frames here). No seeds (``None``): every stream starts empty.
+
+    Returns ``(obj, gap_start, gap_end, state_stream, state_obj, state_pos, state_frame,
+    next_obj)``: the object of each position (-1: none; a seed's position: its object), the
+    position pairs where an object continues after missing at least one frame (in order of
+    ``gap_end``), the active objects after the last frame of every stream code that has frames
+    or seeds (by stream code, oldest first within one: feed them back as seeds to go on), and
+    the next new object id.
     """
+    cdef const int64_t[::1] s_off = _NO_I64 if seed_offsets is None else seed_offsets
+    cdef const int64_t[::1] s_pos = _NO_I64 if seed_pos is None else seed_pos
+    cdef const int64_t[::1] s_obj = _NO_I64 if seed_obj is None else seed_obj
+    cdef const int64_t[::1] s_frame = _NO_I64 if seed_frame is None else seed_frame
     cdef Py_ssize_t n = x1.shape[0], n_groups = offsets.shape[0] - 1, g, a, j, c, n_act, keep
-    cdef int64_t s, e, f, p, stream = -1, n_obj = 0
+    cdef Py_ssize_t n_seeded = max(s_off.shape[0] - 1, 0), q
+    cdef int64_t s, e, f, p, stream = -1, n_obj = next_obj, next_seed = 0
     cdef float t = <float>iou, ix, iy, inter, uni, area_p, px1, py1, px2, py2
     cdef int64_t pcls
     cdef bint conflict
     cdef vector[int64_t] act_obj, act_pos, act_frame, gap_start, gap_end
+    cdef vector[int64_t] st_stream, st_obj, st_pos, st_frame
     cdef vector[uint8_t] act_used, box_used
     cdef vector[float] area
     cdef vector[cand_t] cands
@@ -218,18 +239,34 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
         raise ValueError("box columns differ in length")
     if group_frame.shape[0] != n_groups or group_stream.shape[0] != n_groups:
         raise ValueError("group_frame and group_stream need one value per frame")
+    _check_seeds(n, offsets[n_groups] if n_groups >= 0 else 0, s_off, s_pos, s_obj, s_frame)
     obj_out = np.empty(n, dtype=np.int64)
     cdef int64_t[::1] obj = obj_out
+    if n_groups >= 0:
+        obj_out[offsets[n_groups]:] = -1  # past the grouped positions: seeds only
+    for q in range(s_pos.shape[0]):
+        obj[s_pos[q]] = s_obj[q]
     with nogil:
         for g in range(n_groups):
             s = offsets[g]
             e = offsets[g + 1]
             f = group_frame[g]
             if group_stream[g] != stream:
+                if stream >= 0:
+                    _keep_state(stream, act_obj, act_pos, act_frame, st_stream, st_obj, st_pos, st_frame)
+                while next_seed < min(group_stream[g], <int64_t>n_seeded):  # seeds, no frames here
+                    _keep_seeds(next_seed, s_off, s_pos, s_obj, s_frame, st_stream, st_obj, st_pos, st_frame)
+                    next_seed += 1
                 stream = group_stream[g]
                 act_obj.clear()
                 act_pos.clear()
                 act_frame.clear()
+                if stream < n_seeded:  # resume: the stream's active objects, oldest first
+                    for q in range(s_off[stream], s_off[stream + 1]):
+                        act_obj.push_back(s_obj[q])
+                        act_pos.push_back(s_pos[q])
+                        act_frame.push_back(s_frame[q])
+                    next_seed = stream + 1
             # forget objects unseen for more than max_gap frames (order kept: oldest first)
             keep = 0
             for a in range(<Py_ssize_t>act_obj.size()):
@@ -311,10 +348,59 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
                 act_pos.push_back(j)
                 act_frame.push_back(f)
                 n_obj += 1
+        if stream >= 0:
+            _keep_state(stream, act_obj, act_pos, act_frame, st_stream, st_obj, st_pos, st_frame)
+        while next_seed < n_seeded:
+            _keep_seeds(next_seed, s_off, s_pos, s_obj, s_frame, st_stream, st_obj, st_pos, st_frame)
+            next_seed += 1
     # gap pairs were found frame by frame in greedy order: put them in order of their end
     ends = to_numpy[int64_t](gap_end)
     order = np.argsort(ends, kind="stable")
-    return obj_out, to_numpy[int64_t](gap_start)[order], ends[order]
+    return (obj_out, to_numpy[int64_t](gap_start)[order], ends[order], to_numpy[int64_t](st_stream),
+            to_numpy[int64_t](st_obj), to_numpy[int64_t](st_pos), to_numpy[int64_t](st_frame), n_obj)
+
+
+def _check_seeds(Py_ssize_t n, int64_t n_grouped, const int64_t[::1] s_off, const int64_t[::1] s_pos,
+                 const int64_t[::1] s_obj, const int64_t[::1] s_frame):
+    """Seeds index the box arrays without bounds checks: refuse any that would read past them."""
+    cdef Py_ssize_t m = s_pos.shape[0]
+    if s_obj.shape[0] != m or s_frame.shape[0] != m:
+        raise ValueError("seed_pos, seed_obj and seed_frame differ in length")
+    if s_off.shape[0] == 0:
+        if m:
+            raise ValueError("seeds need seed_offsets")
+        return
+    if s_off[0] != 0 or s_off[s_off.shape[0] - 1] != m or (np.diff(np.asarray(s_off)) < 0).any():
+        raise ValueError("seed_offsets must rise from 0 to len(seed_pos)")
+    pos = np.asarray(s_pos)
+    if m and (pos.min() < n_grouped or pos.max() >= n):
+        raise ValueError("seed positions must lie after the grouped positions, inside the box arrays")
+
+
+cdef inline void _keep_state(int64_t stream, vector[int64_t]& act_obj, vector[int64_t]& act_pos,
+                             vector[int64_t]& act_frame, vector[int64_t]& st_stream,
+                             vector[int64_t]& st_obj, vector[int64_t]& st_pos,
+                             vector[int64_t]& st_frame) noexcept nogil:
+    """A stream's active objects, as they stand after its last frame here."""
+    cdef size_t a
+    for a in range(act_obj.size()):
+        st_stream.push_back(stream)
+        st_obj.push_back(act_obj[a])
+        st_pos.push_back(act_pos[a])
+        st_frame.push_back(act_frame[a])
+
+
+cdef inline void _keep_seeds(int64_t stream, const int64_t[::1] s_off, const int64_t[::1] s_pos,
+                             const int64_t[::1] s_obj, const int64_t[::1] s_frame,
+                             vector[int64_t]& st_stream, vector[int64_t]& st_obj,
+                             vector[int64_t]& st_pos, vector[int64_t]& st_frame) noexcept nogil:
+    """A stream with seeds but no frames here: its state passes through unchanged."""
+    cdef int64_t q
+    for q in range(s_off[stream], s_off[stream + 1]):
+        st_stream.push_back(stream)
+        st_obj.push_back(s_obj[q])
+        st_pos.push_back(s_pos[q])
+        st_frame.push_back(s_frame[q])
 
 
 def gaps(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[::1] valid,

@@ -533,22 +533,39 @@ def _iou_f32(x1, y1, x2, y2, p: int, q: int, t):
     return True, _F32(inter / union)
 
 
-def associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, iou, max_gap):
+def associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, iou, max_gap, seed_offsets=None,
+              seed_pos=None, seed_obj=None, seed_frame=None, next_obj=0):
     """Greedy IoU linking of same-class boxes across frames (see the Cython docstring): for
     each frame, every (live object, box) pair of one class with IoU >= ``iou`` is listed,
-    sorted by (IoU desc, object's last frame desc, object id asc, position asc) and taken
-    greedily one to one; objects live while ``frame - last - 1 <= max_gap`` within a stream.
-    Returns the object per position and the (previous, next) position pairs of an object that
-    skip at least one frame, in order of the next position."""
+    sorted by (IoU desc, object's last frame desc, object's creation order asc, position asc)
+    and taken greedily one to one; objects live while ``frame - last - 1 <= max_gap`` within a
+    stream. Seeds are objects created before every box here (oldest first per stream code),
+    new objects are numbered from ``next_obj``. Returns the object per position, the
+    (previous, next) position pairs of an object that skip at least one frame, in order of the
+    next position, then the live objects of every stream code with frames or seeds after its
+    last frame (stream code, id, position, frame; by stream code, oldest first) and the next id."""
     n = len(x1)
     obj, prev = [-1] * n, [-1] * n
     frame_at = [None] * n
-    objects: list[dict] = []  # id -> {"pos", "frame", "stream"}
+    objects: list[dict] = []  # in creation order: {"id", "pos", "frame", "stream"}
+    so = [] if seed_offsets is None else [int(v) for v in seed_offsets]
+    n_grouped = int(offsets[-1]) if len(offsets) else 0
+    if seed_pos is not None and any(not n_grouped <= int(p) < n for p in seed_pos):
+        raise ValueError("seed positions must lie after the grouped positions, inside the box arrays")
+    for st_code in range(len(so) - 1):
+        for q in range(so[st_code], so[st_code + 1]):
+            objects.append({"id": int(seed_obj[q]), "pos": int(seed_pos[q]), "frame": int(seed_frame[q]),
+                            "stream": st_code})
+            obj[int(seed_pos[q])] = int(seed_obj[q])
+            frame_at[int(seed_pos[q])] = int(seed_frame[q])
+    next_id = int(next_obj)
+    last_frame: dict[int, int] = {}  # stream -> its last frame here
     n_groups = len(offsets) - 1
     with np.errstate(all="ignore"):
         for g in range(n_groups):
             s, e = int(offsets[g]), int(offsets[g + 1])
             f, stream = int(group_frame[g]), int(group_stream[g])
+            last_frame[stream] = f
             live = [k for k, o in enumerate(objects)
                     if o["stream"] == stream and f - o["frame"] - 1 <= int(max_gap)]
             cands = []
@@ -567,16 +584,21 @@ def associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, iou, max_
                     continue
                 used_obj.add(k)
                 used_box.add(j)
-                obj[j], prev[j] = k, objects[k]["pos"]
+                obj[j], prev[j] = objects[k]["id"], objects[k]["pos"]
                 objects[k]["pos"], objects[k]["frame"] = j, f
             for j in range(s, e):
                 frame_at[j] = f
             for j in range(s, e):
                 if j not in used_box and _box_ok(x1, y1, x2, y2, j):
-                    obj[j] = len(objects)
-                    objects.append({"pos": j, "frame": f, "stream": stream})
+                    obj[j] = next_id
+                    objects.append({"id": next_id, "pos": j, "frame": f, "stream": stream})
+                    next_id += 1
     gaps_ = [(prev[j], j) for j in range(n) if prev[j] >= 0 and frame_at[j] - frame_at[prev[j]] >= 2]
-    return _i64(obj), _i64(a for a, _ in gaps_), _i64(b for _, b in gaps_)
+    state = [(o["stream"], o["id"], o["pos"], o["frame"]) for o in objects
+             if o["stream"] not in last_frame or last_frame[o["stream"]] - o["frame"] - 1 <= int(max_gap)]
+    state.sort(key=lambda r: r[0])  # stable: creation order within a stream
+    return (_i64(obj), _i64(a for a, _ in gaps_), _i64(b for _, b in gaps_),
+            *(_i64(r[i] for r in state) for i in range(4)), next_id)
 
 
 def gaps(obj, obj_offset, n_obj, valid, frame, max_gap):

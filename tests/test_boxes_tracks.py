@@ -182,9 +182,9 @@ def test_reference_kernels_by_hand():
     args = (f32([0, 100, 1]), f32([0, 0, 0]), f32([10, 110, 11]), f32([10, 10, 10]), i64([0, 0, 0]),
             i64([0, 1, 2, 3]), i64([0, 1, 3]), i64([0, 0, 0]))
     for k in (reference, _boxes_cy):
-        obj, start, end = k.associate(*args, 0.5, 2)
+        obj, start, end = k.associate(*args, 0.5, 2)[:3]
         assert obj.tolist() == [0, 1, 0] and start.tolist() == [0] and end.tolist() == [2]
-        obj, start, end = k.associate(*args, 0.5, 1)  # frame 3 is 2 frames after 0: too late
+        obj, start, end = k.associate(*args, 0.5, 1)[:3]  # frame 3 is 2 frames after 0: too late
         assert obj.tolist() == [0, 1, 2] and start.tolist() == [] and end.tolist() == []
         start, end, ok = k.gaps(i64([5, 5, 6, 5]), 5, 2, np.empty(0, np.uint8), i64([0, 1, 1, 4]), 2)
         assert (start.tolist(), end.tolist(), ok) == ([1], [3], True)
@@ -195,6 +195,151 @@ def test_reference_kernels_by_hand():
         assert pos.tolist() == [2] and sev.tolist() == [0.25] and anchor.tolist() == [2]
     start, end, ok = _boxes_cy.gaps(i64([5, 5]), 5, 1, np.empty(0, np.uint8), i64([4, 0]), 2)
     assert not ok  # frames go back: the caller sorts
+
+
+# ----------------------------------------------------------------------------------------------
+# resumable association: seeds in, active state out (what tw.Monitor carries between batches)
+# ----------------------------------------------------------------------------------------------
+def _kernels(name):
+    from tripwire import _dispatch
+
+    return _dispatch.kernels("boxes", name)
+
+
+@st.composite
+def association_inputs(draw):
+    """Frames of up to three streams in (stream, frame) order, 0-3 boxes each (a few broken),
+    two classes; and cut points for chained calls."""
+    n_streams = draw(st.integers(1, 3))
+    xs = st.sampled_from([0.0, 0.0, 1.0, 2.0, 5.0, 40.0])
+    x1, x2, cls, offsets, g_frame, g_stream = [], [], [], [0], [], []
+    for s in range(n_streams):
+        for f in sorted(draw(st.sets(st.integers(0, 14), max_size=8))):
+            for _ in range(draw(st.integers(0, 3))):
+                x = draw(xs)
+                x1.append(NAN if draw(st.integers(0, 15)) == 0 else x)
+                x2.append(x + draw(st.sampled_from([10.0, 10.0, 12.0, 0.0])))
+                cls.append(draw(st.sampled_from([0, 0, 1])))
+            offsets.append(len(x1))
+            g_frame.append(f)
+            g_stream.append(s)
+    n = len(x1)
+    return dict(x1=np.array(x1, np.float32), y1=np.zeros(n, np.float32), x2=np.array(x2, np.float32),
+                y2=np.full(n, 10.0, np.float32), cls=np.array(cls, np.int64), offsets=np.array(offsets, np.int64),
+                frame=np.array(g_frame, np.int64), stream=np.array(g_stream, np.int64), n_streams=n_streams,
+                iou=draw(st.sampled_from([0.1, 0.3, 0.5, 1.0])), max_gap=draw(st.integers(0, 3)),
+                cuts=sorted(draw(st.lists(st.integers(0, len(g_frame)), max_size=4))),
+                time_cuts=sorted(draw(st.lists(st.integers(0, 15), max_size=4))))
+
+
+def _one_call(k, d):
+    return k.associate(d["x1"], d["y1"], d["x2"], d["y2"], d["cls"], d["offsets"], d["frame"], d["stream"],
+                       d["iou"], d["max_gap"])
+
+
+def _chained(k, d, calls):
+    """Association run as one kernel call per list of frame groups (each in (stream, frame)
+    order), each call seeded with the previous call's state; positions mapped back to the
+    whole input's. Returns what one call returns, in the whole input's positions."""
+    n = len(d["x1"])
+    obj = np.full(n, -1, np.int64)
+    starts, ends = [], []
+    state = [np.empty(0, np.int64)] * 4  # stream, obj, global position, frame
+    next_obj = 0
+    for groups in calls:
+        pos = np.concatenate([np.arange(d["offsets"][g], d["offsets"][g + 1]) for g in groups]
+                             + [np.empty(0, np.int64)]).astype(np.int64)
+        sizes = [d["offsets"][g + 1] - d["offsets"][g] for g in groups]
+        offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        s_stream, s_obj, s_gpos, s_frame = state
+        seed_offsets = np.concatenate(([0], np.cumsum(np.bincount(s_stream, minlength=d["n_streams"]))))
+        seed_offsets = seed_offsets.astype(np.int64)
+        at = np.concatenate((pos, s_gpos)).astype(np.int64)  # call position -> input position
+        cols = [np.ascontiguousarray(d[c][at]) for c in ("x1", "y1", "x2", "y2", "cls")]
+        groups = np.array(groups, np.int64)
+        out = k.associate(*cols, offsets, d["frame"][groups] if len(groups) else np.empty(0, np.int64),
+                          d["stream"][groups] if len(groups) else np.empty(0, np.int64), d["iou"], d["max_gap"],
+                          seed_offsets, np.arange(len(pos), len(at), dtype=np.int64), s_obj, s_frame, next_obj)
+        o, gs, ge, st_stream, st_obj, st_pos, st_frame, next_obj = out
+        assert (o[len(pos):] == s_obj).all()  # a seed's position carries its object
+        obj[pos] = o[:len(pos)]
+        starts.append(at[gs])
+        ends.append(at[ge])
+        state = [st_stream, st_obj, at[st_pos], st_frame]
+    cat = lambda parts: np.concatenate(parts + [np.empty(0, np.int64)]).astype(np.int64)  # noqa: E731
+    return (obj, cat(starts), cat(ends), *state, next_obj)
+
+
+def _same(got, want):
+    assert len(got) == len(want) == 8
+    for i, (a, b) in enumerate(zip(got, want)):
+        if i == 7:
+            assert int(a) == int(b), i
+        else:
+            assert np.asarray(a).dtype == np.int64 and np.asarray(a).tolist() == np.asarray(b).tolist(), i
+
+
+def _relabelled(result):
+    """Object ids replaced by each object's first position (ids depend on the order of calls)."""
+    obj, gs, ge, st_stream, st_obj, st_pos, st_frame, _ = result
+    first = {}
+    for p, o in enumerate(obj.tolist()):
+        if o >= 0:
+            first.setdefault(o, p)
+    gaps = sorted(zip(gs.tolist(), ge.tolist()))
+    return ([first.get(o, -1) if o >= 0 else -1 for o in obj.tolist()], gaps,
+            list(zip(st_stream.tolist(), [first[o] for o in st_obj.tolist()], st_pos.tolist(), st_frame.tolist())))
+
+
+@PROPERTY
+@given(d=association_inputs())
+def test_associate_matches_reference_with_state(fast_backend, d):
+    import reference
+
+    _same(_one_call(_kernels(fast_backend), d), _one_call(reference, d))
+
+
+@PROPERTY
+@given(d=association_inputs())
+def test_associate_resumes_exactly_from_its_state(backend, d):
+    """The key property of the streaming form: association over consecutive ranges of frames,
+    each call seeded with the previous call's state, equals one call over all of them."""
+    k = _kernels(backend)
+    whole = _one_call(k, d)
+    n_groups = len(d["frame"])
+    # cut the (stream, frame) order: same calls order, so even the ids agree
+    bounds = [0] + d["cuts"] + [n_groups]
+    _same(_chained(k, d, [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]), whole)
+    # cut by time, as a monitor sees it: every stream advances in each call (some have no
+    # frames in a call: their state passes through); ids are numbered in another order
+    edges = [-1] + d["time_cuts"] + [99]
+    calls = [[g for g in range(n_groups) if lo < d["frame"][g] <= hi] for lo, hi in zip(edges[:-1], edges[1:])]
+    assert _relabelled(_chained(k, d, calls)) == _relabelled(whole)
+
+
+def test_associate_seeds_by_hand(backend):
+    k = _kernels(backend)
+    f32 = lambda v: np.array(v, np.float32)  # noqa: E731
+    i64 = lambda v: np.array(v, np.int64)  # noqa: E731
+    # positions 0-1: frame 5 of stream 1; positions 2-3: seeds of stream 1 (objects 7 then 4,
+    # both last seen at frame 3 on the same box), position 4: a seed of stream 0 (object 9)
+    x = f32([0, 50, 0, 0, 0])
+    out = k.associate(x, f32([0] * 5), x + 10, f32([10] * 5), i64([0] * 5), i64([0, 2]), i64([5]), i64([1]),
+                      0.5, 2, i64([0, 1, 3]), i64([4, 2, 3]), i64([9, 7, 4]), i64([1, 3, 3]), 11)
+    obj, gs, ge, st_stream, st_obj, st_pos, st_frame, next_obj = out
+    # equal IoU, equal last frame: the older object (listed first) takes the box; the far box
+    # starts object 11; stream 0 had no frames here: its seed passes through
+    assert obj.tolist() == [7, 11, 7, 4, 9] and gs.tolist() == [2] and ge.tolist() == [0]
+    assert list(zip(st_stream.tolist(), st_obj.tolist(), st_pos.tolist(), st_frame.tolist())) == [
+        (0, 9, 4, 1), (1, 7, 0, 5), (1, 4, 3, 3), (1, 11, 1, 5)]
+    assert next_obj == 12
+    # max_gap 0: the seeds at frame 3 are too old for frame 5, and are forgotten
+    out = k.associate(x, f32([0] * 5), x + 10, f32([10] * 5), i64([0] * 5), i64([0, 2]), i64([5]), i64([1]),
+                      0.5, 0, i64([0, 1, 3]), i64([4, 2, 3]), i64([9, 7, 4]), i64([1, 3, 3]), 11)
+    assert out[0].tolist() == [11, 12, 7, 4, 9] and out[4].tolist() == [9, 11, 12] and out[7] == 13
+    with pytest.raises(ValueError):  # a seed inside the grouped positions
+        k.associate(x, f32([0] * 5), x + 10, f32([10] * 5), i64([0] * 5), i64([0, 2]), i64([5]), i64([1]),
+                    0.5, 2, i64([0, 1]), i64([1]), i64([9]), i64([1]), 11)
 
 
 # ----------------------------------------------------------------------------------------------

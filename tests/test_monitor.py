@@ -203,6 +203,19 @@ def test_any_split_of_3d_boxes_equals_suite_check(batches):
     assert streamed(tw.Monitor(suite, horizon=None, strict=True), batches) == expected
 
 
+@pytest.mark.slow
+@PROPERTY
+@given(batches=streams_and_splits(), max_gap=st.integers(1, 3), min_frames=st.integers(2, 5),
+       iou=st.sampled_from([0.1, 0.3, 0.7]))
+def test_iou_identity_any_split_equals_suite_check(fast_backend, batches, max_gap, min_frames, iou):
+    """IoU identity carries association state across batches (``ByObject``): exact for any
+    parameters, on every backend."""
+    kw = dict(iou=iou, max_gap=max_gap, identity="iou")
+    suite = tw.Suite([tw.boxes.flicker(**kw), tw.boxes.appear(min_frames=min_frames, **kw)])
+    expected = events_of(suite.check(whole(batches), backend=fast_backend))
+    assert streamed(tw.Monitor(suite, strict=True, backend=fast_backend), batches) == expected
+
+
 def _longest_absence(table: pa.Table, keys: list[str]) -> int:
     """The most rows an identity (non-null ``keys``) stays away before coming back."""
     last, worst = {}, 0
@@ -239,6 +252,24 @@ def test_violations_arrive_with_the_batch_that_completes_them():
     assert events_of(second) == {"boxes.flicker": [((1, 0.5), (4, 0.5))],
                                  "boxes.multibox": [((2, 0.5), (3, 0.5))]}
     assert len(mon.flush()) == 0
+
+
+def test_iou_identity_reports_with_the_batch_that_completes_it():
+    """By IoU (no track column): a gap comes with the batch that completes the frame closing
+    it, a short-lived object with the batch after which no frame can continue it; not at
+    flush."""
+    a = (0.0, 0.0, 10.0, 10.0)
+    rows = [dict(stream="a", frame=f, track=None, cls="car", score=0.5, box=a) for f in (0, 1, 4, 5, 6, 7)]
+    rows.insert(2, dict(stream="a", frame=2, track=None, cls="car", score=0.25, box=(100.0, 0.0, 110.0, 10.0)))
+    t = boxes_table(rows).drop_columns(["track"])  # frames 0 1 2 4 5 6 7; row 2: a blip elsewhere
+    suite = tw.Suite([tw.boxes.flicker(max_gap=2, identity="iou"), tw.boxes.appear(min_frames=3, max_gap=2)])
+    mon = tw.Monitor(suite, strict=True)
+    got = [events_of(mon.observe(t.slice(i, n))) for i, n in ((0, 3), (3, 1), (4, 1), (5, 1), (6, 1))]
+    assert got[:2] == [{}, {}]  # frame 4 closes the gap but is open until frame 5 arrives
+    assert got[2] == {"boxes.flicker": [((1, 0.5), (3, 0.5))]}
+    assert got[3] == {"boxes.appear": [((2, 0.25),)]}  # frame 6: nothing can continue the blip
+    assert got[4] == {} and len(mon.flush()) == 0
+    assert events_of(suite.check(t)) == {"boxes.flicker": [((1, 0.5), (3, 0.5))], "boxes.appear": [((2, 0.25),)]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -322,6 +353,24 @@ def test_idle_streams_are_flushed_and_forgotten_after_ttl():
     assert len(mon.expire()) == 0 and mon.streams() == 0 and mon.retained_rows() == 0
 
 
+def test_idle_stream_expiry_judges_its_iou_objects():
+    now = [0.0]
+    suite = tw.Suite([tw.boxes.appear(min_frames=3, max_gap=1, identity="iou")])
+    mon = tw.Monitor(suite, ttl=10, clock=lambda: now[0], strict=True)
+    a, b = (0.0, 0.0, 10.0, 10.0), (100.0, 0.0, 110.0, 10.0)
+    rows = [dict(stream="a", frame=f, track=None, cls="car", score=s, box=box)
+            for f, box, s in ((0, a, 0.5), (1, a, 0.5), (1, b, 0.75), (2, a, 0.5))]
+    t = boxes_table(rows).drop_columns(["track"])
+    assert len(mon.observe(t)) == 0 and mon.retained_rows() > 0  # the blip may still go on
+    other = boxes_table([dict(stream="b", frame=0, track=None, cls="car", score=0.5, box=a)]).drop_columns(["track"])
+    now[0] = 5.0
+    assert len(mon.observe(other)) == 0
+    now[0] = 30.0  # both idle: judged against the frames their streams reached
+    assert events_of(mon.expire()) == events_of(suite.check(pa.concat_tables([t, other]))) == {
+        "boxes.appear": [((2, 0.75),)]}
+    assert mon.retained_rows() == 0 and mon.streams() == 0
+
+
 def _long_stream(n_frames: int, per_frame: int, start: int = 0) -> pa.Table:
     """``per_frame`` tracks at a time, each living 10 frames, boxes drifting slowly."""
     f = np.repeat(np.arange(start, start + n_frames), per_frame)
@@ -356,6 +405,48 @@ def test_state_stays_bounded_over_a_million_frames():
     assert max(retained[50:]) <= max(retained[:50]) * 1.1
     # peak resident memory after the first tenth does not keep growing (KiB)
     assert rss[-1] - rss[10] < 64 * 1024
+
+
+def _iou_stream(n_frames: int, start: int = 0) -> pa.Table:
+    """Untracked boxes for IoU identity, the same scene on two cameras: three lanes of boxes
+    drifting right and jumping back every 40 frames (lane 1 missing every 9th frame: flicker;
+    lane 2 away 20 frames in 40: objects forgotten) and a one-frame blip every 25 frames
+    (appear)."""
+    f = np.arange(start, start + n_frames)
+    present = [np.ones(n_frames, bool), f % 9 != 4, f % 40 < 20, f % 25 == 12]  # lanes 0-2, blip
+    frames = np.tile(np.concatenate([f[p] for p in present]), 2)
+    lane = np.tile(np.concatenate([np.full(int(p.sum()), k) for k, p in enumerate(present)]), 2)
+    cam = np.repeat(["cam0", "cam1"], len(lane) // 2)
+    order = np.lexsort((lane, cam, frames))  # frame by frame, the cameras interleaved
+    frames, lane, cam = frames[order], lane[order], cam[order]
+    x = np.where(lane == 3, 500.0, lane * 50 + (frames % 40) * 0.5).astype(np.float32)
+    return pa.table({"stream": cam, "frame": frames, "cls": np.where(lane == 3, "bird", "car"),
+                     "score": np.full(len(frames), 0.5, np.float32), "x1": x,
+                     "y1": np.zeros(len(frames), np.float32), "x2": x + 20,
+                     "y2": np.full(len(frames), 20.0, np.float32)})
+
+
+@pytest.mark.slow
+def test_iou_identity_state_stays_bounded():
+    """IoU identity holds back open frames, active objects' last boxes and young objects'
+    boxes: a few dozen rows, however long the stream, and reports exactly Suite.check's."""
+    suite = tw.Suite([tw.boxes.flicker(max_gap=3, identity="iou"), tw.boxes.appear(min_frames=3, identity="iou")])
+    mon = tw.Monitor(suite, strict=True)
+    retained, parts, got = [], [], {}
+    for i in range(100):  # 200,000 frames, ~3 boxes each on each of two cameras
+        part = _iou_stream(2_000, start=i * 2_000)
+        parts.append(part)
+        for a, evs in events_of(mon.observe(part)).items():
+            got.setdefault(a, []).extend(evs)
+        retained.append(mon.retained_rows())
+    flushed = events_of(mon.flush())
+    assert max(retained) <= 40  # per assertion: open frames (~4), seeds (~4), young boxes
+    assert sum(len(v) for v in flushed.values()) <= 2  # only what the stream's end decides
+    for a, evs in flushed.items():
+        got.setdefault(a, []).extend(evs)
+    expected = events_of(suite.check(pa.concat_tables(parts)))
+    assert {a: sorted(v) for a, v in got.items()} == expected
+    assert len(expected["boxes.flicker"]) > 10_000 and len(expected["boxes.appear"]) > 10_000
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["distinct-streams", "shared-stream"])

@@ -49,6 +49,13 @@ def group_frames(table: pa.Table, frame: str, stream: str | None) -> FrameGroups
         n_streams = keys.n
         if keys.valid is not None:
             keep = keys.valid.astype(bool) if keep is None else keep & keys.valid.astype(bool)
+    return group_rows(f, keep, s, n_streams)
+
+
+def group_rows(f: np.ndarray, keep: np.ndarray | None, s: np.ndarray | None, n_streams: int) -> FrameGroups:
+    """Group rows by (stream code ``s``, frame ``f``), both int64; rows where ``keep`` is False
+    belong to no frame. ``tripwire._streaming`` calls this directly: its tables hold rows
+    (carried state) that must share the stream codes of the grouped rows but join no frame."""
     rows = np.arange(len(f), dtype=np.int64) if keep is None else np.flatnonzero(keep)
     fk = f if keep is None else f[rows]
     sk = None if s is None or n_streams < 2 else (s if keep is None else s[rows])

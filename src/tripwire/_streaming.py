@@ -14,8 +14,10 @@ assertion still needs:
 ``ByIdentity``     every row of an identity until it has been quiet for ``horizon`` rows
                    (per-identity checks: ``rows.consistent``, ``rows.contiguous``,
                    ``boxes.class_consistency``, ``boxes.appear`` by track, group UDFs)
-``Whole``          every row, checked at ``flush`` (IoU identity, assertions without an
-                   adapter)
+``ByObject``       the open frame of each stream, the last box of each object a later box
+                   can still continue, and (``appear``) the boxes of objects younger than
+                   ``min_frames`` (``boxes.flicker`` and ``boxes.appear`` by IoU)
+``Whole``          every row, checked at ``flush`` (assertions without an adapter)
 =================  ==========================================================================
 
 Global row numbers ride along in a ``__tw_row`` column, so violations name rows of the whole
@@ -24,14 +26,16 @@ stream (the concatenation of the accepted batches), whatever was held back.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _arrow
-from ._assertion import Assertion, Result
+from . import _arrow, _dispatch
+from ._frames import group_rows
+from ._assertion import Assertion, Result, canonical_events
 from .errors import InputError
 
 __all__ = ["Adapter", "OutOfOrder", "adapter_for", "ROW"]
@@ -59,6 +63,32 @@ def _concat(parts: list[pa.Table]) -> pa.Table:
         raise InputError("this batch's columns do not match earlier batches'",
                          expected=f"the schema {parts[0].schema.remove(parts[0].schema.get_field_index(ROW))}",
                          found=str(parts[-1].schema), fix="send every batch with the same column types") from e
+
+
+_TAKE_WHOLE_MAX = 8192  # rows: below this, one take on the concatenated table is cheaper
+
+
+def _take(whole: pa.Table, parts: list[pa.Table], *rows: np.ndarray) -> list[pa.Table | None]:
+    """For each of ``rows`` (row numbers of ``whole``, the concatenation of ``parts``, in any
+    order), those rows: one take, then zero-copy slices. On a large ``whole`` the take goes
+    part by part: a take on the concatenated table first copies every chunk into one (the
+    whole batch, on every call)."""
+    every = np.concatenate(rows)
+    if len(every) == 0:
+        return [None] * len(rows)
+    if whole.num_rows <= _TAKE_WHOLE_MAX:
+        got = whole.take(pa.array(every))
+    else:
+        uniq, back = np.unique(every, return_inverse=True)  # few rows: the state kept
+        bounds = np.cumsum([0] + [p.num_rows for p in parts])
+        out = []
+        for p, lo, hi in zip(parts, bounds[:-1], bounds[1:]):
+            i, j = np.searchsorted(uniq, [lo, hi])
+            if j > i:
+                out.append(p.take(pa.array(uniq[i:j] - lo)))
+        got = _concat(out).combine_chunks().take(pa.array(back))
+    ends = np.cumsum([0] + [len(r) for r in rows])
+    return [got.slice(a, b - a) if b > a else None for a, b in zip(ends[:-1], ends[1:])]
 
 
 def _globalize(r: Result, table: pa.Table, n_checked: int) -> Result:
@@ -437,10 +467,220 @@ class ByIdentity(_Ordered):
         return pa.concat_tables([table, bounds])
 
 
+_ALL = object()  # ``ByObject._link(final=_ALL)``: every stream ends (a full flush)
+_NO_ROWS = np.empty(0, np.int64)
+
+
+class ByObject(_Ordered):
+    """``boxes.flicker`` and ``boxes.appear`` by IoU identity: association goes on from where
+    the last batch left it (``associate`` seeded with each stream's active objects), so state
+    is what a later box can still link to. Held back:
+
+    - the newest frame of each stream (its boxes must be matched in one greedy round, as the
+      batch check matches them), until a later frame of the stream arrives;
+    - the last box of each active object (the seeds: objects seen in the last ``max_gap + 1``
+      frames of their stream), with its object id and frame;
+    - ``appear`` only: every box of the objects younger than ``min_frames`` (an object that
+      lived that long can never be flagged; one that is forgotten is judged at once).
+
+    Object ids are the monitor's own (numbered as objects appear in the stream of batches):
+    the ``object`` context differs from ``Suite.check``'s numbering; rows, events and
+    severities do not."""
+
+    kind = "object"
+
+    def __init__(self, a: Assertion, needed: list[str], stream: str | None, frame: str):
+        super().__init__(a, needed, stream, frame)
+        from .boxes import appear
+
+        self.min_frames = a.min_frames if isinstance(a, appear) else None
+        self.seeds: pa.Table | None = None  # the last box of each active object
+        self.seed_obj = self.seed_frame = _NO_ROWS
+        self.young: pa.Table | None = None  # appear: the boxes of objects younger than min_frames
+        self.young_obj = _NO_ROWS
+        self.next_obj = 0
+
+    def retained_rows(self) -> int:
+        return self._n_kept + len(self.seed_obj) + len(self.young_obj)
+
+    def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
+        t = self._tagged(table, offset)
+        self._advance(t)
+        return self._link(t, table.num_rows, backend, None)
+
+    def flush(self, backend: str, streams: set | None = None) -> Result:
+        result = self._link(None, 0, backend, _ALL if streams is None else streams)
+        self.clock.forget(set(self.clock.newest) if streams is None else streams)
+        return result
+
+    def _link(self, t: pa.Table | None, n_checked: int, backend: str, final: Any) -> Result:
+        """Link the complete frames (all frames of the ``final`` streams) to the carried state
+        in one kernel call; report the gaps closed (flicker) or the objects forgotten
+        (appear); keep the new state."""
+        from . import boxes
+
+        a, c = self.a, self.a.cols
+        prior = [p for p in (self.seeds, self.young) if p is not None]
+        parts = prior + self.kept + ([t] if t is not None else [])
+        if not any(p.num_rows for p in parts):
+            return _empty(n_checked)
+        # one table, so that the carried rows share the stream and class codes of the new ones:
+        # [seeds | young | held-back frames and the batch ("fresh")]
+        whole = _concat(parts)
+        n, n_seed = whole.num_rows, len(self.seed_obj)
+        n_prior = n_seed + len(self.young_obj)
+        fr = boxes._frame_numbers(whole, c, a.kind)  # refuses timestamps, as the batch check does
+        frames = fr.values
+        codes, n_streams, svalid = _stream_codes(whole, self.stream)
+        fresh = np.zeros(n, bool)
+        fresh[n_prior:] = True
+        ok = _and(_and(None if fr.valid is None else fr.valid.astype(bool), svalid), fresh)
+        newest = _group_reduce(np.maximum, codes, n_streams, frames, ok)
+        ending = self._ending(whole, final)
+        open_ = ok & (frames == newest[codes])
+        if ending is not None:
+            open_ &= ~ending
+        done = ok & ~open_  # rows without a frame or stream belong to no frame: dropped
+        groups = group_rows(frames, done, codes if n_streams > 1 else None, n_streams)
+        n_grouped = int(groups.offsets[-1])
+        obj_of = np.full(n, -1, np.int64)  # object of each row of ``whole``
+        obj_of[:n_seed] = self.seed_obj
+        obj_of[n_seed:n_prior] = self.young_obj
+        gap_start = gap_end = _NO_ROWS
+        state_code, state_obj, state_frame = codes[:n_seed], self.seed_obj, self.seed_frame
+        state_row = np.arange(n_seed, dtype=np.int64)
+        first_new = self.next_obj  # ids from here on are objects new in this call
+        if n_grouped:
+            # seeds after the grouped positions, by stream code (stable: oldest first)
+            by_code = np.argsort(codes[:n_seed], kind="stable")
+            grouped = np.arange(n_grouped, dtype=np.int64) if groups.order is None else groups.order
+            at = np.concatenate((grouped, by_code))
+            seed_offsets = np.zeros(n_streams + 1, np.int64)
+            np.cumsum(np.bincount(codes[by_code], minlength=n_streams), out=seed_offsets[1:])
+            lo = int(grouped[0])
+            run = int(grouped[-1]) - lo + 1 == n_grouped
+            if run and (groups.order is None or bool((np.diff(grouped) > 0).all())):
+                # the complete frames are one run of rows, in order (the common case): copy a slice
+                gather = lambda v: np.concatenate((v[lo:lo + n_grouped], v[by_code]))  # noqa: E731
+            else:
+                gather = lambda v: v[at]  # noqa: E731
+            x1, y1, x2, y2, cls = (gather(v) for v in boxes._association_boxes(whole, c))
+            k = _dispatch.kernels("boxes", backend)
+            obj, gs, ge, st_code, st_obj, st_pos, st_frame, self.next_obj = k.associate(
+                x1, y1, x2, y2, cls, groups.offsets, groups.frame, groups.stream, a.iou, a.max_gap,
+                seed_offsets, np.arange(n_grouped, len(at), dtype=np.int64), self.seed_obj[by_code],
+                self.seed_frame[by_code], self.next_obj)
+            obj_of[at[:n_grouped]] = obj[:n_grouped]
+            gap_start, gap_end = at[gs], at[ge]
+            state_code, state_obj, state_row, state_frame = st_code, st_obj, at[st_pos], st_frame
+        # an object that no later frame can reach is forgotten now (later frames of a stream
+        # are at or after its newest), so appear judges it at once and the seeds stay small
+        top = newest[state_code]
+        top = np.where(top == np.iinfo(np.int64).min, state_frame, top)  # a stream without rows here
+        gone = top - state_frame - 1 > a.max_gap
+        if ending is not None:
+            gone |= ending[state_row]
+        live = ~gone
+        self.seed_obj, self.seed_frame = state_obj[live], state_frame[live]
+        if self.min_frames is None:
+            who = ("object", lambda rows: pa.array(obj_of[rows], pa.int64()))
+            r, young = boxes._gap_result(whole, c, gap_start, gap_end, who), _NO_ROWS
+        else:
+            r, young = self._judge(whole, frames, codes, n_streams, obj_of, n_seed, n_prior, first_new,
+                                   state_obj[live], backend)
+        self.young_obj = obj_of[young]
+        self.seeds, kept, self.young = _take(whole, parts, state_row[live], np.flatnonzero(open_), young)
+        self.kept = [] if kept is None else [kept]
+        return _globalize(r, whole, n_checked)
+
+    def _ending(self, whole: pa.Table, final: Any) -> np.ndarray | None:
+        """Rows of the streams that end now (flush), or ``None``."""
+        if final is None:
+            return None
+        if final is _ALL:
+            return np.ones(whole.num_rows, bool)
+        if self.stream is None or whole.schema.get_field_index(self.stream) < 0:
+            return None  # rows without a stream end only at a full flush
+        hit = pc.is_in(_plain(whole.column(self.stream)), value_set=pa.array(list(final)))
+        return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), bool)
+
+    def _judge(self, whole: pa.Table, frames: np.ndarray, codes: np.ndarray, n_streams: int,
+               obj_of: np.ndarray, n_seed: int, n_prior: int, first_new: int, live_obj: np.ndarray,
+               backend: str) -> tuple[Result, np.ndarray]:
+        """``appear``: judge the young objects forgotten, against sentinel rows at their
+        stream's first and newest frame (the data's ends, as far as the objects are concerned:
+        a forgotten object ended before the newest frame). Returns the result and the rows of
+        the young objects still alive (to keep)."""
+        from . import boxes
+
+        c = self.a.cols
+        # the young: carried young rows, and new rows of young or new objects (an object id
+        # below the old next_obj and not young has already lived min_frames). Ids are dense
+        # from the oldest one here on (no sort): young objects are recent by definition
+        rows = np.concatenate((np.arange(n_seed, n_prior, dtype=np.int64),
+                               np.flatnonzero(obj_of[n_prior:] >= 0) + n_prior))
+        if len(rows) == 0:
+            return _empty(whole.num_rows), _NO_ROWS
+        base = int(obj_of[rows].min())
+        n_ids = self.next_obj - base
+        dense = obj_of[rows] - base
+        young = np.zeros(n_ids, bool)
+        young[self.young_obj - base] = True
+        young[max(first_new - base, 0):] = True
+        keep = young[dense]
+        rows, dense = rows[keep], dense[keep]
+        lo = np.full(n_ids, np.iinfo(np.int64).max, np.int64)
+        hi = np.full(n_ids, np.iinfo(np.int64).min, np.int64)
+        np.minimum.at(lo, dense, frames[rows])
+        np.maximum.at(hi, dense, frames[rows])
+        short = hi[dense] - lo[dense] + 1 < self.min_frames  # the others can never be flagged: dropped
+        alive = np.zeros(n_ids, bool)
+        alive[live_obj[live_obj >= base] - base] = True
+        alive = alive[dense]
+        stay = rows[short & alive]
+        judged = short & ~alive
+        if not judged.any():
+            return _empty(whole.num_rows), stay
+        j_rows = rows[judged]
+        j_rows = j_rows[np.argsort(frames[j_rows], kind="stable")]  # frame order, as the batch check sums scores
+        ids, j_obj = np.unique(obj_of[j_rows], return_inverse=True)  # few: the judged objects
+        j_codes = np.unique(codes[j_rows])
+        lo_b, hi_b = self._bounds(whole, codes, j_rows, j_codes)
+        m = len(j_codes)
+        sentinel = np.full(2 * m, -1, np.int64)
+        score, svalid = boxes._score(whole, c)
+        take = np.concatenate((j_rows, np.zeros(2 * m, np.int64)))  # sentinel scores are never read
+        k = _dispatch.kernels("boxes", backend)
+        pos, ev, sev, anchor = k.lifetimes(
+            np.concatenate((j_obj, np.zeros(2 * m, np.int64))), 0, len(ids),
+            np.concatenate((np.ones(len(j_rows), np.uint8), np.zeros(2 * m, np.uint8))),
+            np.concatenate((frames[j_rows], lo_b, hi_b)), _arrow.NO_NULLS,
+            np.concatenate((codes[j_rows], j_codes, j_codes)), 0, n_streams,
+            score[take] if len(score) else score, svalid[take] if len(svalid) else svalid,
+            self.min_frames)
+        at = np.concatenate((j_rows, sentinel))
+        row, ev, sev = canonical_events(at[pos], ev, sev, at[anchor])
+        return Result(row, ev, sev, whole.num_rows, {
+            "object": pa.array(obj_of[row], pa.int64()),
+            "stream": functools.partial(boxes._stream_context, whole, c, row),
+            "frame": functools.partial(boxes._frame_context, whole, c, row)}), stay
+
+    def _bounds(self, whole: pa.Table, codes: np.ndarray, rows: np.ndarray,
+                stream_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The first and newest frame of each stream code (from the stream clock)."""
+        newest, oldest = self._pending or (self.clock.newest, self.clock.oldest)
+        if self.stream is None or whole.schema.get_field_index(self.stream) < 0:
+            values = [None] * len(stream_codes)
+        else:
+            first = rows[np.unique(codes[rows], return_index=True)[1]]  # a row of each code, in code order
+            values = _plain(whole.column(self.stream)).take(pa.array(first)).to_pylist()
+        return (np.array([oldest[v] for v in values], np.int64).reshape(-1),
+                np.array([newest[v] for v in values], np.int64).reshape(-1))
+
+
 class Whole(_Ordered):
     """Everything held back and checked at ``flush``: exact for any assertion, but memory
-    grows with the stream. Used for IoU identity (whose object state is not yet carried
-    across batches) and for assertions that declare no streaming form."""
+    grows with the stream. Used for assertions that declare no streaming form."""
 
     kind = "whole"
 
@@ -481,7 +721,7 @@ def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None) -> Adapter
         identity = boxes._resolve_identity(a.identity, pa.table({n: pa.array([], schema.field(n).type)
                                                                  for n in names}), c)
         if identity == "iou":
-            return Whole(a, needed, stream)
+            return ByObject(a, needed, stream, c.frame)
         if isinstance(a, boxes.flicker):
             return LastPerTrack(a, needed, stream, c.frame, c.track, a.max_gap)
         return ByIdentity(a, needed, stream, lambda t: boxes._track_keys(t, c), horizon,

@@ -339,12 +339,10 @@ class _Linked:
         return self.obj[pos[rows]]
 
 
-def _link_by_iou(table: pa.Table, cols: Boxes, iou: float, max_gap: int, kind: str,
-                 backend: str) -> _Linked:
-    """Identity ``iou``: one association kernel call over every frame of every stream."""
-    frames = _frame_numbers(table, cols, kind)  # refuses timestamps
-    groups = _frames.group_frames(table, cols.frame, cols.stream)
-    g = groups.gather
+def _association_boxes(table: pa.Table, cols: Boxes) -> tuple[np.ndarray, ...]:
+    """``x1 y1 x2 y2`` (float32; NaN where a coordinate is null: such a box links to nothing)
+    and a class code per row (equal codes: same class; a null class is a class of its own),
+    in row order, as ``associate`` compares them."""
     (x1, y1, x2, y2), cvalid = _coords(table, cols)
     if cvalid is not None:  # a null coordinate links to nothing, like NaN
         x1 = np.where(cvalid.astype(bool), x1, np.float32(np.nan))
@@ -354,13 +352,21 @@ def _link_by_iou(table: pa.Table, cols: Boxes, iou: float, max_gap: int, kind: s
         if keys.valid is not None:  # a null class is a class of its own
             cls = cls.astype(np.int64)
             cls[~keys.valid.astype(bool)] = keys.offset + keys.n
-        cls = np.ascontiguousarray(g(cls))
     else:
-        cls = np.zeros(int(groups.offsets[-1]), np.int32)
+        cls = np.zeros(table.num_rows, np.int32)
+    return x1, y1, x2, y2, cls
+
+
+def _link_by_iou(table: pa.Table, cols: Boxes, iou: float, max_gap: int, kind: str,
+                 backend: str) -> _Linked:
+    """Identity ``iou``: one association kernel call over every frame of every stream."""
+    frames = _frame_numbers(table, cols, kind)  # refuses timestamps
+    groups = _frames.group_frames(table, cols.frame, cols.stream)
+    g = groups.gather
+    x1, y1, x2, y2, cls = (np.ascontiguousarray(g(v)) for v in _association_boxes(table, cols))
     k = _dispatch.kernels("boxes", backend)
-    obj, start, end = k.associate(
-        np.ascontiguousarray(g(x1)), np.ascontiguousarray(g(y1)), np.ascontiguousarray(g(x2)),
-        np.ascontiguousarray(g(y2)), cls, groups.offsets, groups.frame, groups.stream, iou, max_gap)
+    obj, start, end = k.associate(x1, y1, x2, y2, cls, groups.offsets, groups.frame, groups.stream,
+                                  iou, max_gap)[:3]
     return _Linked(groups, frames, obj, start, end)
 
 
@@ -530,7 +536,6 @@ class flicker(_ObjectAssertion):
     def evaluate(self, table: pa.Table, backend: str) -> Result:
         c = self.cols
         k = _dispatch.kernels("boxes", backend)
-        ctx: dict[str, Any] = {}
         identity = _resolve_identity(self.identity, table, c)
         if identity == "track":
             frames = _frame_numbers(table, c, self.kind)
@@ -548,25 +553,37 @@ class flicker(_ObjectAssertion):
             linked = _link_by_iou(table, c, self.iou, self.max_gap, self.kind, backend)
             start, end = linked.groups.rows(linked.gap_start), linked.groups.rows(linked.gap_end)
             frame_values = linked.frames.values
-        # canonical order directly: events by their first row (a box opens at most one gap, so
-        # starts are unique; kernels emit them nearly sorted, which a stable sort exploits)
-        order = np.argsort(start, kind="stable")
-        pairs = np.empty((len(start), 2), np.int64)
-        pairs[:, 0] = start[order]
-        pairs[:, 1] = end[order]
-        ev = np.repeat(np.arange(len(pairs), dtype=np.int64), 2)
-        sev = np.repeat(_mean_scores(table, c, pairs), 2)
-        row = np.empty(2 * len(pairs), np.int64)  # rows ascending inside an event (unsorted input)
-        np.minimum(pairs[:, 0], pairs[:, 1], out=row[0::2])
-        np.maximum(pairs[:, 0], pairs[:, 1], out=row[1::2])
-        ctx["stream"] = functools.partial(_stream_context, table, c, row)
-        ctx["frame"] = functools.partial(_frame_context, table, c, row)
         if identity == "track":
-            ctx["key"] = functools.partial(_track_context, table, c, row)
+            who = ("key", functools.partial(_track_context, table, c))
         else:
-            ctx["object"] = functools.partial(_object_context, linked, row)
-        corr = functools.partial(_flicker_corrections, table, c, pairs, frame_values, identity) if len(pairs) else []
-        return Result(row, ev, sev, table.num_rows, ctx, corr)
+            who = ("object", functools.partial(_object_context, linked))
+        return _gap_result(table, c, start, end, who,
+                           lambda pairs: _flicker_corrections(table, c, pairs, frame_values, identity))
+
+
+def _gap_result(table: pa.Table, cols: Boxes, start: np.ndarray, end: np.ndarray,
+                who: tuple[str, Any], corrections: Any = None) -> Result:
+    """``flicker``'s violations from gap pairs (rows of ``table``: the box before and the box
+    after each gap): one event per gap, severity the mean score of its two boxes, context
+    ``stream``, ``frame`` and ``who`` (name, function of the flagged rows: which object);
+    ``corrections(pairs)`` builds the weak labels. Shared by ``flicker.evaluate`` and the
+    streaming form (``tripwire._streaming.ByObject``)."""
+    # canonical order directly: events by their first row (a box opens at most one gap, so
+    # starts are unique; kernels emit them nearly sorted, which a stable sort exploits)
+    order = np.argsort(start, kind="stable")
+    pairs = np.empty((len(start), 2), np.int64)
+    pairs[:, 0] = start[order]
+    pairs[:, 1] = end[order]
+    ev = np.repeat(np.arange(len(pairs), dtype=np.int64), 2)
+    sev = np.repeat(_mean_scores(table, cols, pairs), 2)
+    row = np.empty(2 * len(pairs), np.int64)  # rows ascending inside an event (unsorted input)
+    np.minimum(pairs[:, 0], pairs[:, 1], out=row[0::2])
+    np.maximum(pairs[:, 0], pairs[:, 1], out=row[1::2])
+    ctx = {"stream": functools.partial(_stream_context, table, cols, row),
+           "frame": functools.partial(_frame_context, table, cols, row),
+           who[0]: functools.partial(who[1], row)}
+    corr = functools.partial(corrections, pairs) if corrections is not None and len(pairs) else []
+    return Result(row, ev, sev, table.num_rows, ctx, corr)
 
 
 class appear(_ObjectAssertion):

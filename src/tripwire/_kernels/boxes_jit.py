@@ -138,9 +138,13 @@ def valid(x1, y1, x2, y2, coord_valid, score, score_valid, width, height):
 
 
 @njit(**_JIT)
-def _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, t, max_gap):
+def _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, t, max_gap, seed_offsets,
+               seed_pos, seed_obj, seed_frame, next_obj):
     n = x1.shape[0]
     obj = np.full(n, -1, np.int64)
+    for q in range(seed_pos.shape[0]):
+        obj[seed_pos[q]] = seed_obj[q]
+    n_seeded = max(seed_offsets.shape[0] - 1, 0)
     gap_start = np.empty(16, np.int64)
     gap_end = np.empty(16, np.int64)
     n_gaps = 0
@@ -148,8 +152,15 @@ def _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, t, max_g
     act_obj = np.empty(n, np.int64)
     act_pos = np.empty(n, np.int64)
     act_frame = np.empty(n, np.int64)
+    # the state handed back: every stream's live objects after its last frame here
+    st_stream = np.empty(n, np.int64)
+    st_obj = np.empty(n, np.int64)
+    st_pos = np.empty(n, np.int64)
+    st_frame = np.empty(n, np.int64)
+    n_st = 0
     n_act = 0
-    n_obj = 0
+    n_obj = next_obj
+    next_seed = 0
     stream = -1
     c_iou = np.empty(16, np.float32)
     c_frame = np.empty(16, np.int64)
@@ -160,8 +171,30 @@ def _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, t, max_g
         e = offsets[g + 1]
         f = group_frame[g]
         if group_stream[g] != stream:
+            if stream >= 0:
+                for a in range(n_act):
+                    st_stream[n_st] = stream
+                    st_obj[n_st] = act_obj[a]
+                    st_pos[n_st] = act_pos[a]
+                    st_frame[n_st] = act_frame[a]
+                    n_st += 1
+            while next_seed < min(group_stream[g], n_seeded):  # seeds, no frames here
+                for q in range(seed_offsets[next_seed], seed_offsets[next_seed + 1]):
+                    st_stream[n_st] = next_seed
+                    st_obj[n_st] = seed_obj[q]
+                    st_pos[n_st] = seed_pos[q]
+                    st_frame[n_st] = seed_frame[q]
+                    n_st += 1
+                next_seed += 1
             stream = group_stream[g]
             n_act = 0
+            if stream < n_seeded:  # resume: the stream's active objects, oldest first
+                for q in range(seed_offsets[stream], seed_offsets[stream + 1]):
+                    act_obj[n_act] = seed_obj[q]
+                    act_pos[n_act] = seed_pos[q]
+                    act_frame[n_act] = seed_frame[q]
+                    n_act += 1
+                next_seed = stream + 1
         keep = 0
         for a in range(n_act):
             if f - act_frame[a] - 1 <= max_gap:
@@ -230,18 +263,51 @@ def _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, t, max_g
             act_frame[n_act] = f
             n_act += 1
             n_obj += 1
+    if stream >= 0:
+        for a in range(n_act):
+            st_stream[n_st] = stream
+            st_obj[n_st] = act_obj[a]
+            st_pos[n_st] = act_pos[a]
+            st_frame[n_st] = act_frame[a]
+            n_st += 1
+    while next_seed < n_seeded:
+        for q in range(seed_offsets[next_seed], seed_offsets[next_seed + 1]):
+            st_stream[n_st] = next_seed
+            st_obj[n_st] = seed_obj[q]
+            st_pos[n_st] = seed_pos[q]
+            st_frame[n_st] = seed_frame[q]
+            n_st += 1
+        next_seed += 1
     order = np.argsort(gap_end[:n_gaps], kind="mergesort")
-    return obj, gap_start[:n_gaps][order], gap_end[:n_gaps][order]
+    return (obj, gap_start[:n_gaps][order], gap_end[:n_gaps][order], st_stream[:n_st].copy(),
+            st_obj[:n_st].copy(), st_pos[:n_st].copy(), st_frame[:n_st].copy(), n_obj)
 
 
-def associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, iou, max_gap):
+_NO_I64 = np.empty(0, np.int64)
+
+
+def associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, iou, max_gap, seed_offsets=None,
+              seed_pos=None, seed_obj=None, seed_frame=None, next_obj=0):
     n = len(x1)
     if len(y1) != n or len(x2) != n or len(y2) != n or len(cls) != n:
         raise ValueError("box columns differ in length")
     if len(group_frame) != len(offsets) - 1 or len(group_stream) != len(offsets) - 1:
         raise ValueError("group_frame and group_stream need one value per frame")
-    return _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream,
-                      np.float32(iou), np.int64(max_gap))
+    seeds = [_NO_I64 if v is None else np.ascontiguousarray(v, np.int64)
+             for v in (seed_offsets, seed_pos, seed_obj, seed_frame)]
+    so, sp, sob, sf = seeds
+    if len(sob) != len(sp) or len(sf) != len(sp):
+        raise ValueError("seed_pos, seed_obj and seed_frame differ in length")
+    if len(so) == 0 and len(sp):
+        raise ValueError("seeds need seed_offsets")
+    if len(so) and (so[0] != 0 or so[-1] != len(sp) or (np.diff(so) < 0).any()):
+        raise ValueError("seed_offsets must rise from 0 to len(seed_pos)")
+    if len(sp) and (sp.min() < (offsets[-1] if len(offsets) else 0) or sp.max() >= n):
+        raise ValueError("seed positions must lie after the grouped positions, inside the box arrays")
+    obj, gs, ge, st_stream, st_obj, st_pos, st_frame, n_obj = _associate(
+        x1, y1, x2, y2, cls, offsets, group_frame, group_stream, np.float32(iou), np.int64(max_gap),
+        so, sp, sob, sf, np.int64(next_obj))
+    return obj, gs, ge, st_stream, st_obj, st_pos, st_frame, int(n_obj)
 
 
 @njit(**_JIT)
