@@ -19,7 +19,7 @@ from libcpp.algorithm cimport sort as cpp_sort
 from libcpp.pair cimport pair
 from libcpp.vector cimport vector
 
-from _common cimport is_valid, to_numpy, valid_ptr
+from _common cimport emit_groups, is_valid, join, to_numpy, valid_ptr
 from _types cimport key_t, key2_t
 
 cnp.import_array()
@@ -27,13 +27,6 @@ cnp.import_array()
 # a candidate match in ``associate``: ((-iou, -last frame), (active slot, position)); the
 # default pair order is the greedy order (highest IoU, then most recent, then oldest object)
 ctypedef pair[pair[float, int64_t], pair[int64_t, int64_t]] cand_t
-
-cdef inline int64_t _find(int64_t* parent, int64_t i) noexcept nogil:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]  # path halving
-        i = parent[i]
-    return i
-
 
 def multibox(const float[::1] x1, const float[::1] y1, const float[::1] x2, const float[::1] y2,
              const float[::1] score, const uint8_t[::1] score_valid, const int64_t[::1] offsets,
@@ -47,10 +40,11 @@ def multibox(const float[::1] x1, const float[::1] y1, const float[::1] x2, cons
     position. An empty ``score`` means no scores.
     """
     cdef Py_ssize_t n = x1.shape[0], n_frames = offsets.shape[0] - 1, f, i, j
-    cdef int64_t s, e, m, r, a, b, ev = 0
-    cdef float t = <float>iou, ix, iy, inter, uni, best
+    cdef int64_t s, e, m, ev = 0
+    cdef float t = <float>iou, ix, iy, inter, uni
     cdef bint has_score = score.shape[0] > 0
     cdef const uint8_t* sv = valid_ptr(score_valid)
+    cdef const float* sp = &score[0] if has_score else NULL
     cdef vector[int64_t] parent, size
     cdef vector[float] area
     cdef vector[uint8_t] ok, grp_has
@@ -89,35 +83,9 @@ def multibox(const float[::1] x1, const float[::1] y1, const float[::1] x2, cons
                     inter = ix * iy
                     uni = area[i] + area[j] - inter
                     if inter >= t * uni:
-                        a = _find(&parent[0], i)
-                        b = _find(&parent[0], j)
-                        if a != b:
-                            if size[a] < size[b]:
-                                a, b = b, a
-                            parent[b] = a
-                            size[a] += size[b]
-            # groups big enough: events numbered in order of their first box
-            grp_best.assign(m, -1.0)
-            grp_has.assign(m, 0)  # a flag, not a sentinel score: negative scores are scores
-            grp_event.assign(m, -1)
-            for i in range(m):
-                r = _find(&parent[0], i)
-                if size[r] >= min_boxes and has_score and is_valid(sv, s + i) \
-                        and score[s + i] == score[s + i] and (not grp_has[r] or score[s + i] > grp_best[r]):
-                    grp_best[r] = score[s + i]
-                    grp_has[r] = 1
-            for i in range(m):
-                r = _find(&parent[0], i)
-                if size[r] < min_boxes:
-                    continue
-                if grp_event[r] < 0:
-                    grp_event[r] = ev
-                    anchors.push_back(s + i)
-                    best = grp_best[r]
-                    ev_sev.push_back(1.0 if not grp_has[r] else (best if best > 1e-6 else 1e-6))
-                    ev += 1
-                v_pos.push_back(s + i)
-                v_ev.push_back(grp_event[r])
+                        join(&parent[0], &size[0], i, j)
+            emit_groups(s, m, &parent[0], &size[0], min_boxes, sp, sv, grp_best, grp_has, grp_event,
+                        anchors, ev_sev, v_pos, v_ev, &ev)
     events = to_numpy[int64_t](v_ev)
     return to_numpy[int64_t](v_pos), events, to_numpy[float](ev_sev)[events], to_numpy[int64_t](anchors)
 

@@ -33,3 +33,58 @@ cdef inline object to_numpy(vector[out_t]& v):
     if v.size():
         memcpy(&o[0], v.data(), v.size() * sizeof(out_t))
     return out
+
+
+# ---- overlap groups: union-find over one frame's boxes (boxes.multibox, points.multibox) ----
+cdef inline int64_t find_root(int64_t* parent, int64_t i) noexcept nogil:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]  # path halving
+        i = parent[i]
+    return i
+
+
+cdef inline void join(int64_t* parent, int64_t* size, int64_t i, int64_t j) noexcept nogil:
+    """Union by size of the groups of ``i`` and ``j``."""
+    cdef int64_t a = find_root(parent, i), b = find_root(parent, j), tmp
+    if a == b:
+        return
+    if size[a] < size[b]:
+        tmp = a
+        a = b
+        b = tmp
+    parent[b] = a
+    size[a] += size[b]
+
+
+cdef inline void emit_groups(int64_t s, Py_ssize_t m, int64_t* parent, int64_t* size, int64_t min_boxes,
+                             const float* score, const uint8_t* score_valid, vector[float]& grp_best,
+                             vector[uint8_t]& grp_has, vector[int64_t]& grp_event, vector[int64_t]& anchors,
+                             vector[float]& ev_sev, vector[int64_t]& v_pos, vector[int64_t]& v_ev,
+                             int64_t* ev) noexcept nogil:
+    """One event per group of at least ``min_boxes`` of the frame at rows ``s .. s + m``,
+    numbered in order of its first box; severity its highest non-null, non-NaN score (1 with
+    none, at least 1e-6). ``score`` is NULL without scores."""
+    cdef Py_ssize_t i
+    cdef int64_t r
+    cdef float best
+    grp_best.assign(m, -1.0)
+    grp_has.assign(m, 0)  # a flag, not a sentinel score: negative scores are scores
+    grp_event.assign(m, -1)
+    for i in range(m):
+        r = find_root(parent, i)
+        if size[r] >= min_boxes and score != NULL and is_valid(score_valid, s + i) \
+                and score[s + i] == score[s + i] and (not grp_has[r] or score[s + i] > grp_best[r]):
+            grp_best[r] = score[s + i]
+            grp_has[r] = 1
+    for i in range(m):
+        r = find_root(parent, i)
+        if size[r] < min_boxes:
+            continue
+        if grp_event[r] < 0:
+            grp_event[r] = ev[0]
+            anchors.push_back(s + i)
+            best = grp_best[r]
+            ev_sev.push_back(1.0 if not grp_has[r] else (best if best > 1e-6 else 1e-6))
+            ev[0] += 1
+        v_pos.push_back(s + i)
+        v_ev.push_back(grp_event[r])

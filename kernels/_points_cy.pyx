@@ -25,7 +25,7 @@ from libcpp.algorithm cimport sort as cpp_sort, nth_element
 from libcpp.pair cimport pair
 from libcpp.vector cimport vector
 
-from _common cimport is_valid, to_numpy, valid_ptr
+from _common cimport emit_groups, is_valid, join, to_numpy, valid_ptr
 from _types cimport key_t
 
 cnp.import_array()
@@ -577,13 +577,6 @@ def size_prior(const float[::1] l, const float[::1] w, const float[::1] h, const
 # ----------------------------------------------------------------------------------------------
 # bird's-eye-view multibox: rotated-rectangle overlap
 # ----------------------------------------------------------------------------------------------
-cdef inline int64_t _find(int64_t* parent, int64_t i) noexcept nogil:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]  # path halving
-        i = parent[i]
-    return i
-
-
 cdef inline void _corners(double cx, double cy, double hl, double hw, double c, double s,
                           double* px, double* py) noexcept nogil:
     """Footprint corners, counter-clockwise: local (+l, +w), (-l, +w), (-l, -w), (+l, -w)."""
@@ -660,11 +653,11 @@ def bev_multibox(const float[::1] cx, const float[::1] cy, const float[::1] l, c
     non-NaN score (1 without one; at least 1e-6), anchor the group's first position.
     """
     cdef Py_ssize_t n = cx.shape[0], n_frames = offsets.shape[0] - 1, f, i, j
-    cdef int64_t s, e, m, r, a, b, ev = 0
+    cdef int64_t s, e, m, ev = 0
     cdef double ca, sa, inter, uni, dx, dy, reach
-    cdef float best
     cdef bint has_score = score.shape[0] > 0
     cdef const uint8_t* sv = valid_ptr(score_valid)
+    cdef const float* sp = &score[0] if has_score else NULL
     cdef vector[int64_t] parent, size
     cdef vector[double] area, radius, qx, qy
     cdef vector[uint8_t] ok, grp_has
@@ -715,34 +708,9 @@ def bev_multibox(const float[::1] cx, const float[::1] cy, const float[::1] l, c
                     inter = _overlap_area(&qx[4 * i], &qy[4 * i], &qx[4 * j], &qy[4 * j])
                     uni = area[i] + area[j] - inter
                     if inter > 0 and inter >= iou * uni:
-                        a = _find(&parent[0], i)
-                        b = _find(&parent[0], j)
-                        if a != b:
-                            if size[a] < size[b]:
-                                a, b = b, a
-                            parent[b] = a
-                            size[a] += size[b]
-            grp_best.assign(m, -1.0)
-            grp_has.assign(m, 0)
-            grp_event.assign(m, -1)
-            for i in range(m):
-                r = _find(&parent[0], i)
-                if size[r] >= min_boxes and has_score and is_valid(sv, s + i) \
-                        and score[s + i] == score[s + i] and (not grp_has[r] or score[s + i] > grp_best[r]):
-                    grp_best[r] = score[s + i]
-                    grp_has[r] = 1
-            for i in range(m):
-                r = _find(&parent[0], i)
-                if size[r] < min_boxes:
-                    continue
-                if grp_event[r] < 0:
-                    grp_event[r] = ev
-                    anchors.push_back(s + i)
-                    best = grp_best[r]
-                    ev_sev.push_back(1.0 if not grp_has[r] else (best if best > 1e-6 else 1e-6))
-                    ev += 1
-                v_pos.push_back(s + i)
-                v_ev.push_back(grp_event[r])
+                        join(&parent[0], &size[0], i, j)
+            emit_groups(s, m, &parent[0], &size[0], min_boxes, sp, sv, grp_best, grp_has, grp_event,
+                        anchors, ev_sev, v_pos, v_ev, &ev)
     events = to_numpy[int64_t](v_ev)
     return to_numpy[int64_t](v_pos), events, to_numpy[float](ev_sev)[events], to_numpy[int64_t](anchors)
 

@@ -9,23 +9,14 @@ import numpy as np
 from numba import njit
 
 from .._config import NUMBA_OPTIONS
+from .groups_jit import emit_groups, join
 
 _JIT = dict(NUMBA_OPTIONS)
 
 
 @njit(**_JIT)
-def _find(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-@njit(**_JIT)
 def _multibox(x1, y1, x2, y2, score, score_valid, offsets, t, min_boxes):
     n = x1.shape[0]
-    has_score = score.shape[0] > 0
-    has_sv = score_valid.shape[0] > 0
     pos = np.empty(n, np.int64)
     evs = np.empty(n, np.int64)
     ev_sev = np.empty(n, np.float32)
@@ -60,35 +51,9 @@ def _multibox(x1, y1, x2, y2, score, score_valid, offsets, t, min_boxes):
                 inter = np.float32(ix * iy)
                 uni = np.float32(area[i] + area[j] - inter)
                 if inter >= np.float32(t) * uni:
-                    a = _find(parent, i)
-                    b = _find(parent, j)
-                    if a != b:
-                        if size[a] < size[b]:
-                            a, b = b, a
-                        parent[b] = a
-                        size[a] += size[b]
-        best = np.full(m, np.float32(-1.0))
-        has = np.zeros(m, np.bool_)  # a flag, not a sentinel score: negative scores are scores
-        event = np.full(m, -1, np.int64)
-        for i in range(m):
-            r = _find(parent, i)
-            if size[r] >= min_boxes and has_score and (not has_sv or score_valid[s + i]) \
-                    and not np.isnan(score[s + i]) and (not has[r] or score[s + i] > best[r]):
-                best[r] = score[s + i]
-                has[r] = True
-        for i in range(m):
-            r = _find(parent, i)
-            if size[r] < min_boxes:
-                continue
-            if event[r] < 0:
-                event[r] = ev
-                anchors[ev] = s + i
-                b_ = best[r]
-                ev_sev[ev] = 1.0 if not has[r] else (b_ if b_ > 1e-6 else np.float32(1e-6))
-                ev += 1
-            pos[nv] = s + i
-            evs[nv] = event[r]
-            nv += 1
+                    join(parent, size, i, j)
+        nv, ev = emit_groups(s, m, parent, size, min_boxes, score, score_valid, pos, evs, ev_sev,
+                             anchors, nv, ev)
     events = evs[:nv].copy()
     return pos[:nv].copy(), events, ev_sev[:ev][events], anchors[:ev].copy()
 

@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from .._config import NUMBA_OPTIONS
+from .groups_jit import emit_groups, join
 
 _JIT = dict(NUMBA_OPTIONS)
 
@@ -353,14 +354,6 @@ def few_points(counts, valid, min_points):
 # bird's-eye-view multibox
 # ----------------------------------------------------------------------------------------------
 @njit(**_JIT)
-def _find(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-@njit(**_JIT)
 def _overlap_area(ax, ay, bx, by):
     px = np.empty(16)
     py = np.empty(16)
@@ -403,8 +396,6 @@ def _overlap_area(ax, ay, bx, by):
 @njit(**_JIT)
 def _bev_multibox(cx, cy, l, w, yaw, score, score_valid, offsets, iou, min_boxes):
     n = cx.shape[0]
-    has_score = score.shape[0] > 0
-    has_sv = score_valid.shape[0] > 0
     pos = np.empty(n, np.int64)
     evs = np.empty(n, np.int64)
     ev_sev = np.empty(n, np.float32)
@@ -454,35 +445,9 @@ def _bev_multibox(cx, cy, l, w, yaw, score, score_valid, offsets, iou, min_boxes
                 inter = _overlap_area(qx[i], qy[i], qx[j], qy[j])
                 uni = area[i] + area[j] - inter
                 if inter > 0 and inter >= iou * uni:
-                    a = _find(parent, i)
-                    bb = _find(parent, j)
-                    if a != bb:
-                        if size[a] < size[bb]:
-                            a, bb = bb, a
-                        parent[bb] = a
-                        size[a] += size[bb]
-        best = np.full(m, np.float32(-1.0))
-        has = np.zeros(m, np.bool_)
-        event = np.full(m, -1, np.int64)
-        for i in range(m):
-            r = _find(parent, i)
-            if size[r] >= min_boxes and has_score and (not has_sv or score_valid[s + i]) \
-                    and not np.isnan(score[s + i]) and (not has[r] or score[s + i] > best[r]):
-                best[r] = score[s + i]
-                has[r] = True
-        for i in range(m):
-            r = _find(parent, i)
-            if size[r] < min_boxes:
-                continue
-            if event[r] < 0:
-                event[r] = ev
-                anchors[ev] = s + i
-                b_ = best[r]
-                ev_sev[ev] = 1.0 if not has[r] else (b_ if b_ > 1e-6 else np.float32(1e-6))
-                ev += 1
-            pos[nv] = s + i
-            evs[nv] = event[r]
-            nv += 1
+                    join(parent, size, i, j)
+        nv, ev = emit_groups(s, m, parent, size, min_boxes, score, score_valid, pos, evs, ev_sev,
+                             anchors, nv, ev)
     events = evs[:nv].copy()
     return pos[:nv].copy(), events, ev_sev[:ev][events], anchors[:ev].copy()
 
