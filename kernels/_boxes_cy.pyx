@@ -12,7 +12,7 @@ the caller maps them back to input rows.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.math cimport isfinite
 
 from libcpp.algorithm cimport sort as cpp_sort

@@ -16,7 +16,7 @@ that every backend decides every point, corner and overlap bit for bit the same 
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
-from libc.math cimport cos, sin, fabs, floor, ceil, sqrt, isfinite, NAN
+from libc.math cimport cos, sin, fabs, ceil, sqrt, isfinite, NAN
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset

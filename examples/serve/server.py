@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 import tripwire as tw
 
 DATA = os.path.join(os.path.dirname(tw.__file__), "data")
+BOX_COLUMNS = ["cls", "score", "x1", "y1", "x2", "y2"]  # what the "model" answers
 
 
 class Replay:
@@ -39,11 +40,11 @@ class Replay:
 
     def __init__(self) -> None:
         t = pq.read_table(os.path.join(DATA, "vtest_hog", "detections.parquet"))
-        t = t.select(["cls", "score", "x1", "y1", "x2", "y2"]).append_column("frame", t.column("frame"))
-        frames = t.column("frame").to_numpy()
+        frames = t.column("frame").to_numpy()  # sorted: the detector ran frame by frame
         self.n_frames = int(frames.max()) + 1
         starts = np.searchsorted(frames, np.arange(self.n_frames + 1))
-        self.frames = [t.slice(a, b - a).drop_columns(["frame"]) for a, b in zip(starts[:-1], starts[1:])]
+        boxes = t.select(BOX_COLUMNS)
+        self.frames = [boxes.slice(a, b - a) for a, b in zip(starts[:-1], starts[1:])]
         self.next: dict[str, int] = {}
         self.locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -91,7 +92,7 @@ def make_server(port: int = 0, *, monitor: bool = True, registry=None) -> Thread
                         report = mon.observe(boxes)  # never raises on bad input
                         flagged = len(report)
                 body = json.dumps({"stream": stream, "frame": boxes.column("frame")[0].as_py() if boxes.num_rows else None,
-                                   "boxes": boxes.select(["cls", "score", "x1", "y1", "x2", "y2"]).to_pylist(),
+                                   "boxes": boxes.select(BOX_COLUMNS).to_pylist(),
                                    "flagged": flagged}).encode()
                 self._send(200, body, "application/json")
             elif url.path == "/metrics":

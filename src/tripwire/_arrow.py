@@ -141,6 +141,16 @@ NO_NULLS = np.empty(0, np.uint8)
 NO_NULLS.flags.writeable = False
 
 
+def and_valid(*masks: np.ndarray | None) -> np.ndarray | None:
+    """Rows valid in every mask (``None``: no nulls). Never returns one of its inputs, so the
+    caller may change the result in place."""
+    out = None
+    for m in masks:
+        if m is not None:
+            out = m.copy() if out is None else out & m
+    return out
+
+
 def kernel_validity(valid: np.ndarray | None) -> np.ndarray:
     """Validity as kernels take it: the ``uint8`` array, or an empty one for "no nulls"."""
     return NO_NULLS if valid is None else valid
@@ -234,6 +244,16 @@ class Keys:
     offset: int
     n: int
     valid: np.ndarray | None
+
+    def dense(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Codes as int64 in ``[0, n)`` for every row (a null row's arbitrary code becomes 0,
+        so it can index per-key arrays; the returned bool validity masks it)."""
+        codes = self.codes.astype(np.int64) - self.offset
+        if self.valid is None:
+            return codes, None
+        valid = self.valid.astype(bool)
+        codes[~valid] = 0
+        return codes, valid
 
 
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from . import _arrow
 
-__all__ = ["FrameGroups", "group_frames"]
+__all__ = ["FrameGroups", "group_frames", "group_rows"]
 
 
 @dataclass(frozen=True)

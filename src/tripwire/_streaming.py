@@ -98,20 +98,31 @@ def _globalize(r: Result, table: pa.Table, n_checked: int) -> Result:
     return Result(rows_map[r.rows].astype(np.int64), r.events, r.severity, n_checked, r.context, [])
 
 
-def _empty(n_checked: int) -> Result:
-    return Result.empty(n_checked)
-
-
 def _stream_codes(table: pa.Table, stream: str | None) -> tuple[np.ndarray, int, np.ndarray | None]:
-    """Dense stream code per row (all 0 without a stream column) and the row validity."""
+    """Dense stream code per row (all 0 without a stream column), the number of codes, and
+    the row validity."""
     if stream is None or table.schema.get_field_index(stream) < 0:
         return np.zeros(table.num_rows, np.int64), 1, None
-    keys = _arrow.encode_keys(table, stream, role="stream")
-    codes = keys.codes.astype(np.int64) - keys.offset
-    valid = None if keys.valid is None else keys.valid.astype(bool)
-    if valid is not None:
-        codes[~valid] = 0
+    return _code_count_valid(_arrow.encode_keys(table, stream, role="stream"))
+
+
+def _code_count_valid(keys: _arrow.Keys) -> tuple[np.ndarray, int, np.ndarray | None]:
+    codes, valid = keys.dense()
     return codes, max(keys.n, 1), valid
+
+
+def _first_rows(codes: np.ndarray, n: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The codes present among ``rows`` (ascending) and the first of ``rows`` holding each."""
+    first = np.full(n, -1, np.int64)
+    first[codes[rows][::-1]] = rows[::-1]
+    present = np.flatnonzero(first >= 0)
+    return present, first[present]
+
+
+def _in_streams(table: pa.Table, stream: str, streams: Any) -> pa.ChunkedArray:
+    """Whether each row's stream is one of ``streams`` (a null stream: no)."""
+    hit = pc.is_in(_plain(table.column(stream)), value_set=pa.array(list(streams)))
+    return pc.fill_null(hit, False)
 
 
 def _frames(table: pa.Table, frame: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -141,15 +152,9 @@ def _split(table: pa.Table, keep: np.ndarray) -> tuple[pa.Table, list[pa.Table]]
     order: the newest frame comes last)."""
     n = len(keep)
     k = int(np.argmax(keep)) if n and keep[-1] else n
-    if k == n and not keep.any() or keep[k:].all() and not keep[:k].any():
+    if keep[k:].all() and not keep[:k].any():
         return table.slice(0, k), [table.slice(k)]
     return table.filter(pa.array(~keep)), [table.filter(pa.array(keep))]
-
-
-def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-    if a is None:
-        return b
-    return a if b is None else a & b
 
 
 class _StreamClock:
@@ -164,32 +169,32 @@ class _StreamClock:
         self.newest: dict[Any, int] = {}
         self.oldest: dict[Any, int] = {}
 
-    def extents(self, table: pa.Table) -> dict[Any, tuple[int, int]]:
-        """Oldest and newest frame of each stream in ``table`` (rows without both: none)."""
-        if table.num_rows == 0:
+    def extents(self, table: pa.Table, frames: np.ndarray, codes: np.ndarray, n: int,
+                ok: np.ndarray | None, start: int = 0) -> dict[Any, tuple[int, int]]:
+        """Oldest and newest frame of each stream among rows ``start..`` of ``table`` (rows
+        without both: none); ``frames``, ``codes`` (dense, ``n`` of them) and ``ok`` are the
+        table's, as the adapter read them."""
+        rows = np.arange(start, table.num_rows)
+        if ok is not None:
+            rows = rows[ok[start:]]
+        if len(rows) == 0:
             return {}
-        frames, fvalid = _frames(table, self.frame)
-        codes, n, svalid = _stream_codes(table, self.stream)
-        ok = _and(fvalid, svalid)
-        if ok is not None and not ok.any():
-            return {}
-        lo = _group_reduce(np.minimum, codes, n, frames, ok)
-        hi = _group_reduce(np.maximum, codes, n, frames, ok)
+        lo = _group_reduce(np.minimum, codes[rows], n, frames[rows], None)
+        hi = _group_reduce(np.maximum, codes[rows], n, frames[rows], None)
         if self.stream is None or table.schema.get_field_index(self.stream) < 0:
             return {None: (int(lo[0]), int(hi[0]))}
-        idx = np.arange(table.num_rows) if ok is None else np.flatnonzero(ok)
-        first = np.full(n, -1, np.int64)
-        first[codes[idx][::-1]] = idx[::-1]  # a row of each stream, to read its value
-        present = np.flatnonzero(first >= 0)
-        values = _plain(table.column(self.stream)).take(pa.array(first[present])).to_pylist()
+        present, first = _first_rows(codes, n, rows)  # a row of each stream, to read its value
+        values = _plain(table.column(self.stream)).take(pa.array(first)).to_pylist()
         return {v: (int(lo[c]), int(hi[c])) for v, c in zip(values, present)}
 
-    def advance(self, table: pa.Table) -> tuple[dict, dict]:
-        """The clock after ``table`` (not applied: the monitor commits once every adapter
-        accepted the batch). Raises :class:`OutOfOrder` on a late frame."""
-        newest, oldest = dict(self.newest), dict(self.oldest)
-        for s, (lo, hi) in self.extents(table).items():
-            prev = newest.get(s)
+    def advance(self, table: pa.Table, frames: np.ndarray, codes: np.ndarray, n: int,
+                ok: np.ndarray | None, start: int = 0) -> tuple[dict, dict]:
+        """The changes rows ``start..`` of ``table`` make to the clock (not applied: the monitor
+        commits once every adapter accepted the batch). Raises :class:`OutOfOrder` on a late
+        frame."""
+        newest, oldest = {}, {}
+        for s, (lo, hi) in self.extents(table, frames, codes, n, ok, start).items():
+            prev = self.newest.get(s)
             if prev is not None and lo < prev:
                 where = "" if s is None else f" of stream {s!r}"
                 raise OutOfOrder(f"frame {lo}{where} arrived after frame {prev}",
@@ -198,11 +203,16 @@ class _StreamClock:
                                  fix="send each stream's frames in order, or check unordered data "
                                      "with Suite.check / tripwire scan")
             newest[s] = hi if prev is None else max(prev, hi)
-            oldest.setdefault(s, lo)
+            if s not in self.oldest:
+                oldest[s] = lo
         return newest, oldest
 
-    def forget(self, streams: set) -> None:
-        for s in streams:
+    def forget(self, streams: Any = None) -> None:
+        """Forget ``streams`` (every stream when ``None``)."""
+        if streams is None:
+            self.newest.clear()
+            self.oldest.clear()
+        for s in streams or ():
             self.newest.pop(s, None)
             self.oldest.pop(s, None)
 
@@ -210,7 +220,6 @@ class _StreamClock:
 class Adapter:
     """Base: hold nothing, check each batch on its own."""
 
-    kind = "stateless"
 
     def __init__(self, a: Assertion, needed: list[str], stream: str | None = None):
         self.a = a
@@ -257,7 +266,7 @@ class Adapter:
 
     def flush(self, backend: str, streams: set | None = None) -> Result:
         """Check what is held back (of ``streams`` only, when given) and forget it."""
-        return _empty(0)
+        return Result.empty(0)
 
     def commit(self) -> None:
         """The batch was accepted by every adapter: apply pending clock changes."""
@@ -272,20 +281,33 @@ class _Ordered(Adapter):
         self.clock = _StreamClock(stream, frame)
         self._pending: tuple[dict, dict] | None = None
 
-    def snapshot(self) -> Any:
-        return (copy.copy(self.__dict__), dict(self.clock.newest), dict(self.clock.oldest))
+    def _read(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
+        """Frame numbers, dense stream codes, their count, and the rows that have both."""
+        frames, fvalid = _frames(table, self.frame)
+        codes, n, svalid = _stream_codes(table, self.stream)
+        return frames, codes, n, _arrow.and_valid(fvalid, svalid)
 
-    def restore(self, state: Any) -> None:
-        d, newest, oldest = state
-        self.__dict__.update(d)
-        self.clock.newest, self.clock.oldest = newest, oldest
+    def _with_held(self, t: pa.Table) -> pa.Table:
+        """The held-back rows, then ``t``. The batch's frame column is checked first: a wrong
+        type there is the batch's column error, not a change of schema."""
+        _frames(t, self.frame)
+        return _concat(self.kept + [t])
 
-    def _advance(self, t: pa.Table) -> None:
-        self._pending = self.clock.advance(t)
+    def _advance(self, table: pa.Table, frames: np.ndarray, codes: np.ndarray, n: int,
+                 ok: np.ndarray | None, start: int = 0) -> None:
+        """Check the frames of rows ``start..`` against the clock; the update waits for commit."""
+        self._pending = self.clock.advance(table, frames, codes, n, ok, start)
+
+    def _clock_now(self) -> tuple[dict, dict]:
+        """(newest, oldest) per stream, with the batch being observed (not yet committed)."""
+        if self._pending is None:
+            return self.clock.newest, self.clock.oldest
+        return {**self.clock.newest, **self._pending[0]}, {**self.clock.oldest, **self._pending[1]}
 
     def commit(self) -> None:
         if self._pending is not None:
-            self.clock.newest, self.clock.oldest = self._pending
+            self.clock.newest.update(self._pending[0])
+            self.clock.oldest.update(self._pending[1])
             self._pending = None
 
     def _split_streams(self, streams: set | None) -> tuple[pa.Table | None, list[pa.Table]]:
@@ -297,15 +319,15 @@ class _Ordered(Adapter):
             return whole, []
         if self.stream is None or whole.schema.get_field_index(self.stream) < 0:
             return None, self.kept  # rows without a stream end only at a full flush
-        hit = pc.fill_null(pc.is_in(_plain(whole.column(self.stream)), value_set=pa.array(list(streams))), False)
+        hit = _in_streams(whole, self.stream, streams)
         return whole.filter(hit), [whole.filter(pc.invert(hit))]
 
     def flush(self, backend: str, streams: set | None = None) -> Result:
         out, self.kept = self._split_streams(streams)
-        result = _empty(0)
+        result = Result.empty(0)
         if out is not None and out.num_rows:
             result = _globalize(self._evaluate_held(out, backend), out, 0)
-        self.clock.forget(set(self.clock.newest) if streams is None else streams)
+        self.clock.forget(streams)
         return result
 
     def _evaluate_held(self, table: pa.Table, backend: str) -> Result:
@@ -316,22 +338,19 @@ class ByFrame(_Ordered):
     """Per-frame checks (``boxes.multibox``): a frame is complete once a later frame of its
     stream arrives, so the newest frame of each stream is held back."""
 
-    kind = "frame"
 
     def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
         t = self._tagged(table, offset)
-        self._advance(t)
-        whole = _concat(self.kept + [t])
-        codes, n_streams, svalid = _stream_codes(whole, self.stream)
-        frames, fvalid = _frames(whole, self.frame)
-        ok = _and(svalid, fvalid)
+        whole = self._with_held(t)
+        frames, codes, n_streams, ok = self._read(whole)
+        self._advance(whole, frames, codes, n_streams, ok, whole.num_rows - t.num_rows)
         newest = _group_reduce(np.maximum, codes, n_streams, frames, ok)
         open_ = frames == (newest[0] if n_streams == 1 else newest[codes])
         if ok is not None:
             open_ &= ok  # rows without a frame or stream belong to no frame: nothing to wait for
         done, self.kept = _split(whole, open_)
         if done.num_rows == 0:
-            return _empty(table.num_rows)
+            return Result.empty(table.num_rows)
         return _globalize(self.a.evaluate(done, backend), done, table.num_rows)
 
 
@@ -340,26 +359,21 @@ class LastPerTrack(_Ordered):
     track's last box is held back while a gap from it can still close (``max_gap + 1``
     frames)."""
 
-    kind = "last_per_track"
-
-    def __init__(self, a: Assertion, needed: list[str], stream: str | None, frame: str, track: str,
-                 max_gap: int):
-        super().__init__(a, needed, stream, frame)
-        self.track, self.max_gap = track, max_gap
 
     def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
-        from .boxes import _track_keys
+        from .boxes import _stream_track_keys
 
         t = self._tagged(table, offset)
-        self._advance(t)
-        whole = _concat(self.kept + [t])
-        result = _globalize(self.a.evaluate(whole, backend), whole, table.num_rows)
-        keys = _track_keys(whole, self.a.cols)
-        codes = keys.codes.astype(np.int64) - keys.offset
+        whole = self._with_held(t)
+        keys, streams = _stream_track_keys(whole, self.a.cols)
+        codes, kvalid = keys.dense()
         frames, fvalid = _frames(whole, self.frame)
-        s_codes, n_streams, svalid = _stream_codes(whole, self.stream)
-        ok = _and(_and(None if keys.valid is None else keys.valid.astype(bool), fvalid), svalid)
-        idx = np.arange(whole.num_rows) if ok is None else np.flatnonzero(ok)
+        s_codes, n_streams, svalid = (np.zeros(whole.num_rows, np.int64), 1, None) if streams is None \
+            else _code_count_valid(streams)
+        okf = _arrow.and_valid(fvalid, svalid)
+        self._advance(whole, frames, s_codes, n_streams, okf, whole.num_rows - t.num_rows)
+        result = _globalize(self.a.evaluate(whole, backend), whole, table.num_rows)
+        ok = _arrow.and_valid(kvalid, okf)
         newest = _group_reduce(np.maximum, s_codes, n_streams, frames, ok)
         n_keys = max(keys.n, 1)
         # the last box of each track: the greatest (frame, row). With each track's frames in
@@ -368,16 +382,17 @@ class LastPerTrack(_Ordered):
         last = last_row[last_row >= 0]
         top = _group_reduce(np.maximum, codes, n_keys, frames, ok)
         if not (frames[last] == top[codes[last]]).all():
+            idx = np.arange(whole.num_rows) if ok is None else np.flatnonzero(ok)
             order = idx[np.lexsort((idx, frames[idx], codes[idx]))]
             last = order[np.r_[codes[order][1:] != codes[order][:-1], True]] if len(order) else order
-        last = last[frames[last] >= newest[s_codes[last]] - self.max_gap - 1]
+        last = last[frames[last] >= newest[s_codes[last]] - self.a.max_gap - 1]
         self.kept = [whole.take(pa.array(np.sort(last)))]
         return result
 
     def flush(self, backend: str, streams: set | None = None) -> Result:
         _, self.kept = self._split_streams(streams)  # a gap needs the box after it: none to find
-        self.clock.forget(set(self.clock.newest) if streams is None else streams)
-        return _empty(0)
+        self.clock.forget(streams)
+        return Result.empty(0)
 
 
 class ByIdentity(_Ordered):
@@ -386,40 +401,32 @@ class ByIdentity(_Ordered):
     until ``flush``). ``appear`` also needs its stream's first and last frame: rows are only
     judged once their stream has moved past them, against sentinel rows at those frames."""
 
-    kind = "identity"
 
     def __init__(self, a: Assertion, needed: list[str], stream: str | None, keys_of, horizon: int | None,
                  frame: str | None = None, track: str | None = None):
         super().__init__(a, needed, stream, frame or "")
         self.keys_of, self.horizon, self.track = keys_of, horizon, track
         self.ordered = frame is not None  # appear: frames must come in order, bounds matter
-        self.seen = 0  # rows observed
-        self.next_check = horizon if horizon is not None else None
+        self.next_check = horizon
 
     def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
         t = self._tagged(table, offset)
         if self.ordered:
-            self._advance(t)
+            self._advance(t, *self._read(t))
         self._hold(t)
-        self.seen = offset + table.num_rows
         if self.next_check is None or self.retained_rows() < self.next_check:
-            return _empty(table.num_rows)
+            return Result.empty(table.num_rows)
         whole = _concat(self.kept)
         keys = self.keys_of(whole)
-        codes = keys.codes.astype(np.int64) - keys.offset
-        valid = None if keys.valid is None else keys.valid.astype(bool)
-        if valid is not None:
-            codes[~valid] = 0  # a null identity's code is arbitrary: keep it in range
+        codes, valid = keys.dense()
         rows = _arrow.primitive_view(whole.column(ROW))[0]
         last = _group_reduce(np.maximum, codes, max(keys.n, 1), rows, valid)
-        quiet = last < self.seen - self.horizon
+        quiet = last < offset + table.num_rows - self.horizon  # quiet for horizon rows observed
         closed = quiet[codes]
         if self.ordered:  # appear: only once the stream has moved past the identity's last frame
-            frames, fvalid = _frames(whole, self.frame)
-            s_codes, n_streams, svalid = _stream_codes(whole, self.stream)
-            okf = _and(fvalid, svalid)
+            frames, s_codes, n_streams, okf = self._read(whole)
             newest = _group_reduce(np.maximum, s_codes, n_streams, frames, okf)
-            last_frame = _group_reduce(np.maximum, codes, max(keys.n, 1), frames, _and(valid, okf))
+            last_frame = _group_reduce(np.maximum, codes, max(keys.n, 1), frames, _arrow.and_valid(valid, okf))
             closed &= last_frame[codes] < (newest[0] if n_streams == 1 else newest[s_codes])
         if valid is not None:
             closed |= ~valid  # rows without an identity are never checked
@@ -427,7 +434,7 @@ class ByIdentity(_Ordered):
         # check again once as many rows again have come (amortized O(1) per row)
         self.next_check = max(self.retained_rows() * 2, self.horizon)
         if done.num_rows == 0:
-            return _empty(table.num_rows)
+            return Result.empty(table.num_rows)
         return _globalize(self._evaluate_held(done, backend), done, table.num_rows)
 
     def _evaluate_held(self, table: pa.Table, backend: str) -> Result:
@@ -441,18 +448,19 @@ class ByIdentity(_Ordered):
         rows alone no longer show."""
         if table.num_rows == 0:
             return table
-        has_stream = self.stream is not None and table.schema.get_field_index(self.stream) >= 0
-        plain = _plain(table.column(self.stream)) if has_stream else None
+        if self.stream is not None and table.schema.get_field_index(self.stream) >= 0:
+            codes, n, valid = _stream_codes(table, self.stream)
+            present, first = _first_rows(codes, n, np.arange(table.num_rows) if valid is None
+                                         else np.flatnonzero(valid))
+            row_of = dict(zip(_plain(table.column(self.stream)).take(pa.array(first)).to_pylist(), first.tolist()))
+        else:
+            row_of = {None: 0}
         extra, frames = [], []
-        # during observe the clock's update is still pending (committed once all adapters pass)
-        newest, oldest = self._pending or (self.clock.newest, self.clock.oldest)
+        newest, oldest = self._clock_now()
         for s, hi in newest.items():
-            if has_stream:
-                where = pc.index(plain, pa.scalar(s, plain.type)).as_py()
-                if where < 0:
-                    continue
-            else:
-                where = 0
+            where = row_of.get(s)
+            if where is None:
+                continue
             extra += [where, where]
             frames += [oldest[s], hi]
         if not extra:
@@ -487,7 +495,6 @@ class ByObject(_Ordered):
     the ``object`` context differs from ``Suite.check``'s numbering; rows, events and
     severities do not."""
 
-    kind = "object"
 
     def __init__(self, a: Assertion, needed: list[str], stream: str | None, frame: str):
         super().__init__(a, needed, stream, frame)
@@ -504,13 +511,11 @@ class ByObject(_Ordered):
         return self._n_kept + len(self.seed_obj) + len(self.young_obj)
 
     def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
-        t = self._tagged(table, offset)
-        self._advance(t)
-        return self._link(t, table.num_rows, backend, None)
+        return self._link(self._tagged(table, offset), table.num_rows, backend, None)
 
     def flush(self, backend: str, streams: set | None = None) -> Result:
         result = self._link(None, 0, backend, _ALL if streams is None else streams)
-        self.clock.forget(set(self.clock.newest) if streams is None else streams)
+        self.clock.forget(streams)
         return result
 
     def _link(self, t: pa.Table | None, n_checked: int, backend: str, final: Any) -> Result:
@@ -520,10 +525,12 @@ class ByObject(_Ordered):
         from . import boxes
 
         a, c = self.a, self.a.cols
+        if t is not None:
+            _frames(t, self.frame)  # the batch's own column error first, as in _with_held
         prior = [p for p in (self.seeds, self.young) if p is not None]
         parts = prior + self.kept + ([t] if t is not None else [])
         if not any(p.num_rows for p in parts):
-            return _empty(n_checked)
+            return Result.empty(n_checked)
         # one table, so that the carried rows share the stream and class codes of the new ones:
         # [seeds | young | held-back frames and the batch ("fresh")]
         whole = _concat(parts)
@@ -532,9 +539,12 @@ class ByObject(_Ordered):
         fr = boxes._frame_numbers(whole, c, a.kind)  # refuses timestamps, as the batch check does
         frames = fr.values
         codes, n_streams, svalid = _stream_codes(whole, self.stream)
+        okf = _arrow.and_valid(None if fr.valid is None else fr.valid.astype(bool), svalid)
+        if t is not None:
+            self._advance(whole, frames, codes, n_streams, okf, n - t.num_rows)
         fresh = np.zeros(n, bool)
         fresh[n_prior:] = True
-        ok = _and(_and(None if fr.valid is None else fr.valid.astype(bool), svalid), fresh)
+        ok = _arrow.and_valid(okf, fresh)
         newest = _group_reduce(np.maximum, codes, n_streams, frames, ok)
         ending = self._ending(whole, final)
         open_ = ok & (frames == newest[codes])
@@ -601,8 +611,7 @@ class ByObject(_Ordered):
             return np.ones(whole.num_rows, bool)
         if self.stream is None or whole.schema.get_field_index(self.stream) < 0:
             return None  # rows without a stream end only at a full flush
-        hit = pc.is_in(_plain(whole.column(self.stream)), value_set=pa.array(list(final)))
-        return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), bool)
+        return np.asarray(_in_streams(whole, self.stream, final).to_numpy(zero_copy_only=False), bool)
 
     def _judge(self, whole: pa.Table, frames: np.ndarray, codes: np.ndarray, n_streams: int,
                obj_of: np.ndarray, n_seed: int, n_prior: int, first_new: int, live_obj: np.ndarray,
@@ -620,7 +629,7 @@ class ByObject(_Ordered):
         rows = np.concatenate((np.arange(n_seed, n_prior, dtype=np.int64),
                                np.flatnonzero(obj_of[n_prior:] >= 0) + n_prior))
         if len(rows) == 0:
-            return _empty(whole.num_rows), _NO_ROWS
+            return Result.empty(whole.num_rows), _NO_ROWS
         base = int(obj_of[rows].min())
         n_ids = self.next_obj - base
         dense = obj_of[rows] - base
@@ -629,10 +638,8 @@ class ByObject(_Ordered):
         young[max(first_new - base, 0):] = True
         keep = young[dense]
         rows, dense = rows[keep], dense[keep]
-        lo = np.full(n_ids, np.iinfo(np.int64).max, np.int64)
-        hi = np.full(n_ids, np.iinfo(np.int64).min, np.int64)
-        np.minimum.at(lo, dense, frames[rows])
-        np.maximum.at(hi, dense, frames[rows])
+        lo = _group_reduce(np.minimum, dense, n_ids, frames[rows], None)
+        hi = _group_reduce(np.maximum, dense, n_ids, frames[rows], None)
         short = hi[dense] - lo[dense] + 1 < self.min_frames  # the others can never be flagged: dropped
         alive = np.zeros(n_ids, bool)
         alive[live_obj[live_obj >= base] - base] = True
@@ -640,7 +647,7 @@ class ByObject(_Ordered):
         stay = rows[short & alive]
         judged = short & ~alive
         if not judged.any():
-            return _empty(whole.num_rows), stay
+            return Result.empty(whole.num_rows), stay
         j_rows = rows[judged]
         j_rows = j_rows[np.argsort(frames[j_rows], kind="stable")]  # frame order, as the batch check sums scores
         ids, j_obj = np.unique(obj_of[j_rows], return_inverse=True)  # few: the judged objects
@@ -668,7 +675,7 @@ class ByObject(_Ordered):
     def _bounds(self, whole: pa.Table, codes: np.ndarray, rows: np.ndarray,
                 stream_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The first and newest frame of each stream code (from the stream clock)."""
-        newest, oldest = self._pending or (self.clock.newest, self.clock.oldest)
+        newest, oldest = self._clock_now()
         if self.stream is None or whole.schema.get_field_index(self.stream) < 0:
             values = [None] * len(stream_codes)
         else:
@@ -682,14 +689,13 @@ class Whole(_Ordered):
     """Everything held back and checked at ``flush``: exact for any assertion, but memory
     grows with the stream. Used for assertions that declare no streaming form."""
 
-    kind = "whole"
 
     def __init__(self, a: Assertion, needed: list[str], stream: str | None):
         super().__init__(a, needed, stream, "")
 
     def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
         self._hold(self._tagged(table, offset))
-        return _empty(table.num_rows)
+        return Result.empty(table.num_rows)
 
 
 def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None) -> Adapter:
@@ -718,12 +724,11 @@ def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None) -> Adapter
             return ByFrame(a, needed, stream, c.frame)
         if isinstance(a, boxes.class_consistency):
             return ByIdentity(a, needed, stream, lambda t: boxes._track_keys(t, c), horizon)
-        identity = boxes._resolve_identity(a.identity, pa.table({n: pa.array([], schema.field(n).type)
-                                                                 for n in names}), c)
+        identity = boxes._resolve_identity(a.identity, schema.empty_table(), c)
         if identity == "iou":
             return ByObject(a, needed, stream, c.frame)
         if isinstance(a, boxes.flicker):
-            return LastPerTrack(a, needed, stream, c.frame, c.track, a.max_gap)
+            return LastPerTrack(a, needed, stream, c.frame)
         return ByIdentity(a, needed, stream, lambda t: boxes._track_keys(t, c), horizon,
                           frame=c.frame, track=c.track)
     if isinstance(a, (rows.consistent, rows.contiguous)):

@@ -28,8 +28,20 @@ __all__ = ["Boxes", "multibox", "flicker", "appear", "valid", "class_consistency
 _EMPTY_F32 = np.empty(0, np.float32)
 
 
+class _Names:
+    """Base of the column-name mappings (``Boxes``, ``tw.Boxes3D``, ``tw.Points``, ...):
+    every field must be a column name."""
+
+    def __post_init__(self):
+        for f in fields(self):
+            if not isinstance(getattr(self, f.name), str):
+                raise InputError(f"{type(self).__name__}({f.name}=...) must be a column name",
+                                 expected="a string", found=repr(getattr(self, f.name)),
+                                 fix=f"pass {type(self).__name__}({f.name}='<column>')")
+
+
 @dataclass(frozen=True)
-class Boxes:
+class Boxes(_Names):
     """Column names of a ``boxes`` table. ``stream`` and ``track`` are used when present."""
 
     stream: str = "stream"
@@ -41,13 +53,6 @@ class Boxes:
     y1: str = "y1"
     x2: str = "x2"
     y2: str = "y2"
-
-    def __post_init__(self):
-        for f in fields(self):
-            if not isinstance(getattr(self, f.name), str):
-                raise InputError(f"Boxes({f.name}=...) must be a column name",
-                                 expected="a string", found=repr(getattr(self, f.name)),
-                                 fix=f"pass Boxes({f.name}='<column>')")
 
 
 def _columns(columns: Any) -> Boxes:
@@ -312,14 +317,6 @@ def _frame_numbers(table: pa.Table, cols: Boxes, kind: str) -> _arrow.NumericCol
     return _arrow.NumericColumn(col.values.astype(np.int64, copy=False), col.valid)
 
 
-def _and_valid(*masks: np.ndarray | None) -> np.ndarray | None:
-    out = None
-    for m in masks:
-        if m is not None:
-            out = m.copy() if out is None else out & m
-    return out
-
-
 @dataclass
 class _Linked:
     """Objects found by IoU association, in frame order (positions)."""
@@ -431,10 +428,8 @@ def _stitch_fragments(table: pa.Table, cols: Boxes, start: np.ndarray, end: np.n
     keys = _track_keys(table, cols)
     if keys.n == 0:  # no row has a track id
         return [], start.copy()
-    codes = keys.codes.astype(np.int64) - keys.offset
-    ok = np.ones(table.num_rows, bool) if keys.valid is None else keys.valid.astype(bool)
-    if keys.valid is not None:  # a null row's code is arbitrary: keep it in range (ok masks it)
-        codes[~ok] = 0
+    codes, valid = keys.dense()
+    ok = np.ones(table.num_rows, bool) if valid is None else valid
     src_of = np.full(keys.n, -1, np.int64)  # track code -> row holding the id it takes
     from_frame = np.zeros(keys.n, np.int64)
     frag = np.flatnonzero(ok[start] & ok[end] & (codes[start] != codes[end]))
@@ -540,7 +535,7 @@ class flicker(_ObjectAssertion):
         if identity == "track":
             frames = _frame_numbers(table, c, self.kind)
             keys = _track_keys(table, c)
-            valid = _arrow.kernel_validity(_and_valid(keys.valid, frames.valid))
+            valid = _arrow.kernel_validity(_arrow.and_valid(keys.valid, frames.valid))
             start, end, in_order = k.gaps(keys.codes, keys.offset, keys.n, valid, frames.values, self.max_gap)
             if not in_order:  # some track's frames go back in time: one stable sort by (track, frame)
                 order = np.lexsort((frames.values, keys.codes))
@@ -549,13 +544,11 @@ class flicker(_ObjectAssertion):
                                  np.ascontiguousarray(frames.values[order]), self.max_gap)
                 start, end = order[s], order[e]
             frame_values = frames.values
+            who = ("key", functools.partial(_track_context, table, c))
         else:
             linked = _link_by_iou(table, c, self.iou, self.max_gap, self.kind, backend)
             start, end = linked.groups.rows(linked.gap_start), linked.groups.rows(linked.gap_end)
             frame_values = linked.frames.values
-        if identity == "track":
-            who = ("key", functools.partial(_track_context, table, c))
-        else:
             who = ("object", functools.partial(_object_context, linked))
         return _gap_result(table, c, start, end, who,
                            lambda pairs: _flicker_corrections(table, c, pairs, frame_values, identity))
@@ -633,7 +626,7 @@ class appear(_ObjectAssertion):
                 s_codes, s_offset, s_n, s_valid = np.empty(0, np.int64), 0, 1, None
             pos, ev, sev, anchor = k.lifetimes(
                 keys.codes, keys.offset, keys.n, _arrow.kernel_validity(keys.valid),
-                frames.values, _arrow.kernel_validity(_and_valid(frames.valid, s_valid)),
+                frames.values, _arrow.kernel_validity(_arrow.and_valid(frames.valid, s_valid)),
                 s_codes, s_offset, s_n, score, svalid, self.min_frames)
             row, ev, sev = canonical_events(pos, ev, sev, anchor)
             ctx["key"] = functools.partial(_track_context, table, c, row)

@@ -103,7 +103,7 @@ class _Collector:
 
     def describe(self):
         # names only: lets the registry detect clashes without collecting
-        return self._families()
+        return self._families().values()
 
     def _families(self):
         core, ns = self.core, self.ns
@@ -126,11 +126,10 @@ class _Collector:
             "window_rows": core.GaugeMetricFamily(f"{ns}_violation_rate_window_rows",
                                                   "Rows in the rolling window of violation_rate.",
                                                   labels=["monitor"]),
-        }.values()
+        }
 
     def collect(self):
-        fams = dict(zip(("violations", "events", "rows", "batches", "rejected", "latency", "rate",
-                         "window_rows"), self._families()))
+        fams = self._families()
         with _lock:
             monitors = sorted(self.monitors.items())
         for name, c in monitors:

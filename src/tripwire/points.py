@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 
 from . import _arrow, _dispatch, _registry
 from ._assertion import Assertion, Correction, MultiTableAssertion, Result
-from .boxes import Boxes, _check_count, _check_unit
+from .boxes import Boxes, _Names, _check_count, _check_unit
 from .boxes import _columns as _box_columns
 from .errors import ColumnError, InputError
 
@@ -54,15 +54,6 @@ COUNT_CHUNK = 1 << 16
 # ----------------------------------------------------------------------------------------------
 # column mappings
 # ----------------------------------------------------------------------------------------------
-class _Names:
-    def __post_init__(self):
-        for f in fields(self):
-            if not isinstance(getattr(self, f.name), str):
-                raise InputError(f"{type(self).__name__}({f.name}=...) must be a column name",
-                                 expected="a string", found=repr(getattr(self, f.name)),
-                                 fix=f"pass {type(self).__name__}({f.name}='<column>')")
-
-
 @dataclass(frozen=True)
 class Boxes3D(_Names):
     """Column names of a ``boxes3d`` table (``stream``, ``track`` and ``score`` are optional)."""
@@ -237,12 +228,10 @@ def _and(*masks) -> np.ndarray | None:
     return out
 
 
-def _stream_frame_keys(parts: list[tuple[pa.Table, str | None, str]], extra: list | None = None
-                       ) -> tuple[list[np.ndarray], list]:
+def _stream_frame_keys(parts: list[tuple[pa.Table, str | None, str]]) -> tuple[list[np.ndarray], list]:
     """One int64 (stream, frame) key per row of each table, comparable across the tables.
 
-    ``parts``: (table, stream column or None, frame column). ``extra``: optional per-table
-    (codes, n) of a further identifier (the camera) placed between stream and frame.
+    ``parts``: (table, stream column or None, frame column).
     """
     frames = _frames([(t, f) for t, _, f in parts])
     valid = [f.valid for f in frames]
@@ -257,18 +246,15 @@ def _stream_frame_keys(parts: list[tuple[pa.Table, str | None, str]], extra: lis
     highs = [int(f.values.max()) for f in frames if len(f.values)]
     fmin = min(lows) if lows else 0
     span = (max(highs) - fmin + 1) if highs else 1
-    n_extra = 1 if extra is None else max(max(n for _, n in extra), 1)
-    if n_streams * n_extra * span >= 2**62:  # sparse frame values: rank them first
+    if n_streams * span >= 2**62:  # sparse frame values: rank them first
         uniq = np.unique(np.concatenate([f.values for f in frames]))
         frames = [_arrow.NumericColumn(np.searchsorted(uniq, f.values).astype(np.int64), f.valid) for f in frames]
         fmin, span = 0, max(len(uniq), 1)
     keys = []
     for i, f in enumerate(frames):
         key = f.values - fmin if fmin else f.values
-        if extra is not None:
-            key = extra[i][0] * span + key
         if s_codes[i] is not None:
-            key = s_codes[i] * (span * n_extra) + key
+            key = s_codes[i] * span + key
         keys.append(key)
     return keys, valid
 
@@ -281,10 +267,6 @@ def _ranges(groups: _Grouped, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     lo = np.where(found, groups.offsets[np.minimum(idx, len(groups.keys))], 0)
     hi = np.where(found, groups.offsets[np.minimum(idx + 1, len(groups.keys))], 0)
     return lo.astype(np.int64), hi.astype(np.int64)
-
-
-def _streams_of(tables: list[tuple[pa.Table, str]]) -> list[bool]:
-    return [_has(t, s) for t, s in tables]
 
 
 def _need_same_streams(kind: str, named: list[tuple[str, pa.Table, str]]) -> bool:
@@ -398,11 +380,6 @@ class empty_box(MultiTableAssertion):
 
     def optional_columns(self) -> list[str]:
         return [self.cols.stream]
-
-    def evaluate(self, table: pa.Table, backend: str) -> Result:
-        if self.counts is not None:  # one table is all it needs
-            return self.evaluate_many({"boxes3d": table}, backend)
-        return super().evaluate(table, backend)
 
     def evaluate_many(self, inputs: dict[str, pa.Table], backend: str) -> Result:
         b3 = inputs["boxes3d"]
@@ -795,7 +772,6 @@ class agree(MultiTableAssertion):
             valids = [None, None]
         if not cal_stream:  # every calib row applies to every stream
             s_cal = None
-        cams = []  # (stream code, camera code, calib row)
         if s_cal is None:
             streams = np.unique(np.concatenate([s3[_mask(valids[0], len(s3))], s2[_mask(valids[1], len(s2))]]))
             cams = [(int(s), int(cam_cal[i]), i) for s in streams for i in range(cal.num_rows)]
@@ -891,17 +867,16 @@ class agree(MultiTableAssertion):
         sev = bad[flagged_units][ev].astype(np.float32) if len(ev) else np.empty(0, np.float32)
         names = np.array([self.tables["boxes3d"], self.tables["boxes"]], dtype=object)
         cam_of_event = unit_cam[flagged_units][ev] if len(ev) else np.empty(0, np.int64)
-        pos3 = u3  # positions in the unit order, for the imputed boxes
         ctx = {
-            "table": functools.partial(lambda: pa.array(names[side].tolist(), pa.string())),
+            "table": lambda: pa.array(names[side].tolist(), pa.string()),
             "stream": functools.partial(_two_table_context, b3, c.stream, b2, bc.stream, rows, side, pa.string()),
             "frame": functools.partial(_two_table_context, b3, c.frame, b2, bc.frame, rows, side, pa.int64()),
             "camera": functools.partial(_context, cal, self.ccols.camera, cam_of_event, pa.string()),
-            "detail": functools.partial(lambda: pa.array(np.where(side == 0, "3D box without a camera box",
-                                                                  "camera box without a 3D box").tolist(), pa.string())),
+            "detail": lambda: pa.array(np.where(side == 0, "3D box without a camera box",
+                                                "camera box without a 3D box").tolist(), pa.string()),
         }
-        corr = functools.partial(self._imputed, b3, cal, b2, rows3_all[pos3], proj[pos3], unit_cam[unit3[pos3]]) \
-            if len(pos3) else []
+        corr = functools.partial(self._imputed, b3, cal, b2, rows3_all[u3], proj[u3], unit_cam[unit3[u3]]) \
+            if len(u3) else []
         return Result(rows, ev, sev, b3.num_rows + b2.num_rows, ctx, corr)
 
     def _imputed(self, b3: pa.Table, cal: pa.Table, b2: pa.Table, rows3: np.ndarray, proj: np.ndarray,

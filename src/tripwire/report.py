@@ -76,9 +76,9 @@ class Report:
                     "row": pa.array(r.rows, pa.int64()),
                     "event": pa.array(r.events + offset, pa.int64()),
                     "severity": pa.array(r.severity, pa.float32()),
-                    "key": r.context_arrays().get("key", pa.nulls(n, pa.string())),
+                    "key": ctx.get("key", pa.nulls(n, pa.string())),
                 }
-                extra = {k: v for k, v in r.context_arrays().items() if k not in cols}
+                extra = {k: v for k, v in ctx.items() if k not in cols}
                 parts.append(pa.table({**cols, **extra}))
                 offset += r.n_events
             if not parts:

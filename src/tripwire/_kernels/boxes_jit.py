@@ -103,6 +103,19 @@ def valid(x1, y1, x2, y2, coord_valid, score, score_valid, width, height):
 
 
 @njit(**_JIT)
+def _keep_state(stream, obj, pos, frame, lo, hi, st_stream, st_obj, st_pos, st_frame, n_st):
+    """Append objects ``lo:hi`` of ``stream`` to the state handed back; returns its new size
+    (the sibling of the Cython ``_keep_state``/``_keep_seeds``)."""
+    for a in range(lo, hi):
+        st_stream[n_st] = stream
+        st_obj[n_st] = obj[a]
+        st_pos[n_st] = pos[a]
+        st_frame[n_st] = frame[a]
+        n_st += 1
+    return n_st
+
+
+@njit(**_JIT)
 def _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, t, max_gap, seed_offsets,
                seed_pos, seed_obj, seed_frame, next_obj):
     n = x1.shape[0]
@@ -137,19 +150,11 @@ def _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, t, max_g
         f = group_frame[g]
         if group_stream[g] != stream:
             if stream >= 0:
-                for a in range(n_act):
-                    st_stream[n_st] = stream
-                    st_obj[n_st] = act_obj[a]
-                    st_pos[n_st] = act_pos[a]
-                    st_frame[n_st] = act_frame[a]
-                    n_st += 1
+                n_st = _keep_state(stream, act_obj, act_pos, act_frame, 0, n_act, st_stream, st_obj, st_pos,
+                                   st_frame, n_st)
             while next_seed < min(group_stream[g], n_seeded):  # seeds, no frames here
-                for q in range(seed_offsets[next_seed], seed_offsets[next_seed + 1]):
-                    st_stream[n_st] = next_seed
-                    st_obj[n_st] = seed_obj[q]
-                    st_pos[n_st] = seed_pos[q]
-                    st_frame[n_st] = seed_frame[q]
-                    n_st += 1
+                n_st = _keep_state(next_seed, seed_obj, seed_pos, seed_frame, seed_offsets[next_seed],
+                                   seed_offsets[next_seed + 1], st_stream, st_obj, st_pos, st_frame, n_st)
                 next_seed += 1
             stream = group_stream[g]
             n_act = 0
@@ -229,19 +234,10 @@ def _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, t, max_g
             n_act += 1
             n_obj += 1
     if stream >= 0:
-        for a in range(n_act):
-            st_stream[n_st] = stream
-            st_obj[n_st] = act_obj[a]
-            st_pos[n_st] = act_pos[a]
-            st_frame[n_st] = act_frame[a]
-            n_st += 1
+        n_st = _keep_state(stream, act_obj, act_pos, act_frame, 0, n_act, st_stream, st_obj, st_pos, st_frame, n_st)
     while next_seed < n_seeded:
-        for q in range(seed_offsets[next_seed], seed_offsets[next_seed + 1]):
-            st_stream[n_st] = next_seed
-            st_obj[n_st] = seed_obj[q]
-            st_pos[n_st] = seed_pos[q]
-            st_frame[n_st] = seed_frame[q]
-            n_st += 1
+        n_st = _keep_state(next_seed, seed_obj, seed_pos, seed_frame, seed_offsets[next_seed],
+                           seed_offsets[next_seed + 1], st_stream, st_obj, st_pos, st_frame, n_st)
         next_seed += 1
     order = np.argsort(gap_end[:n_gaps], kind="mergesort")
     return (obj, gap_start[:n_gaps][order], gap_end[:n_gaps][order], st_stream[:n_st].copy(),
