@@ -355,11 +355,15 @@ def _assertion_rows(quick: bool, log) -> list[dict[str, Any]]:
     eb = tw.Suite([tw.points.empty_box(min_points=40, counts="num_lidar_pts")])
     rr, ss = numpy_few_points(counts, 40)
     assert np.array_equal(eb.check(ct).results[0][1].rows, rr)
-    t = timeit_interleaved({"tripwire": lambda: eb.check(ct), "numpy": lambda: numpy_few_points(counts, 40)},
-                           repeat=5, min_seconds=0.2)
+    # one read of the counts column (a sum) bounds any implementation: NumPy's version is
+    # within a small factor of it, so this case cannot be many times faster than NumPy
+    t = timeit_interleaved({"tripwire": lambda: eb.check(ct), "numpy": lambda: numpy_few_points(counts, 40),
+                            "read": lambda: np.add.reduce(counts)}, repeat=5, min_seconds=0.2)
     rows.append(dict(case=f"empty_box given counts, {n / 1e6:g} M boxes, end to end", ours=t["tripwire"],
-                     baseline=t["numpy"], baseline_name="vectorized NumPy"))
-    log(f"empty_box given counts: {t['tripwire'] * 1e3:.1f} ms vs {t['numpy'] * 1e3:.1f} ms")
+                     baseline=t["numpy"], baseline_name="vectorized NumPy", read=t["read"],
+                     gbps=counts.nbytes / t["tripwire"] / 1e9, bw=counts.nbytes / t["read"] / 1e9))
+    log(f"empty_box given counts: {t['tripwire'] * 1e3:.1f} ms vs {t['numpy'] * 1e3:.1f} ms; one read of "
+        f"the column {t['read'] * 1e3:.1f} ms (ceiling {t['numpy'] / t['read']:.1f}x NumPy)")
     return rows
 
 
@@ -390,7 +394,10 @@ def render(rows: list[dict[str, Any]], console) -> list[tuple[str, bool, str]]:
             bars.append((f">= 2.5 G point-box tests/s per core ({r['case']})", per_core >= 2.5e9,
                          f"{per_core / 1e9:.2f} G"))
         if r["case"].startswith(("agree", "size_prior", "empty_box given")):
-            bars.append((f">= 5x vectorized NumPy: {r['case'].split(',')[0]}", ratio >= 5, f"{ratio:.1f}×"))
+            extra = ""
+            if r.get("read"):  # what the hardware allows: NumPy's time over one read of the input
+                extra = f" (ceiling at one read of the column: {base / r['read']:.1f}×)"
+            bars.append((f">= 5x vectorized NumPy: {r['case'].split(',')[0]}", ratio >= 5, f"{ratio:.1f}×{extra}"))
     console.print(t)
     return bars
 
