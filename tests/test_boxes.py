@@ -686,6 +686,7 @@ def _tracks(draw):
     return pa.table(cols)
 
 
+@pytest.mark.families("rows")  # boxes.class_consistency runs on rows.consistent
 @pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(table=_tracks())
@@ -703,6 +704,7 @@ def test_class_consistency_matches_reference(fast_backend, table):
     assert got.apply().column("cls").to_pylist() == want.apply().column("cls").to_pylist()
 
 
+@pytest.mark.families("rows")  # boxes.class_consistency runs on rows.consistent
 def test_class_consistency_tracks_reused_across_streams(backend):
     t = pa.table({"stream": ["a"] * 5 + ["b"] * 3, "frame": [1, 2, 3, 4, 5, 1, 2, 3],
                   "track": [7, 7, 7, 7, 8, 7, 7, 7],
@@ -715,6 +717,7 @@ def test_class_consistency_tracks_reused_across_streams(backend):
     assert r.apply().column("cls").to_pylist() == ["car", "car", "car", "car", None, "bus", "bus", "bus"]
 
 
+@pytest.mark.families("rows")  # boxes.class_consistency runs on rows.consistent
 def test_class_consistency_null_track_and_null_class(backend):
     t = pa.table({"track": pa.array([1, 1, 1, None, None], pa.int64()),
                   "cls": pa.array([0, None, 0, 1, 2], pa.int32())})

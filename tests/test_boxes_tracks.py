@@ -635,6 +635,7 @@ def test_tud_campus_mota_and_idf1_improve_after_apply():
     assert after["num_misses"] == before["num_misses"] - 15 and after["num_switches"] < before["num_switches"]
 
 
+@pytest.mark.families("boxes", "rows")  # with boxes.class_consistency (rows.consistent)
 def test_many_streams_and_tracks_take_the_sparse_key_path(backend):
     """streams x tracks beyond direct addressing: the (stream, track) key is re-encoded; results
     equal those of one explicit combined track column."""

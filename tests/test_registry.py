@@ -142,3 +142,15 @@ def test_auto_resolves_to_a_concrete_backend():
     assert _dispatch.resolve("auto") == "cython"
     r = tw.Suite([tw.rows.consistent(id="a", attr="b")]).check(_table())
     assert r.backend == "cython"
+
+
+def test_auto_goes_to_the_gpu_only_for_families_with_gpu_kernels(monkeypatch):
+    monkeypatch.setattr(_dispatch, "_cupy_ready", lambda: True)
+    big = tw._config.GPU_MIN_ROWS
+    assert _dispatch.resolve("auto", big, "points") == "cupy"
+    assert _dispatch.resolve("auto", big, "boxes") == "cupy"
+    assert _dispatch.resolve("auto", big - 1, "points") == "cython"
+    assert _dispatch.resolve("auto", big, "rows") == "cython"  # no rows_gpu
+    assert _dispatch.resolve("auto", big, "udf") == "cython"
+    assert _dispatch.resolve("auto", big) == "cython"  # several families on one backend name
+    assert tw.boxes.class_consistency.family == "rows"  # its kernel is rows.consistent

@@ -111,7 +111,9 @@ class Assertion:
     ``name`` identifies the instance in reports (defaults to the kind); ``table`` names the
     input it reads when a suite gets several (default ``"rows"``, the single-table case).
     ``scope`` is ``"row"`` when rows are independent (a scan may stream them batch by batch)
-    or ``"group"`` when all rows of a group must be seen together.
+    or ``"group"`` when all rows of a group must be seen together. ``family`` names the kernel
+    family its checks run on (``backend="auto"`` goes to the GPU only for families with CuPy
+    kernels).
     """
 
     kind: ClassVar[str] = ""

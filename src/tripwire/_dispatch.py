@@ -17,7 +17,7 @@ from typing import Callable
 from . import _config
 from .errors import BackendUnavailable, InputError
 
-__all__ = ["BACKENDS", "resolve", "kernels", "register_backend", "available"]
+__all__ = ["BACKENDS", "resolve", "kernels", "register_backend", "available", "has_gpu_kernels"]
 
 BACKENDS = ("auto", "cython", "numba", "cupy")
 
@@ -56,14 +56,23 @@ def available() -> list[str]:
     return names + sorted(_EXTRA)
 
 
-def resolve(backend: str, n_rows: int = 0) -> str:
+@functools.lru_cache(maxsize=None)
+def has_gpu_kernels(family: str) -> bool:
+    """Whether ``family`` has CuPy kernels (``tripwire._kernels.<family>_gpu``; not imported)."""
+    return importlib.util.find_spec(_MODULE_PATTERN["cupy"].format(family=family)) is not None
+
+
+def resolve(backend: str, n_rows: int = 0, family: str | None = None) -> str:
     """Validate a backend name and turn ``auto`` into a concrete one.
 
-    ``auto`` is Cython (no JIT warm-up on the default path) unless CuPy and a GPU are present and
-    the batch is large enough to amortise the transfer (``_config.GPU_MIN_ROWS``).
+    ``auto`` is Cython (no JIT warm-up on the default path) unless CuPy and a GPU are present,
+    the batch is large enough to amortise the transfer (``_config.GPU_MIN_ROWS``) and the
+    caller names a kernel ``family`` that has CuPy kernels (callers that evaluate several
+    families on one backend name none, and stay on the CPU).
     """
     if backend == "auto":
-        if n_rows >= _config.GPU_MIN_ROWS and _cupy_ready():
+        if family is not None and n_rows >= _config.GPU_MIN_ROWS and has_gpu_kernels(family) \
+                and _cupy_ready():
             return "cupy"
         return "cython"
     if backend in _MODULE_PATTERN or backend in _EXTRA:

@@ -262,7 +262,7 @@ class class_consistency(Assertion):
     class of its own."""
 
     kind = "boxes.class_consistency"
-    family = "boxes"
+    family = "rows"  # its kernel is rows.consistent
 
     def __init__(self, *, columns: Any = None, name: str | None = None, table: str = "boxes"):
         super().__init__(name=name, table=table)

@@ -318,7 +318,7 @@ def count_in_boxes(boxes3d: Any, points: Any, *, boxes3d_columns: Any = None, po
     """
     b3, pts = _arrow.as_table(boxes3d), _arrow.as_table(points)
     bc, pcols = _mapping(boxes3d_columns, Boxes3D, "cx='x'"), _mapping(points_columns, Points, "x='px'")
-    res = _count(b3, pts, bc, pcols, _dispatch.resolve(backend, pts.num_rows), "count_in_boxes")
+    res = _count(b3, pts, bc, pcols, _dispatch.resolve(backend, pts.num_rows, "points"), "count_in_boxes")
     out = np.zeros(b3.num_rows, np.int64)
     rows = res.groups.rows(np.arange(res.groups.n))
     out[rows] = res.counts

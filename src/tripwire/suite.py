@@ -85,12 +85,12 @@ class Suite:
         for a in self.assertions:
             if isinstance(a, MultiTableAssertion) and data is None:
                 named = {role: self._input_for(a, inputs, a.tables[role], many=True) for role in a.roles}
-                be = _dispatch.resolve(backend, named[a.roles[0]].num_rows)
+                be = _dispatch.resolve(backend, named[a.roles[0]].num_rows, a.family)
                 used.add(be)
                 results.append((a, a.evaluate_many(named, be)))
                 continue
             table = self._input_for(a, inputs)
-            be = _dispatch.resolve(backend, table.num_rows)
+            be = _dispatch.resolve(backend, table.num_rows, a.family)
             used.add(be)
             results.append((a, a.evaluate(table, be)))
         seconds = time.perf_counter() - t0

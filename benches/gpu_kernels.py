@@ -1,0 +1,119 @@
+"""CuPy kernels against the Cython kernels on one machine (run it where a GPU is).
+
+    PYTHONPATH=src python benches/gpu_kernels.py [--quick]
+
+Per case: Cython (all cores, OpenMP) and CuPy end to end (host NumPy in, host NumPy out:
+transfers and the host-side preparation included), medians after one untimed warm-up; for
+the point count also the device part alone (points already on the GPU, timed with CUDA
+events) and the host-to-device copy of the points. Every CuPy result is checked equal to the
+Cython one first.
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def _median(fn, repeat=7):
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _device_median(cp, fn, repeat=20):
+    fn()
+    cp.cuda.Device().synchronize()
+    times = []
+    for _ in range(repeat):
+        a, b = cp.cuda.Event(), cp.cuda.Event()
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(cp.cuda.get_elapsed_time(a, b) / 1e3)
+    return statistics.median(times)
+
+
+def _same(a, b):
+    for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        np.testing.assert_array_equal(x, y)
+
+
+def main(quick: bool = False) -> None:
+    import cupy as cp
+
+    from tripwire._kernels import _boxes_cy, _points_cy, boxes_gpu, points_gpu
+    from tripwire.bench_points import scene
+    from tripwire.points import COUNT_CHUNK
+
+    print(f"GPU: {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {cp.__version__}, "
+          f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    sizes = [(1_000_000, 200)] if quick else [(1_000_000, 200), (10_000_000, 200), (10_000_000, 1000)]
+    for n, nb in sizes:
+        p, b = scene(n, nb, seed=nb)
+        pts = (p["x"], p["y"], p["z"])
+        bx = tuple(b[k] for k in ("cx", "cy", "cz", "l", "w", "h", "yaw"))
+        lo, hi, off = np.array([0], np.int64), np.array([n], np.int64), np.array([0, nb], np.int64)
+        args = (*pts, lo, hi, *bx, off, COUNT_CHUNK)
+        want = _points_cy.count_in_boxes(*args)
+        _same(points_gpu.count_in_boxes(*args), want)
+        t_cy = _median(lambda: _points_cy.count_in_boxes(*args))
+        t_gpu = _median(lambda: points_gpu.count_in_boxes(*args))
+        plan = points_gpu.count_plan(lo, hi, *bx, off)
+        d = [cp.asarray(v) for v in pts]
+        t_kernel = _device_median(cp, lambda: points_gpu.count_on_device(plan, *d))
+        t_h2d = _device_median(cp, lambda: [cp.asarray(v) for v in pts], repeat=5)
+        print(f"count_in_boxes {n / 1e6:g} M points x {nb} boxes (hits {int(want.sum()):,}): "
+              f"cython {t_cy * 1e3:.2f} ms, cupy end to end {t_gpu * 1e3:.2f} ms, "
+              f"cupy kernel {t_kernel * 1e3:.3f} ms ({n * nb / t_kernel / 1e9:.0f} G dense-equivalent tests/s, "
+              f"{12 * n / t_kernel / 1e9:.0f} GB/s of points), host-to-device copy of the points {t_h2d * 1e3:.2f} ms")
+
+    rng = np.random.default_rng(0)
+    for n_frames, per in ([(50, 1000)] if quick else [(50, 1000), (200, 2000)]):
+        n = n_frames * per
+        off = np.arange(0, n + 1, per, dtype=np.int64)
+        cx, cy = (rng.uniform(0, 100, n).astype(np.float32) for _ in range(2))
+        ln, wd = rng.uniform(1, 6, n).astype(np.float32), rng.uniform(1, 3, n).astype(np.float32)
+        yaw = rng.uniform(-math.pi, math.pi, n).astype(np.float32)
+        score, sv = rng.random(n).astype(np.float32), np.empty(0, np.uint8)
+        a = (cx, cy, ln, wd, yaw, score, sv, off, 0.1, 2)
+        _same(points_gpu.bev_multibox(*a), _points_cy.bev_multibox(*a))
+        t_cy, t_gpu = _median(lambda: _points_cy.bev_multibox(*a), 5), _median(lambda: points_gpu.bev_multibox(*a), 5)
+        pairs = n_frames * per * (per - 1) // 2
+        print(f"points.multibox (rotated BEV IoU) {n_frames} frames x {per} boxes ({pairs / 1e6:.0f} M pairs): "
+              f"cython {t_cy * 1e3:.1f} ms, cupy {t_gpu * 1e3:.1f} ms")
+        x1, y1 = rng.uniform(0, 1000, n).astype(np.float32), rng.uniform(0, 1000, n).astype(np.float32)
+        x2, y2 = x1 + rng.uniform(5, 60, n).astype(np.float32), y1 + rng.uniform(5, 60, n).astype(np.float32)
+        a = (x1, y1, x2, y2, score, sv, off, 0.3, 2)
+        _same(boxes_gpu.multibox(*a), _boxes_cy.multibox(*a))
+        t_cy, t_gpu = _median(lambda: _boxes_cy.multibox(*a), 5), _median(lambda: boxes_gpu.multibox(*a), 5)
+        print(f"boxes.multibox (2D IoU) {n_frames} frames x {per} boxes ({pairs / 1e6:.0f} M pairs): "
+              f"cython {t_cy * 1e3:.1f} ms, cupy {t_gpu * 1e3:.1f} ms")
+
+    n = 1_000_000 if quick else 10_000_000
+    counts = rng.integers(0, 50, n).astype(np.int64)
+    none = np.empty(0, np.uint8)
+    _same(points_gpu.few_points(counts, none, 5), _points_cy.few_points(counts, none, 5))
+    t_cy = _median(lambda: _points_cy.few_points(counts, np.empty(0, np.uint8), 5))
+    t_gpu = _median(lambda: points_gpu.few_points(counts, np.empty(0, np.uint8), 5))
+    print(f"few_points {n / 1e6:g} M rows: cython {t_cy * 1e3:.2f} ms, cupy {t_gpu * 1e3:.2f} ms")
+    x1 = rng.uniform(0, 600, n).astype(np.float32)
+    x2 = (x1 + rng.uniform(-1, 50, n)).astype(np.float32)
+    e = np.empty(0, np.uint8)
+    a = (x1, x1, x2, x2, e, rng.random(n).astype(np.float32), e, 640.0, 480.0)
+    _same(boxes_gpu.valid(*a), _boxes_cy.valid(*a))
+    t_cy, t_gpu = _median(lambda: _boxes_cy.valid(*a)), _median(lambda: boxes_gpu.valid(*a))
+    print(f"boxes.valid {n / 1e6:g} M rows: cython {t_cy * 1e3:.2f} ms, cupy {t_gpu * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)

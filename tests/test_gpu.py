@@ -1,0 +1,135 @@
+"""The CuPy kernels at sizes the Hypothesis scenes do not reach (many frames, thousands of
+boxes, a million points: grids with many cells, atomics under contention, link lists and
+component rounds on the device), against the Cython kernels on the same inputs; and, without
+CuPy, the GPU modules' import error."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+from tripwire import _dispatch
+from tripwire.errors import BackendUnavailable
+
+needs_gpu = pytest.mark.skipif(not _dispatch._cupy_ready(), reason="needs CuPy and a GPU")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed")
+@pytest.mark.parametrize("family", ["points", "boxes"])
+def test_gpu_modules_without_cupy_say_how_to_install(family):
+    name = f"tripwire._kernels.{family}_gpu"
+    with pytest.raises(BackendUnavailable, match=r"pip install tripwire\[gpu\]"):
+        importlib.import_module(name)
+    with pytest.raises(BackendUnavailable, match=r"pip install tripwire\[gpu\]"):
+        _dispatch.kernels(family, "cupy")
+
+
+def _f32(*arrays):
+    return [np.ascontiguousarray(a, np.float32) for a in arrays]
+
+
+def _scene(rng, n_frames, n_points, n_boxes):
+    """Frames of points (unsorted frame sizes) and boxes, a few with NaN or negative sizes."""
+    p_counts = rng.multinomial(n_points, np.ones(n_frames) / n_frames)
+    b_counts = rng.multinomial(n_boxes, np.ones(n_frames) / n_frames)
+    hi = np.cumsum(p_counts).astype(np.int64)
+    lo = (hi - p_counts).astype(np.int64)
+    off = np.concatenate([[0], np.cumsum(b_counts)]).astype(np.int64)
+    px, py = _f32(rng.uniform(-40, 40, n_points), rng.uniform(-40, 40, n_points))
+    (pz,) = _f32(rng.uniform(-2, 2, n_points))
+    px[rng.integers(0, n_points, 10)] = np.nan
+    b = _f32(rng.uniform(-40, 40, n_boxes), rng.uniform(-40, 40, n_boxes), rng.uniform(-1, 1, n_boxes),
+             rng.uniform(0.5, 6, n_boxes), rng.uniform(0.5, 3, n_boxes), rng.uniform(1, 2, n_boxes),
+             rng.uniform(-math.pi, math.pi, n_boxes))
+    b[3][rng.integers(0, n_boxes, 5)] = -1.0
+    b[6][rng.integers(0, n_boxes, 5)] = np.nan
+    b[3][:3] = 80.0  # a few huge boxes cover many cells
+    return px, py, pz, lo, hi, b, off
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("seed", [0, 1])
+def test_count_in_boxes_at_scale(seed):
+    from tripwire._kernels import _points_cy, points_gpu
+
+    rng = np.random.default_rng(seed)
+    px, py, pz, lo, hi, b, off = _scene(rng, 37, 1_000_000, 3000)
+    want = _points_cy.count_in_boxes(px, py, pz, lo, hi, *b, off, 4096)
+    got = points_gpu.count_in_boxes(px, py, pz, lo, hi, *b, off, 4096)
+    assert want.sum() > 10_000
+    np.testing.assert_array_equal(got, want)
+    # points on the faces of every box: the exact test decides, not the grid
+    c, s = np.cos(b[6].astype(np.float64)), np.sin(b[6].astype(np.float64))
+    fx, fy = _f32(b[0] + c * b[3] / 2, b[1] + s * b[3] / 2)
+    one = np.array([0], np.int64), np.array([len(fx)], np.int64)
+    single = [np.ascontiguousarray(v) for v in b]
+    offs = np.array([0, len(b[0])], np.int64)
+    np.testing.assert_array_equal(points_gpu.count_in_boxes(fx, fy, b[2].copy(), *one, *single, offs, 64),
+                                  _points_cy.count_in_boxes(fx, fy, b[2].copy(), *one, *single, offs, 64))
+    # one frame of more boxes than a block counts in shared memory: the global-atomics path
+    px, py, pz, lo, hi, b, off = _scene(rng, 1, 300_000, 6000)
+    want = _points_cy.count_in_boxes(px, py, pz, lo, hi, *b, off, 4096)
+    assert want.sum() > 10_000
+    np.testing.assert_array_equal(points_gpu.count_in_boxes(px, py, pz, lo, hi, *b, off, 4096), want)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_overlap_groups_at_scale():
+    from tripwire._kernels import _boxes_cy, _points_cy, boxes_gpu, points_gpu
+
+    rng = np.random.default_rng(4)
+    n_frames, per = 40, 400
+    n = n_frames * per
+    off = np.arange(0, n + 1, per, dtype=np.int64)
+    cx, cy = _f32(rng.uniform(0, 60, n), rng.uniform(0, 60, n))
+    ln, wd, yaw = _f32(rng.uniform(1, 6, n), rng.uniform(1, 3, n), rng.uniform(-math.pi, math.pi, n))
+    score = _f32(rng.choice([0.2, 0.9, np.nan], n))[0]
+    sv = (rng.random(n) > 0.1).astype(np.uint8)
+    for iou, k in ((0.05, 2), (0.3, 2), (0.1, 5)):
+        want = _points_cy.bev_multibox(cx, cy, ln, wd, yaw, score, sv, off, iou, k)
+        got = points_gpu.bev_multibox(cx, cy, ln, wd, yaw, score, sv, off, iou, k)
+        assert len(want[0]) > 100
+        for w, g in zip(want, got):
+            assert w.dtype == g.dtype
+            np.testing.assert_array_equal(g, w)
+    x1, y1 = _f32(rng.uniform(0, 600, n), rng.uniform(0, 600, n))
+    x2, y2 = _f32(x1 + rng.uniform(5, 80, n), y1 + rng.uniform(5, 80, n))
+    for iou, k in ((0.1, 2), (0.5, 3)):
+        want = _boxes_cy.multibox(x1, y1, x2, y2, score, sv, off, iou, k)
+        got = boxes_gpu.multibox(x1, y1, x2, y2, score, sv, off, iou, k)
+        assert len(want[0]) > 100
+        for w, g in zip(want, got):
+            np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_project_match_at_scale():
+    from tripwire._kernels import _points_cy, points_gpu
+
+    rng = np.random.default_rng(9)
+    n_units, per3, per2 = 300, 30, 25
+    n3, n2 = n_units * per3, n_units * per2
+    off3 = np.arange(0, n3 + 1, per3, dtype=np.int64)
+    off2 = np.arange(0, n2 + 1, per2, dtype=np.int64)
+    cams = rng.integers(0, 2, n_units).astype(np.int64)
+    K = np.array([700, 0, 640, 0, 700, 360, 0, 0, 1] * 2, np.float64)
+    T = np.array([0, -1, 0, 0, 0, 0, -1, 0, 1, 0, 0, 0, 0, 0, 0, 1]
+                 + [1, 0, 0, 0, 0, 0, -1, 0, 0, -1, 0, 0, 0, 0, 0, 1], np.float64)
+    width, height = np.array([1280.0, 1280.0]), np.array([720.0, 720.0])
+    b3 = _f32(rng.uniform(-5, 40, n3), rng.uniform(-20, 20, n3), rng.uniform(-1, 1, n3), rng.uniform(1, 5, n3),
+              rng.uniform(1, 2, n3), rng.uniform(1, 2, n3), rng.uniform(-math.pi, math.pi, n3))
+    x1, y1 = _f32(rng.uniform(0, 1200, n2), rng.uniform(0, 700, n2))
+    x2, y2 = _f32(x1 + rng.uniform(10, 300, n2), y1 + rng.uniform(10, 200, n2))
+    args = (*b3, off3, x1, y1, x2, y2, off2, cams, K, T, width, height, 0.5, 0.2)
+    want = _points_cy.project_match(*args)
+    got = points_gpu.project_match(*args)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert (want[1] >= 0).sum() > 100
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[2], want[2])
