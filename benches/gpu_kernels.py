@@ -1,6 +1,9 @@
 """CuPy kernels against the Cython kernels on one machine (run it where a GPU is).
 
-    PYTHONPATH=src python benches/gpu_kernels.py [--quick]
+    PYTHONPATH=src python benches/gpu_kernels.py [--quick] [--rows]
+
+``--rows`` runs only the rows-family cases (``rows.consistent``, ``rows.contiguous``,
+``rows.check``'s kernels), which a full run prints last.
 
 Per case: Cython (all cores, OpenMP) and CuPy end to end (host NumPy in, host NumPy out:
 transfers and the host-side preparation included), medians after one untimed warm-up; for
@@ -115,5 +118,61 @@ def main(quick: bool = False) -> None:
     print(f"boxes.valid {n / 1e6:g} M rows: cython {t_cy * 1e3:.2f} ms, cupy {t_gpu * 1e3:.2f} ms")
 
 
+def rows_cases(quick: bool = False) -> None:
+    """The rows family: host arrays in and out, as ``tripwire.rows`` calls the kernels."""
+    import cupy as cp
+
+    from tripwire import _expr
+    from tripwire._kernels import _rows_cy, rows_gpu
+
+    print(f"GPU: {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {cp.__version__}, "
+          f"{os.cpu_count()} CPUs (the rows kernels are single-threaded Cython)")
+    none = np.empty(0, np.uint8)
+
+    def case(label, n, args, cy, gpu, repeat=7):
+        want = cy(*args)
+        _same(gpu(*args), want)
+        t_cy, t_gpu = _median(lambda: cy(*args), repeat), _median(lambda: gpu(*args), repeat)
+        print(f"{label} {n / 1e6:g} M rows: cython {t_cy * 1e3:.2f} ms, cupy {t_gpu * 1e3:.2f} ms "
+              f"({t_cy / t_gpu:.2f}x)")
+
+    rng = np.random.default_rng(1)
+    for n in ([1_000_000] if quick else [1_000_000, 10_000_000]):
+        n_ids = n // 10
+        ids = rng.integers(0, n_ids, n).astype(np.int32)
+        attrs = ids.astype(np.int64) % 7
+        flip = rng.random(n) < 0.001
+        attrs[flip] = rng.integers(0, 7, int(flip.sum()))
+        case("rows.consistent (7 values, 0.1 % flips, minority)", n,
+             (ids, 0, n_ids, none, attrs, 0, 7, none, True), _rows_cy.consistent, rows_gpu.consistent)
+        frames = 100
+        per = n // frames
+        tid = np.tile(np.arange(per, dtype=np.int64), frames)
+        t = np.repeat(np.arange(frames, dtype=np.int64), per)
+        keep = rng.random(len(tid)) > 0.02
+        tid, t = tid[keep], t[keep]
+        case("rows.contiguous (sorted, 2 % gaps; Cython streams)", n,
+             (tid, 0, per, none, t, none, 10, 1, 1), _rows_cy.contiguous, rows_gpu.contiguous, 5)
+        sh = rng.permutation(len(tid))
+        case("rows.contiguous (shuffled; Cython sorts per id)", n,
+             (tid[sh], 0, per, none, t[sh], none, 10, 1, 1), _rows_cy.contiguous, rows_gpu.contiguous, 5)
+        cols = {"x": rng.standard_normal(n).astype(np.float32), "y": rng.standard_normal(n),
+                "i": rng.integers(0, 100, n).astype(np.int32)}
+        for text in ("x > 3.5", "x > 3.5 or (y < -3 and i != 7) or is_nan(x)"):
+            node = _expr.parse(text)
+            prog = _expr.compile_program(node, {c: cols[c].dtype for c in _expr.columns_of(node)})
+            views = [cols[c] for c in prog.columns]
+            dts = np.array([_expr.DTYPE_CODES[v.dtype] for v in views], np.int64)
+            case(f"rows.check {text!r}", n, (prog.code, prog.fconsts, prog.iconsts, views, dts, n),
+                 _rows_cy.check_program, rows_gpu.check_program)
+        bits = np.packbits(cols["x"] > 3.0, bitorder="little")
+        case("rows.check bitmap_rows (Arrow boolean result)", n, (bits, 0, n, none, 0),
+             _rows_cy.bitmap_rows, rows_gpu.bitmap_rows)
+        case("rows.check positive_rows (numeric result)", n, (cols["y"] - 3.0, none),
+             _rows_cy.positive_rows, rows_gpu.positive_rows)
+
+
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    if "--rows" not in sys.argv:
+        main(quick="--quick" in sys.argv)
+    rows_cases(quick="--quick" in sys.argv)

@@ -18,7 +18,7 @@ needs_gpu = pytest.mark.skipif(not _dispatch._cupy_ready(), reason="needs CuPy a
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed")
-@pytest.mark.parametrize("family", ["points", "boxes"])
+@pytest.mark.parametrize("family", ["points", "boxes", "rows"])
 def test_gpu_modules_without_cupy_say_how_to_install(family):
     name = f"tripwire._kernels.{family}_gpu"
     with pytest.raises(BackendUnavailable, match=r"pip install tripwire\[gpu\]"):
@@ -133,3 +133,126 @@ def test_project_match_at_scale():
     assert (want[1] >= 0).sum() > 100
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_array_equal(got[2], want[2])
+
+
+# ----------------------------------------------------------------------------------------------
+# rows family: a million rows, against the Cython kernel's raw outputs (order included)
+# ----------------------------------------------------------------------------------------------
+def _same_outputs(got, want):
+    for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("n_attrs", [7, 20_000])  # the Cython counting path, and its sorting path
+def test_consistent_at_scale(n_attrs):
+    from tripwire._kernels import _rows_cy, rows_gpu
+
+    rng = np.random.default_rng(n_attrs)
+    n, n_ids = 1_000_000, 100_000
+    ids = rng.integers(0, n_ids, n).astype(np.int32)
+    attrs = (ids.astype(np.int64) * 7919) % n_attrs
+    flip = rng.random(n) < 0.002
+    attrs[flip] = rng.integers(0, n_attrs, int(flip.sum()))
+    id_valid = (rng.random(n) > 0.01).astype(np.uint8)
+    attr_valid = (rng.random(n) > 0.001).astype(np.uint8)
+    none = np.empty(0, np.uint8)
+    for iv, av in ((none, none), (id_valid, attr_valid)):
+        for minority in (False, True):
+            args = (ids, 0, n_ids, iv, attrs, 0, n_attrs, av, minority)
+            want = _rows_cy.consistent(*args)
+            assert len(want[3]) > 1000  # events
+            _same_outputs(rows_gpu.consistent(*args), want)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_contiguous_at_scale():
+    from tripwire._kernels import _rows_cy, rows_gpu
+
+    rng = np.random.default_rng(11)
+    n_ids, frames = 20_000, 60
+    ids = np.tile(np.arange(n_ids, dtype=np.int64), frames)
+    times = np.repeat(np.arange(frames, dtype=np.int64), n_ids)
+    keep = rng.random(len(ids)) > 0.05  # 5 % gaps
+    ids, times = ids[keep], times[keep]
+    n = len(ids)
+    assert n > 1_000_000
+    tv = (rng.random(n) > 0.001).astype(np.uint8)
+    none = np.empty(0, np.uint8)
+    shuffled = rng.permutation(n)
+    cases = [(ids, times, none, n_ids), (ids, times, tv, n_ids),  # the Cython kernel streams
+             (ids[shuffled], times[shuffled], none, n_ids),  # times go back: its per-id path
+             (ids, times, none, 10**9)]  # too many ids to stream
+    for i, t, v, nid in cases:
+        for window, allowed in ((5, 1), (10, 3), (30, 0)):
+            args = (i, 0, nid, none, t, v, window, 1, allowed)
+            want = _rows_cy.contiguous(*args)
+            assert len(want[3]) > 1000
+            _same_outputs(rows_gpu.contiguous(*args), want)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_check_kernels_at_scale():
+    from tripwire import _expr
+    from tripwire._kernels import _rows_cy, rows_gpu
+
+    rng = np.random.default_rng(5)
+    n = 1_000_003
+    cols = {"x": rng.standard_normal(n).astype(np.float32), "y": rng.standard_normal(n),
+            "i": rng.integers(-50, 50, n).astype(np.int32), "u": rng.integers(0, 2**40, n).astype(np.int64)}
+    cols["x"][rng.integers(0, n, 1000)] = np.nan
+    cols["y"][rng.integers(0, n, 1000)] = -np.inf
+    for text in ("x > 2.5", "x < 0.1 and not (y > -1) or i == 3", "is_nan(x) or not is_finite(y)",
+                 "x >= y or u < 1000000", "i != 0 and i < x"):
+        node = _expr.parse(text)
+        prog = _expr.compile_program(node, {c: cols[c].dtype for c in _expr.columns_of(node)})
+        views = [cols[c][1:] for c in prog.columns]  # a non-zero offset
+        dts = np.array([_expr.DTYPE_CODES[v.dtype] for v in views], np.int64)
+        args = (prog.code, prog.fconsts, prog.iconsts, views, dts, n - 1)
+        want = _rows_cy.check_program(*args)
+        assert len(want) > 100, text
+        _same_outputs(rows_gpu.check_program(*args), want)
+    bits = rng.integers(0, 256, n // 8 + 1).astype(np.uint8)
+    vbits = rng.integers(0, 256, n // 8 + 1).astype(np.uint8)
+    for off in (0, 3):
+        for vb in (np.empty(0, np.uint8), vbits):
+            _same_outputs(rows_gpu.bitmap_rows(bits, off, n - 8, vb, off), _rows_cy.bitmap_rows(bits, off, n - 8, vb, off))
+    values = cols["y"].copy()
+    values[rng.integers(0, n, 1000)] = np.nan
+    valid = (rng.random(n) > 0.1).astype(np.uint8)
+    _same_outputs(rows_gpu.positive_rows(values, valid), _rows_cy.positive_rows(values, valid))
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_rows_suite_on_cupy_equals_cython():
+    """End to end (encoding, dispatch, canonical events, corrections) on a million-row table."""
+    import pyarrow as pa
+
+    import tripwire as tw
+
+    rng = np.random.default_rng(3)
+    n = 1_000_000
+    track = rng.integers(0, 50_000, n)
+    cls = np.where(rng.random(n) < 0.002, rng.integers(0, 5, n), track % 5)
+    frame = np.sort(rng.integers(0, 400, n))
+    score = rng.random(n).astype(np.float32)
+    score[rng.integers(0, n, 500)] = np.nan
+    table = pa.table({"track": pa.array(track), "cls": pa.array([f"c{c}" for c in cls]).dictionary_encode(),
+                      "frame": pa.array(frame), "score": pa.array(score)})
+    suite = tw.Suite([tw.rows.consistent(id="track", attr="cls", flag="minority"),
+                      tw.rows.contiguous(id="track", time="frame", window=20, allowed_transitions=1),
+                      tw.rows.check("score > 0.999 or is_nan(score)", name="high"),
+                      tw.rows.check("score * 2 - 1.9", name="margin")])
+    want = suite.check(table, backend="cython")
+    got = suite.check(table, backend="cupy")
+    assert got.backend == "cupy"
+    assert want.violations.num_rows > 1000
+    assert got.violations.equals(want.violations)
+    # (the corrections carry the score column, whose NaNs never compare equal)
+    assert len(want.corrections()) > 100
+    assert got.corrections().drop_columns(["score"]).equals(want.corrections().drop_columns(["score"]))

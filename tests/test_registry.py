@@ -150,7 +150,7 @@ def test_auto_goes_to_the_gpu_only_for_families_with_gpu_kernels(monkeypatch):
     assert _dispatch.resolve("auto", big, "points") == "cupy"
     assert _dispatch.resolve("auto", big, "boxes") == "cupy"
     assert _dispatch.resolve("auto", big - 1, "points") == "cython"
-    assert _dispatch.resolve("auto", big, "rows") == "cython"  # no rows_gpu
+    assert _dispatch.resolve("auto", big, "rows") == "cupy"
     assert _dispatch.resolve("auto", big, "udf") == "cython"
     assert _dispatch.resolve("auto", big) == "cython"  # several families on one backend name
     assert tw.boxes.class_consistency.family == "rows"  # its kernel is rows.consistent

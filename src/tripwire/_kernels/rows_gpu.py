@@ -112,8 +112,8 @@ def consistent(ids, id_offset, n_ids, id_valid, attrs, attr_offset, n_attrs, att
     ng, nr = int(grp_start.shape[0]), int(run_start.shape[0])
     if nr == ng:  # every id holds one value
         return empty
-    gid = cp.cumsum(new_g) - 1  # group of each sorted row
-    rid = cp.cumsum(new_r) - 1  # run of each sorted row
+    gid = cp.cumsum(new_g, dtype=cp.int64) - 1  # group of each sorted row
+    rid = cp.cumsum(new_r, dtype=cp.int64) - 1  # run of each sorted row
     run_grp = gid[run_start]
     run_first = rs[run_start]
     run_cnt = cp.diff(cp.concatenate([run_start, cp.array([m], cp.int64)]))
@@ -130,7 +130,7 @@ def consistent(ids, id_offset, n_ids, id_valid, attrs, attr_offset, n_attrs, att
     total = cp.diff(cp.concatenate([grp_start, cp.array([m], cp.int64)]))
     # float32 division, as the Cython kernel's <float>(total - best) / <float>total
     sev_g = (total - best_cnt).astype(cp.float32) / total.astype(cp.float32)
-    ev_g = cp.cumsum(bad) - 1
+    ev_g = cp.cumsum(bad, dtype=cp.int64) - 1
     run_is_best = (run_key == best[run_grp]) & (run_key >= 0)
     row_bad = bad[gid]
     not_best = ~run_is_best[rid]
@@ -191,7 +191,7 @@ def contiguous(ids, id_offset, n_ids, id_valid, times, time_valid, window, step,
     new_t = new_g.copy()
     new_t[1:] |= ts[1:] != ts[:-1]
     u = cp.flatnonzero(new_t)  # presences: first row of each distinct (id, time)
-    ut, ur, ug = ts[u], rs[u], cp.cumsum(new_g)[u]
+    ut, ur, ug = ts[u], rs[u], cp.cumsum(new_g, dtype=cp.int64)[u]
     ut_u = ut.view(cp.uint64)
     gap = cp.zeros(u.shape[0], cp.bool_)
     # no int64 overflow: differences in uint64, as the Cython kernel takes them
@@ -201,7 +201,7 @@ def contiguous(ids, id_offset, n_ids, id_valid, times, time_valid, window, step,
     if n_gaps < n_gaps_needed:
         return empty
     # the G-th gap after start p has rank (gaps up to p) + G - 1 among all gaps
-    rank = cp.cumsum(gap) + np.int64(n_gaps_needed - 1)
+    rank = cp.cumsum(gap, dtype=cp.int64) + np.int64(n_gaps_needed - 1)
     has = rank < n_gaps
     q = gaps_at[cp.where(has, rank, 0)]
     has &= ug[q] == ug
