@@ -3,7 +3,8 @@
     PYTHONPATH=src python benches/gpu_kernels.py [--quick] [--rows]
 
 ``--rows`` runs only the rows-family cases (``rows.consistent``, ``rows.contiguous``,
-``rows.check``'s kernels), which a full run prints last.
+``rows.check``'s kernels), which a full run prints last; ``--sizes=2e6,4e6`` sets their row
+counts (default 1 M and 10 M).
 
 Per case: Cython (all cores, OpenMP) and CuPy end to end (host NumPy in, host NumPy out:
 transfers and the host-side preparation included), medians after one untimed warm-up; for
@@ -129,15 +130,21 @@ def rows_cases(quick: bool = False) -> None:
           f"{os.cpu_count()} CPUs (the rows kernels are single-threaded Cython)")
     none = np.empty(0, np.uint8)
 
+    from cupyx.profiler import benchmark
+
     def case(label, n, args, cy, gpu, repeat=7):
         want = cy(*args)
         _same(gpu(*args), want)
         t_cy, t_gpu = _median(lambda: cy(*args), repeat), _median(lambda: gpu(*args), repeat)
+        # host time (Python, launches, waits) vs GPU time of the CuPy call
+        prof = benchmark(gpu, args, n_repeat=5, n_warmup=1)
         print(f"{label} {n / 1e6:g} M rows: cython {t_cy * 1e3:.2f} ms, cupy {t_gpu * 1e3:.2f} ms "
-              f"({t_cy / t_gpu:.2f}x)")
+              f"({t_cy / t_gpu:.2f}x; cupy host {np.median(prof.cpu_times) * 1e3:.2f} ms, "
+              f"GPU {np.median(prof.gpu_times) * 1e3:.2f} ms)")
 
+    sizes = [int(float(v)) for a in sys.argv if a.startswith("--sizes=") for v in a[8:].split(",")]
     rng = np.random.default_rng(1)
-    for n in ([1_000_000] if quick else [1_000_000, 10_000_000]):
+    for n in sizes or ([1_000_000] if quick else [1_000_000, 10_000_000]):
         n_ids = n // 10
         ids = rng.integers(0, n_ids, n).astype(np.int32)
         attrs = ids.astype(np.int64) % 7

@@ -150,7 +150,9 @@ def test_auto_goes_to_the_gpu_only_for_families_with_gpu_kernels(monkeypatch):
     assert _dispatch.resolve("auto", big, "points") == "cupy"
     assert _dispatch.resolve("auto", big, "boxes") == "cupy"
     assert _dispatch.resolve("auto", big - 1, "points") == "cython"
-    assert _dispatch.resolve("auto", big, "rows") == "cupy"
+    rows_big = tw._config.GPU_MIN_ROWS_FAMILY["rows"]  # the rows kernels win on the GPU later
+    assert _dispatch.resolve("auto", rows_big, "rows") == "cupy"
+    assert _dispatch.resolve("auto", rows_big - 1, "rows") == "cython"
     assert _dispatch.resolve("auto", big, "udf") == "cython"
     assert _dispatch.resolve("auto", big) == "cython"  # several families on one backend name
     assert tw.boxes.class_consistency.family == "rows"  # its kernel is rows.consistent

@@ -20,6 +20,10 @@ NUMBA_PARALLEL_MIN_ROWS = _env_int("NUMBA_PARALLEL_MIN_ROWS", 100_000)
 # backend="auto": batches at least this many rows go to CuPy when it is installed and a GPU is
 # present (a launch costs ~10-25 us; small batches lose to the CPU).
 GPU_MIN_ROWS = _env_int("GPU_MIN_ROWS", 1_000_000)
+# Per kernel family where the GPU wins later: the rows kernels (sorts and prefix sums on the
+# device) lose to single-threaded Cython at 10**6 rows and win from a few million (H100,
+# benches/gpu_kernels.py --rows).
+GPU_MIN_ROWS_FAMILY = {"rows": _env_int("GPU_MIN_ROWS_ROWS", 4_000_000)}
 
 # Identifier encoding: an integer key column whose range spans at most this many slots per row
 # (and at least the floor) is used directly as group codes (value - min: no hashing, no copy);

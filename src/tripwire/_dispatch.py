@@ -66,13 +66,14 @@ def resolve(backend: str, n_rows: int = 0, family: str | None = None) -> str:
     """Validate a backend name and turn ``auto`` into a concrete one.
 
     ``auto`` is Cython (no JIT warm-up on the default path) unless CuPy and a GPU are present,
-    the batch is large enough to amortise the transfer (``_config.GPU_MIN_ROWS``) and the
+    the batch is large enough to amortise the transfer (``_config.GPU_MIN_ROWS``, or the
+    family's own ``_config.GPU_MIN_ROWS_FAMILY``) and the
     caller names a kernel ``family`` that has CuPy kernels (callers that evaluate several
     families on one backend name none, and stay on the CPU).
     """
     if backend == "auto":
-        if family is not None and n_rows >= _config.GPU_MIN_ROWS and has_gpu_kernels(family) \
-                and _cupy_ready():
+        if family is not None and n_rows >= _config.GPU_MIN_ROWS_FAMILY.get(family, _config.GPU_MIN_ROWS) \
+                and has_gpu_kernels(family) and _cupy_ready():
             return "cupy"
         return "cython"
     if backend in _MODULE_PATTERN or backend in _EXTRA:

@@ -20,7 +20,10 @@ What runs where:
   pairs are emitted in the order the Cython kernel takes (its streaming path when it would
   stream, per id otherwise).
 - ``bitmap_rows``, ``positive_rows``: element-wise on the device, then a compaction.
-- ``check_program``: each distinct program (opcodes and column dtypes; constants are kernel
+- ``check_program``: a program of one float32 column compared with a constant (the commonest
+  check) runs the **Cython kernel**: it scans the column with SIMD at memory speed, and the
+  column's copy to the device alone takes longer (H100: 4.6 ms on the GPU vs 2.7 ms Cython
+  for 10 M rows). Every other program (opcodes and column dtypes; constants are kernel
   arguments) is compiled once into one element-wise CUDA kernel, generated from the opcodes
   only, never from user text. Comparisons are in double (float32 columns widen exactly) or
   int64, as the Cython kernel's are; NaN compares false except ``!=``.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _rows_cy
 from ._gpu import check, cp, dev, launch, module
 
 _I64, _U8, _F64 = np.int64, np.uint8, np.float64
@@ -322,6 +326,10 @@ def check_program(program, fconsts, iconsts, columns, dtypes, n):
             raise ValueError(f"bad opcode {op}")
     if n == 0:
         return _empty_i64()
+    if len(code) == 1 and code[0][0] == _OP_CMP_CONST_F and int(dtypes[code[0][1]]) == 0:
+        # one float32 column against a constant: the Cython kernel's SIMD scan runs at memory
+        # speed, faster than copying the column to the device (see the module docstring)
+        return _rows_cy.check_program(program, fconsts, iconsts, cols, dtypes, n)
     dts = tuple(int(d) for d in dtypes[:len(cols)])
     key = (program.tobytes(), dts)
     mod = _PROGRAMS.get(key)
