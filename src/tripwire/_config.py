@@ -21,9 +21,9 @@ NUMBA_PARALLEL_MIN_ROWS = _env_int("NUMBA_PARALLEL_MIN_ROWS", 100_000)
 # present (a launch costs ~10-25 us; small batches lose to the CPU).
 GPU_MIN_ROWS = _env_int("GPU_MIN_ROWS", 1_000_000)
 # Per kernel family where the GPU wins later: the rows kernels (sorts and prefix sums on the
-# device) lose to single-threaded Cython at 10**6 rows and win from a few million (H100,
-# benches/gpu_kernels.py --rows).
-GPU_MIN_ROWS_FAMILY = {"rows": _env_int("GPU_MIN_ROWS_ROWS", 4_000_000)}
+# device, ~7 ms fixed cost) are at parity with single-threaded Cython around 10**6 rows
+# (0.56x-1.4x across two H100 runs) and win from 2*10**6 (2.5x; benches/gpu_kernels.py --rows).
+GPU_MIN_ROWS_FAMILY = {"rows": _env_int("GPU_MIN_ROWS_ROWS", 2_000_000)}
 
 # Identifier encoding: an integer key column whose range spans at most this many slots per row
 # (and at least the floor) is used directly as group codes (value - min: no hashing, no copy);
