@@ -3,7 +3,7 @@
 """Native streaming state for a Monitor's box assertions (Cython only).
 
 Caller: ``tripwire._streaming.NativeBoxes`` (one per Monitor), which hands each observed batch
-over as an Arrow C stream capsule (``table.__arrow_c_stream__()``, zero copy). One
+over as a ``pyarrow.RecordBatch``, read through the Arrow C data interface (zero copy). One
 ``BoxEngine`` holds, per stream, what its assertions still need and updates it in place:
 
 - the stream clock: newest and oldest frame of each stream (frames in order across batches);
@@ -21,8 +21,7 @@ Hypothesis property test checks that against ``Suite.check``.
 """
 import numpy as np
 cimport numpy as cnp
-from cpython.pycapsule cimport PyCapsule_GetPointer
-from libc.stdint cimport int32_t, int64_t, uint8_t, INT64_MIN, INT64_MAX
+from libc.stdint cimport int32_t, int64_t, uint8_t, uintptr_t, INT64_MIN, INT64_MAX
 from libc.math cimport isfinite, NAN
 from libc.string cimport memcmp
 from cython.operator cimport dereference as deref, preincrement as inc
@@ -51,18 +50,6 @@ cdef extern from *:
       void (*release)(struct ArrowArray*); void* private_data;
     };
     #endif
-    #ifndef ARROW_C_STREAM_INTERFACE
-    #define ARROW_C_STREAM_INTERFACE
-    struct ArrowArrayStream {
-      int (*get_schema)(struct ArrowArrayStream*, struct ArrowSchema* out);
-      int (*get_next)(struct ArrowArrayStream*, struct ArrowArray* out);
-      const char* (*get_last_error)(struct ArrowArrayStream*);
-      void (*release)(struct ArrowArrayStream*);
-      void* private_data;
-    };
-    #endif
-    static inline int tw_stream_next(struct ArrowArrayStream* s, struct ArrowArray* out) { return s->get_next(s, out); }
-    static inline int tw_stream_schema(struct ArrowArrayStream* s, struct ArrowSchema* out) { return s->get_schema(s, out); }
     static inline void tw_release_array(struct ArrowArray* a) { if (a->release) a->release(a); }
     static inline void tw_release_schema(struct ArrowSchema* a) { if (a->release) a->release(a); }
     """
@@ -81,10 +68,6 @@ cdef extern from *:
         const void** buffers
         ArrowArray** children
         void (*release)(ArrowArray*)
-    cdef struct ArrowArrayStream:
-        pass
-    int tw_stream_next(ArrowArrayStream* s, ArrowArray* out) nogil
-    int tw_stream_schema(ArrowArrayStream* s, ArrowSchema* out) nogil
     void tw_release_array(ArrowArray* a) nogil
     void tw_release_schema(ArrowSchema* a) nogil
 
@@ -206,7 +189,6 @@ cdef class BoxEngine:
     # valid
     cdef vector[double] va_w, va_h
     # the prepared batch
-    cdef object capsule
     cdef ArrowArray arr
     cdef bint pending
     cdef int64_t n, row0
@@ -296,55 +278,53 @@ cdef class BoxEngine:
         return out
 
     # ------------------------------------------------------------------ one batch
-    def prepare(self, capsule, int64_t row0, indices):
-        """Read a batch (an Arrow C stream capsule of one table): stream ids and frame ranges;
-        nothing changes yet. Returns ``None`` when accepted; ``("chunks",)`` when the table
-        has several chunks (combine them and call again); ``("late", stream value, first
+    def prepare(self, batch, int64_t row0, indices, bint verify=True):
+        """Read ``batch`` (a ``pyarrow.RecordBatch``, exported through the Arrow C data
+        interface: zero copy; ``None``: no rows): stream ids and frame ranges; nothing changes
+        yet. ``indices``: the column of each role (``ROLES``; -1: absent). ``verify``: check
+        the column formats (the caller does it once per schema: exporting the schema costs
+        more than the rest). Returns ``None`` when accepted, ``("late", stream value, first
         frame, newest frame)`` when a stream's frame arrives after a newer one."""
-        cdef ArrowArrayStream* st = <ArrowArrayStream*>PyCapsule_GetPointer(capsule, "arrow_array_stream")
         cdef ArrowSchema schema
-        cdef ArrowArray extra
         cdef int r, k, c
         cdef int64_t i, s, f, n
-        cdef bint ok
         if self.pending:
             self.abort()
-        schema.release = NULL
-        if tw_stream_schema(st, &schema) != 0:
-            raise ValueError("tripwire: could not read the batch's schema")
-        try:
-            for r in range(N_ROLES):
-                c = indices[r]
-                self.idx[r] = c
-                if c < 0:
-                    continue
-                if c >= schema.n_children:
-                    raise ValueError("tripwire: column index out of range")
-                fmt = schema.children[c].format
-                want = _FORMATS[r]
-                if r == R_STREAM:
-                    k = S_UTF8 if fmt == b"u" else S_LARGE_UTF8 if fmt == b"U" else S_INT64 if fmt == b"l" else -1
-                    if k != self.stream_kind:
-                        raise ValueError(f"tripwire: stream column format {fmt!r} changed")
-                elif fmt != want:
-                    raise ValueError(f"tripwire: column format {fmt!r}, expected {want!r}")
-        finally:
-            tw_release_schema(&schema)
+        for r in range(N_ROLES):
+            self.idx[r] = indices[r]
         self.arr.release = NULL
-        if tw_stream_next(st, &self.arr) != 0:
-            raise ValueError("tripwire: could not read the batch")
-        if self.arr.release == NULL:  # no batch at all: an empty table
-            n = 0
-        else:
+        n = 0
+        if batch is not None:
+            if verify:
+                schema.release = NULL
+                batch.schema._export_to_c(<uintptr_t>&schema)
+                try:
+                    for r in range(N_ROLES):
+                        c = self.idx[r]
+                        if c < 0:
+                            continue
+                        if c >= schema.n_children:
+                            raise ValueError("tripwire: column index out of range")
+                        fmt = schema.children[c].format
+                        want = _FORMATS[r]
+                        if r == R_STREAM:
+                            k = S_UTF8 if fmt == b"u" else S_LARGE_UTF8 if fmt == b"U" else S_INT64 if fmt == b"l" else -1
+                            if k != self.stream_kind:
+                                raise ValueError(f"tripwire: stream column format {fmt!r} changed")
+                        elif fmt != want:
+                            raise ValueError(f"tripwire: column format {fmt!r}, expected {want!r}")
+                finally:
+                    tw_release_schema(&schema)
+            batch._export_to_c(<uintptr_t>&self.arr)
             n = self.arr.length
-            extra.release = NULL
-            if tw_stream_next(st, &extra) != 0 or extra.release != NULL:
-                tw_release_array(&extra)
-                tw_release_array(&self.arr)
-                return ("chunks",)
         self.n = n
         self.row0 = row0
-        self.capsule = capsule
+        for r in range(N_ROLES):  # the shape the formats promise (a cheap guard for verify=False)
+            c = self.idx[r]
+            if c >= 0 and n and (c >= self.arr.n_children or self.arr.children[c].length != n
+                                 or self.arr.children[c].n_buffers != (3 if r == R_STREAM and self.stream_kind != S_INT64 else 2)):
+                self.abort()
+                raise ValueError("tripwire: the batch does not have the columns the engine expects")
         for r in range(N_ROLES):
             c = self.idx[r]
             if c < 0 or n == 0:
@@ -491,7 +471,6 @@ cdef class BoxEngine:
         self.touched.clear()
         self.pending = False
         tw_release_array(&self.arr)
-        self.capsule = None
 
     def touched_values(self):
         """Values of the streams with rows in the prepared batch."""
@@ -499,9 +478,10 @@ cdef class BoxEngine:
 
     def commit(self):
         """Apply the prepared batch; returns, per assertion (multibox, flicker, valid in
-        construction order), ``None`` when it found nothing, else its violations:
-        multibox ``(rows, events, severity, anchors, frames, streams)``, flicker ``(start,
-        end, severity, frames, streams, tracks)``, valid ``(rows, reasons)``."""
+        construction order), ``None`` when it found nothing, else its violations in canonical
+        order (events numbered by their first row, rows ascending inside one), one entry per
+        flagged row: multibox ``(rows, events, severity, frames, streams)``, flicker ``(rows,
+        events, severity, frames, streams, tracks)``, valid ``(rows, reasons)``."""
         cdef size_t k, a
         cdef int64_t s
         if not self.pending:
@@ -663,25 +643,41 @@ cdef class BoxEngine:
                 g0 = g1
         if out_rows.size() == 0:
             return None
-        n_out = out_rows.size()
-        boxes_np = np.empty(n_out, np.int64)
+        # canonical order (as tripwire._assertion.canonical_events): events numbered by their
+        # anchor row (each group's first box, its lowest row), rows ascending inside one
+        cdef size_t n_out = out_rows.size(), n_ev = out_anchor.size()
+        cdef vector[item_t] by_anchor, entries
+        cdef vector[int64_t] rank
+        by_anchor.resize(n_ev)
+        for k in range(n_ev):
+            by_anchor[k].stream = boxes[out_anchor[k]].row
+            by_anchor[k].frame = 0
+            by_anchor[k].seq = k
+        stable_sort(by_anchor.begin(), by_anchor.end(), _item_less)
+        rank.resize(n_ev)
+        for k in range(n_ev):
+            rank[by_anchor[k].seq] = k
+        entries.resize(n_out)
+        for k in range(n_out):
+            entries[k].stream = rank[out_ev[k]]
+            entries[k].frame = boxes[out_rows[k]].row
+            entries[k].seq = k
+        stable_sort(entries.begin(), entries.end(), _item_less)
         rows = np.empty(n_out, np.int64)
         frames = np.empty(n_out, np.int64)
         sids = np.empty(n_out, np.int64)
         events = np.empty(n_out, np.int64)
+        sev = np.empty(n_out, np.float32)
         cdef int64_t[::1] rv = rows, fv = frames, sv = sids, evv = events
+        cdef float[::1] sevv = sev
         for k in range(n_out):
-            b = boxes[out_rows[k]]
+            b = boxes[out_rows[entries[k].seq]]
             rv[k] = b.row
             fv[k] = b.frame
             sv[k] = b.stream
-            evv[k] = out_ev[k]
-        anchor_rows = np.empty(out_anchor.size(), np.int64)
-        cdef int64_t[::1] av = anchor_rows
-        for k in range(out_anchor.size()):
-            av[k] = boxes[out_anchor[k]].row
-        sev = to_numpy[float](ev_sev)[events]
-        return rows, events, sev, anchor_rows, frames, sids
+            evv[k] = entries[k].stream
+            sevv[k] = ev_sev[out_ev[entries[k].seq]]
+        return rows, events, sev, frames, sids
 
     def flush_multibox(self, size_t a, streams=None):
         """Judge the open frames of ``streams`` (ids; all when ``None``) and forget them."""
@@ -778,8 +774,7 @@ cdef class BoxEngine:
                 self.fl_prune_at[a] = 2 * total + 1024
         if starts.size() == 0:
             return None
-        return (to_numpy[int64_t](starts), to_numpy[int64_t](ends), to_numpy[float](sev),
-                to_numpy[int64_t](fr), to_numpy[int64_t](st), to_numpy[int64_t](trk))
+        return _gap_result(starts, ends, sev, fr, st, trk)
 
     def forget_tracks(self, size_t a, streams=None):
         """Forget the last boxes of ``streams`` (ids; all when ``None``): no gap can close."""
@@ -874,6 +869,43 @@ cdef class BoxEngine:
             for s in range(self.fl_last[a].size()):
                 total += self.fl_last[a][s].size()
         return total
+
+
+cdef object _gap_result(vector[int64_t]& starts, vector[int64_t]& ends, vector[float]& sev,
+                        vector[int64_t]& fr, vector[int64_t]& st, vector[int64_t]& trk):
+    """Gap pairs in canonical order, as ``tripwire.boxes._gap_result``: one event per gap,
+    events by their start row, the two rows ascending inside one. Returns ``(rows, events,
+    severity, frames, streams, tracks)``, one entry per flagged row."""
+    cdef size_t n = starts.size(), k, p
+    cdef vector[item_t] by_start
+    cdef int64_t a, b
+    by_start.resize(n)
+    for k in range(n):
+        by_start[k].stream = starts[k]
+        by_start[k].frame = 0
+        by_start[k].seq = k
+    stable_sort(by_start.begin(), by_start.end(), _item_less)
+    rows = np.empty(2 * n, np.int64)
+    events = np.empty(2 * n, np.int64)
+    severity = np.empty(2 * n, np.float32)
+    frames = np.empty(2 * n, np.int64)
+    streams = np.empty(2 * n, np.int64)
+    tracks = np.empty(2 * n, np.int64)
+    cdef int64_t[::1] rv = rows, ev = events, fv = frames, sv = streams, tv = tracks
+    cdef float[::1] sevv = severity
+    for k in range(n):
+        p = by_start[k].seq
+        a = 0 if starts[p] < ends[p] else 1  # which end has the lower row
+        b = 1 - a
+        rv[2 * k] = starts[p] if a == 0 else ends[p]
+        rv[2 * k + 1] = ends[p] if a == 0 else starts[p]
+        fv[2 * k] = fr[2 * p + a]
+        fv[2 * k + 1] = fr[2 * p + b]
+        ev[2 * k] = ev[2 * k + 1] = k
+        sevv[2 * k] = sevv[2 * k + 1] = sev[p]
+        sv[2 * k] = sv[2 * k + 1] = st[p]
+        tv[2 * k] = tv[2 * k + 1] = trk[p]
+    return rows, events, severity, frames, streams, tracks
 
 
 cdef void _sort_by_frame(vector[int64_t]& rows, vector[int64_t]& frame) noexcept nogil:

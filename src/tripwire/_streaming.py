@@ -261,7 +261,8 @@ class Adapter:
         return t.append_column(ROW, pa.array(np.arange(offset, offset + table.num_rows, dtype=np.int64)))
 
     # -- work ----------------------------------------------------------------------------
-    def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
+    def observe(self, table: pa.Table, offset: int, backend: str) -> Result | None:
+        """The violations ``table`` (rows from ``offset`` on) completes; ``None``: none."""
         r = self.a.evaluate(table, backend)
         return Result(r.rows + offset, r.events, r.severity, table.num_rows, r.context, [])
 
@@ -458,7 +459,7 @@ class ByIdentity(_Ordered):
             self.raw = [(table, offset)]
             self.n_raw = table.num_rows
         if self.next_check is None or self.retained_rows() < self.next_check:
-            return Result.empty(table.num_rows)
+            return None  # held: nothing to report (the monitor's empty result)
         self._materialize()
         whole = _concat(self.kept)
         keys = self.keys_of(whole)
@@ -864,6 +865,7 @@ class NativeBoxes:
         self._schema: pa.Schema | None = None  # the last schema adopted
         self._indices: tuple = ()
         self._casts: dict[str, pa.DataType] = {}
+        self._verify = True
 
     # -- a batch ---------------------------------------------------------------------------
     def _adopt(self, table: pa.Table) -> None:
@@ -912,11 +914,14 @@ class NativeBoxes:
     def prepare(self, table: pa.Table, offset: int) -> None:
         if self._schema is None or not table.schema.equals(self._schema):
             self._adopt(table)
+            self._verify = True  # the engine checks the formats once per schema
         if self._casts:
             table = self._cast(table)
-        got = self.engine.prepare(table.__arrow_c_stream__(), offset, self._indices)
-        if got is not None and got[0] == "chunks":
-            got = self.engine.prepare(table.combine_chunks().__arrow_c_stream__(), offset, self._indices)
+        batches = table.to_batches()
+        if len(batches) > 1:  # chunked columns: one copy into one batch
+            batches = table.combine_chunks().to_batches()
+        got = self.engine.prepare(batches[0] if batches else None, offset, self._indices, self._verify)
+        self._verify = False
         if got is not None:
             _, s, lo, prev = got
             raise _late(s, lo, prev)
@@ -953,6 +958,7 @@ class NativeBoxes:
         return lambda: pc.cast(pa.array(taken, self.stream_type), pa.string())
 
     def _result(self, a: Assertion, got: tuple, n_checked: int) -> Result:
+        """A result from the engine's violations (already in canonical order)."""
         from . import boxes
 
         if a in self.valid:
@@ -960,27 +966,13 @@ class NativeBoxes:
             return Result(rows, np.arange(len(rows), dtype=np.int64), np.ones(len(rows), np.float32), n_checked,
                           {"detail": functools.partial(boxes._reason_text, reasons)})
         if a in self.multibox:
-            rows, ev, sev, anchors, frames, sids = got
-            order = np.argsort(rows)
-            row, ev, sev = canonical_events(rows, ev, sev, anchors)
-            at = order[np.searchsorted(rows[order], row)]  # a box is in one group: rows are unique
-            return Result(row, ev, sev, n_checked, {"stream": self._stream_context(sids[at]),
-                                                    "frame": pa.array(frames[at], pa.int64())})
-        start, end, sev, frames, sids, tracks = got  # flicker: as boxes._gap_result
-        order = np.argsort(start, kind="stable")
-        start, end, sev, sids, tracks = start[order], end[order], sev[order], sids[order], tracks[order]
-        f_start, f_end = frames[0::2][order], frames[1::2][order]
-        first = start < end
-        row = np.empty(2 * len(start), np.int64)
-        row[0::2] = np.where(first, start, end)
-        row[1::2] = np.where(first, end, start)
-        frame = np.empty(2 * len(start), np.int64)
-        frame[0::2] = np.where(first, f_start, f_end)
-        frame[1::2] = np.where(first, f_end, f_start)
-        two = np.repeat(np.arange(len(start), dtype=np.int64), 2)
-        return Result(row, two, np.repeat(sev, 2), n_checked, {
-            "stream": self._stream_context(sids[two]), "frame": pa.array(frame, pa.int64()),
-            "key": lambda: pc.cast(pa.array(tracks[two], pa.int64()), pa.string())})
+            rows, ev, sev, frames, sids = got
+            return Result(rows, ev, sev, n_checked, {"stream": self._stream_context(sids),
+                                                     "frame": functools.partial(pa.array, frames, pa.int64())})
+        rows, ev, sev, frames, sids, tracks = got  # flicker: as boxes._gap_result
+        return Result(rows, ev, sev, n_checked, {
+            "stream": self._stream_context(sids), "frame": functools.partial(pa.array, frames, pa.int64()),
+            "key": lambda: pc.cast(pa.array(tracks, pa.int64()), pa.string())})
 
     # -- state -----------------------------------------------------------------------------
     def flush(self, streams: set | None = None) -> dict[Assertion, Result | None]:
