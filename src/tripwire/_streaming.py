@@ -230,7 +230,7 @@ class Adapter:
 
     # -- state ---------------------------------------------------------------------------
     def snapshot(self) -> Any:
-        return copy.copy(self.__dict__)
+        return self.__dict__.copy()  # state is replaced, not changed in place
 
     def restore(self, state: Any) -> None:
         self.__dict__.update(state)
@@ -419,7 +419,7 @@ class ByIdentity(_Ordered):
         self.n_raw = 0
 
     def snapshot(self) -> Any:
-        return copy.copy(self.__dict__), len(self.raw)
+        return self.__dict__.copy(), len(self.raw)
 
     def restore(self, state: Any) -> None:
         saved, n_raw = state
@@ -941,10 +941,13 @@ class NativeBoxes:
     def abort(self) -> None:
         self.engine.abort()
 
-    def commit(self, n_checked: int) -> dict[Assertion, Result | None]:
-        """Apply the prepared batch; {assertion: its violations, ``None`` when none}."""
-        got = self.engine.commit()
-        return {a: None if g is None else self._result(a, g, n_checked) for a, g in zip(self.order, got)}
+    def commit(self) -> list:
+        """Apply the prepared batch; the engine's raw violations per assertion of ``order``
+        (``None``: none; :meth:`result` makes a ``Result`` of one)."""
+        return self.engine.commit()
+
+    def result(self, a: Assertion, got: tuple | None, n_checked: int) -> Result | None:
+        return None if got is None else self._result(a, got, n_checked)
 
     def touched(self) -> list:
         return self.engine.touched_values()

@@ -145,6 +145,8 @@ class Monitor:
         self._last_seen: dict[Any, float] = {}  # stream -> monotonic time (ttl)
         self._lock = threading.Lock()
         self._plain_schema = pa.schema([])  # the last schema as_table returned a table of as is
+        self._slots: list = []
+        self._empty = _nothing(0)
 
     # ------------------------------------------------------------------ public
     def observe(self, batch: Any) -> Report:
@@ -209,6 +211,11 @@ class Monitor:
                 if isinstance(ad, ByIdentity) and ad.ordered and ad.stream == native.stream \
                         and ad.frame == native.cols.frame:
                     ad.clock_source = native
+        # where each assertion's result comes from, in suite order: the engine's k-th result,
+        # or the i-th adapter's
+        at = {a: ("native", k) for k, a in enumerate(native.order)} if native is not None else {}
+        at.update({a: ("adapter", i) for i, (a, _) in enumerate(adapters)})
+        self._slots = [(a, *at[a]) for a in self.suite]
         self._native, self._adapters = native, adapters
 
     def _observe(self, table: pa.Table, t0: float) -> Report:
@@ -219,35 +226,43 @@ class Monitor:
         native, adapters = self._native, self._adapters
         if native is not None:
             native.prepare(table, self.rows)  # checks the batch; changes nothing yet
-        got: dict = {}
+        got: list = []
         if adapters:
             saved = [ad.snapshot() for _, ad in adapters]
             try:
-                for a, ad in adapters:
-                    got[a] = ad.observe(table, self.rows, be)
+                for _, ad in adapters:
+                    got.append(ad.observe(table, self.rows, be))
             except BaseException:
                 for (_, ad), s in zip(adapters, saved):
                     ad.restore(s)
                 if native is not None:
                     native.abort()
                 raise
-        if native is not None:
-            got.update(native.commit(n))
+        engine = native.commit() if native is not None else []
         for _, ad in adapters:
             ad.commit()
         self.rows += n
         self.batches += 1
+        results = []
+        for a, source, k in self._slots:
+            r = native.result(a, engine[k], n) if source == "native" else got[k]
+            results.append((a, self._nothing(n) if r is None or not len(r.rows) else r))
         if self.ttl is not None:
             now = self.clock()
             self._touch(table, now)
             more = self._expired(now, be)
-            report = Report([(a, _merge([got[a]] + more.get(a, []), n)) for a in self.suite],
-                            {"rows": table}, be, time.perf_counter() - t0)
-        else:  # one result per assertion: kept as is (adapters and engine drop weak labels)
-            report = Report([(a, _nothing(n) if (r := got[a]) is None or not len(r.rows) else r)
-                             for a in self.suite], {"rows": table}, be, time.perf_counter() - t0)
+            results = [(a, _merge([r] + more.get(a, []), n)) for a, r in results]
+        report = Report(results, {"rows": table}, be, time.perf_counter() - t0)
         self._record(report, n)
         return report
+
+    def _nothing(self, n: int) -> Result:
+        """An empty result for a batch of ``n`` rows, shared by the assertions of a report (and
+        by reports of batches as long: most flag nothing)."""
+        empty = self._empty
+        if empty.n_rows_checked != n:
+            empty = self._empty = _nothing(n)
+        return empty
 
     def _touch(self, table: pa.Table, now: float) -> None:
         if table.schema.get_field_index(self.stream) < 0:
