@@ -509,20 +509,23 @@ cdef class BoxEngine:
     cdef object _multibox(self, size_t a, bint flushing, object which):
         """Judge the frames this batch completes (``flushing``: every open frame of the
         streams in ``which``, all when ``None``) and keep the new open frames."""
-        cdef int64_t n = 0 if flushing else self.n, i, s, f, m, g0, g1, j, q, ev = 0
+        cdef int64_t n = 0 if flushing else self.n, i, s, m = 0, g0, g1, j, q, ev = 0, u, v
         cdef size_t k
         cdef float t = self.mb_iou[a], ix, iy, inter, uni
         cdef int64_t min_boxes = self.mb_min[a]
         cdef vector[vector[box_t]]* opened = &self.mb_open[a]
-        cdef vector[box_t] boxes  # complete boxes, grouped below
+        cdef vector[box_t] held  # held boxes this batch completes
         cdef vector[item_t] items
-        cdef vector[int64_t] order, parent, size, v_pos, v_ev, anchors, grp_event, out_rows, out_anchor, out_ev
-        cdef vector[float] bx1, by1, bx2, by2, bsc, area, ev_sev, grp_best
-        cdef vector[uint8_t] bok, bsv, grp_has
+        cdef vector[int64_t] parent, size, v_pos, v_ev, anchors, grp_event, out_pos, out_anchor, out_ev
+        cdef vector[float] ev_sev, grp_best, area
+        cdef vector[uint8_t] grp_has, bok
+        # the complete boxes, structure of arrays (grouped by (stream, frame) below)
+        cdef vector[float] bx1, by1, bx2, by2, bsc
+        cdef vector[uint8_t] bsv
+        cdef vector[int64_t] brow, bframe, bstream
         cdef vector[int64_t] streams
         cdef box_t b
-        cdef item_t it
-        cdef bint sorted_ = True
+        cdef bint sorted_ = True, coords_null
         cdef col_t* c = self.col
         cdef bint has_score = self.idx[R_SCORE] >= 0
         if flushing:
@@ -537,89 +540,124 @@ cdef class BoxEngine:
                 for k in range(streams.size()):
                     s = streams[k]
                     for j in range(<int64_t>opened[0][s].size()):
-                        boxes.push_back(opened[0][s][j])
+                        held.push_back(opened[0][s][j])
                     opened[0][s].clear()
-            else:
-                # held open frames that this batch closes
+            else:  # held open frames this batch closes
                 for k in range(self.touched.size()):
                     s = self.touched[k]
                     if self.hi[s] != INT64_MIN and opened[0][s].size() and self.hi[s] > opened[0][s][0].frame:
                         for j in range(<int64_t>opened[0][s].size()):
-                            boxes.push_back(opened[0][s][j])
+                            held.push_back(opened[0][s][j])
                         opened[0][s].clear()
-                for i in range(n):
-                    s = self.sid[i]
-                    if s < 0:
-                        continue
+            # held boxes first (lower rows), then the batch's in row order: arrival order
+            m = held.size() + n
+            bx1.resize(m)
+            by1.resize(m)
+            bx2.resize(m)
+            by2.resize(m)
+            bsc.resize(m)
+            bsv.resize(m)
+            brow.resize(m)
+            bframe.resize(m)
+            bstream.resize(m)
+            m = 0
+            for k in range(held.size()):
+                b = held[k]
+                bx1[m] = b.x1
+                by1[m] = b.y1
+                bx2[m] = b.x2
+                by2[m] = b.y2
+                bsc[m] = b.score
+                bsv[m] = b.has_score
+                brow[m] = b.row
+                bframe[m] = b.frame
+                bstream[m] = b.stream
+                m += 1
+            coords_null = c[R_X1].valid != NULL or c[R_Y1].valid != NULL or c[R_X2].valid != NULL \
+                or c[R_Y2].valid != NULL
+            for i in range(n):
+                s = self.sid[i]
+                if s < 0:
+                    continue
+                if _i64(&c[R_FRAME], i) < self.hi[s]:
+                    if coords_null and not (_ok(&c[R_X1], i) and _ok(&c[R_Y1], i) and _ok(&c[R_X2], i)
+                                            and _ok(&c[R_Y2], i)):
+                        bx1[m] = NAN  # a null coordinate links to nothing, like NaN
+                    else:
+                        bx1[m] = _f32(&c[R_X1], i)
+                    by1[m] = _f32(&c[R_Y1], i)
+                    bx2[m] = _f32(&c[R_X2], i)
+                    by2[m] = _f32(&c[R_Y2], i)
+                    if has_score:
+                        bsc[m] = _f32(&c[R_SCORE], i)
+                        bsv[m] = _ok(&c[R_SCORE], i)
+                    brow[m] = self.row0 + i
+                    bframe[m] = _i64(&c[R_FRAME], i)
+                    bstream[m] = s
+                    if m and (bstream[m] < bstream[m - 1] or (bstream[m] == bstream[m - 1] and bframe[m] < bframe[m - 1])):
+                        sorted_ = False
+                    m += 1
+                else:  # the newest frame of its stream: open
                     b.frame = _i64(&c[R_FRAME], i)
                     b.stream = s
                     b.row = self.row0 + i
-                    if _ok(&c[R_X1], i) and _ok(&c[R_Y1], i) and _ok(&c[R_X2], i) and _ok(&c[R_Y2], i):
-                        b.x1 = _f32(&c[R_X1], i)
+                    if coords_null and not (_ok(&c[R_X1], i) and _ok(&c[R_Y1], i) and _ok(&c[R_X2], i)
+                                            and _ok(&c[R_Y2], i)):
+                        b.x1 = NAN
                     else:
-                        b.x1 = NAN  # a null coordinate links to nothing, like NaN
+                        b.x1 = _f32(&c[R_X1], i)
                     b.y1 = _f32(&c[R_Y1], i)
                     b.x2 = _f32(&c[R_X2], i)
                     b.y2 = _f32(&c[R_Y2], i)
-                    if has_score:
-                        b.score = _f32(&c[R_SCORE], i)
-                        b.has_score = _ok(&c[R_SCORE], i)
-                    else:
-                        b.score = 0
-                        b.has_score = 0
-                    if b.frame < self.hi[s]:
-                        boxes.push_back(b)
-                    else:
-                        opened[0][s].push_back(b)
-            # group the complete boxes by (stream, frame), arrival order inside a frame
-            m = boxes.size()
-            items.resize(m)
-            for j in range(m):
-                items[j].stream = boxes[j].stream
-                items[j].frame = boxes[j].frame
-                items[j].seq = j
-                if j and _item_less(items[j], items[j - 1]):
-                    sorted_ = False
-            if not sorted_:
+                    b.score = _f32(&c[R_SCORE], i) if has_score else 0
+                    b.has_score = _ok(&c[R_SCORE], i) if has_score else 0
+                    opened[0][s].push_back(b)
+            if held.size():  # the held boxes' order against the batch's
+                for k in range(1, held.size() + 1 if <int64_t>held.size() < m else held.size()):
+                    if bstream[k] < bstream[k - 1] or (bstream[k] == bstream[k - 1] and bframe[k] < bframe[k - 1]):
+                        sorted_ = False
+            if not sorted_:  # group by (stream, frame), arrival order inside a frame: permute
+                items.resize(m)
+                for j in range(m):
+                    items[j].stream = bstream[j]
+                    items[j].frame = bframe[j]
+                    items[j].seq = j
                 stable_sort(items.begin(), items.end(), _item_less)
+                _permute_f(bx1, items)
+                _permute_f(by1, items)
+                _permute_f(bx2, items)
+                _permute_f(by2, items)
+                _permute_f(bsc, items)
+                _permute_u8(bsv, items)
+                _permute_i(brow, items)
+                _permute_i(bframe, items)
+                _permute_i(bstream, items)
             g0 = 0
             while g0 < m:
                 g1 = g0 + 1
-                while g1 < m and items[g1].stream == items[g0].stream and items[g1].frame == items[g0].frame:
+                while g1 < m and bstream[g1] == bstream[g0] and bframe[g1] == bframe[g0]:
                     g1 += 1
                 q = g1 - g0
                 if q >= min_boxes and q >= 2:
-                    bx1.resize(q)
-                    by1.resize(q)
-                    bx2.resize(q)
-                    by2.resize(q)
-                    bsc.resize(q)
-                    bsv.resize(q)
-                    bok.resize(q)
                     area.resize(q)
+                    bok.resize(q)
                     parent.resize(q)
                     size.resize(q)
-                    order.resize(q)
-                    for j in range(q):
-                        b = boxes[items[g0 + j].seq]
-                        order[j] = items[g0 + j].seq
-                        bx1[j] = b.x1
-                        by1[j] = b.y1
-                        bx2[j] = b.x2
-                        by2[j] = b.y2
-                        bsc[j] = b.score
-                        bsv[j] = b.has_score
-                        parent[j] = j
-                        size[j] = 1
-                        bok[j] = isfinite(b.x1) and isfinite(b.y1) and isfinite(b.x2) and isfinite(b.y2)
-                        area[j] = (b.x2 - b.x1) * (b.y2 - b.y1)
+                    for u in range(q):
+                        j = g0 + u
+                        parent[u] = u
+                        size[u] = 1
+                        bok[u] = isfinite(bx1[j]) and isfinite(by1[j]) and isfinite(bx2[j]) and isfinite(by2[j])
+                        area[u] = (bx2[j] - bx1[j]) * (by2[j] - by1[j])
                     # as _boxes_cy.multibox: linked when inter >= iou * union
-                    for i in range(q):
-                        if not bok[i]:
+                    for u in range(q):
+                        if not bok[u]:
                             continue
-                        for j in range(i + 1, q):
-                            if not bok[j]:
+                        i = g0 + u
+                        for v in range(u + 1, q):
+                            if not bok[v]:
                                 continue
+                            j = g0 + v
                             ix = _minf(bx2[i], bx2[j]) - _maxf(bx1[i], bx1[j])
                             if ix <= 0:
                                 continue
@@ -627,30 +665,30 @@ cdef class BoxEngine:
                             if iy <= 0:
                                 continue
                             inter = ix * iy
-                            uni = area[i] + area[j] - inter
+                            uni = area[u] + area[v] - inter
                             if inter >= t * uni:
-                                join(&parent[0], &size[0], i, j)
+                                join(&parent[0], &size[0], u, v)
                     v_pos.clear()
                     v_ev.clear()
                     anchors.clear()
-                    emit_groups(0, q, &parent[0], &size[0], min_boxes, &bsc[0] if has_score else NULL,
+                    emit_groups(g0, q, &parent[0], &size[0], min_boxes, &bsc[0] if has_score else NULL,
                                 &bsv[0], grp_best, grp_has, grp_event, anchors, ev_sev, v_pos, v_ev, &ev)
                     for j in range(<int64_t>v_pos.size()):
-                        out_rows.push_back(order[v_pos[j]])  # a box index for now
+                        out_pos.push_back(v_pos[j])
                         out_ev.push_back(v_ev[j])
                     for j in range(<int64_t>anchors.size()):
-                        out_anchor.push_back(order[anchors[j]])
+                        out_anchor.push_back(anchors[j])
                 g0 = g1
-        if out_rows.size() == 0:
+        if out_pos.size() == 0:
             return None
         # canonical order (as tripwire._assertion.canonical_events): events numbered by their
         # anchor row (each group's first box, its lowest row), rows ascending inside one
-        cdef size_t n_out = out_rows.size(), n_ev = out_anchor.size()
+        cdef size_t n_out = out_pos.size(), n_ev = out_anchor.size()
         cdef vector[item_t] by_anchor, entries
         cdef vector[int64_t] rank
         by_anchor.resize(n_ev)
         for k in range(n_ev):
-            by_anchor[k].stream = boxes[out_anchor[k]].row
+            by_anchor[k].stream = brow[out_anchor[k]]
             by_anchor[k].frame = 0
             by_anchor[k].seq = k
         stable_sort(by_anchor.begin(), by_anchor.end(), _item_less)
@@ -660,8 +698,8 @@ cdef class BoxEngine:
         entries.resize(n_out)
         for k in range(n_out):
             entries[k].stream = rank[out_ev[k]]
-            entries[k].frame = boxes[out_rows[k]].row
-            entries[k].seq = k
+            entries[k].frame = brow[out_pos[k]]
+            entries[k].seq = out_pos[k]
         stable_sort(entries.begin(), entries.end(), _item_less)
         rows = np.empty(n_out, np.int64)
         frames = np.empty(n_out, np.int64)
@@ -670,13 +708,17 @@ cdef class BoxEngine:
         sev = np.empty(n_out, np.float32)
         cdef int64_t[::1] rv = rows, fv = frames, sv = sids, evv = events
         cdef float[::1] sevv = sev
+        cdef vector[int64_t] ev_of
+        ev_of.resize(m)
         for k in range(n_out):
-            b = boxes[out_rows[entries[k].seq]]
-            rv[k] = b.row
-            fv[k] = b.frame
-            sv[k] = b.stream
+            ev_of[out_pos[k]] = out_ev[k]
+        for k in range(n_out):
+            j = entries[k].seq
+            rv[k] = brow[j]
+            fv[k] = bframe[j]
+            sv[k] = bstream[j]
             evv[k] = entries[k].stream
-            sevv[k] = ev_sev[out_ev[entries[k].seq]]
+            sevv[k] = ev_sev[ev_of[j]]
         return rows, events, sev, frames, sids
 
     def flush_multibox(self, size_t a, streams=None):
@@ -788,33 +830,60 @@ cdef class BoxEngine:
 
     # ------------------------------------------------------------------ valid
     cdef object _valid(self, size_t a):
-        """As ``_boxes_cy.valid``: reasons bitmask per broken box."""
-        cdef int64_t n = self.n, i
+        """As ``_boxes_cy.valid``: reasons bitmask per broken box (blocks: a branch-free loop
+        the compiler vectorizes, then nulls, then a scan for the rare bad rows)."""
+        cdef int64_t n = self.n, i, lo, k, mm
         cdef double w = self.va_w[a], h = self.va_h[a]
-        cdef uint8_t has_w = w > 0, has_h = h > 0, fin, bad
+        cdef uint8_t has_w = w > 0, has_h = h > 0, fin
         cdef float x1, y1, x2, y2, sc, zero = 0, one = 1
         cdef col_t* c = self.col
         cdef bint has_score = self.idx[R_SCORE] >= 0
+        cdef const float* px1 = NULL
+        cdef const float* py1 = NULL
+        cdef const float* px2 = NULL
+        cdef const float* py2 = NULL
+        cdef const float* psc = NULL
+        cdef uint8_t bad[1024]
         cdef vector[int64_t] rows, reasons
+        if n == 0:
+            return None
+        px1 = <const float*>c[R_X1].data + c[R_X1].off
+        py1 = <const float*>c[R_Y1].data + c[R_Y1].off
+        px2 = <const float*>c[R_X2].data + c[R_X2].off
+        py2 = <const float*>c[R_Y2].data + c[R_Y2].off
+        if has_score:
+            psc = <const float*>c[R_SCORE].data + c[R_SCORE].off
         with nogil:
-            for i in range(n):
-                x1 = _f32(&c[R_X1], i)
-                y1 = _f32(&c[R_Y1], i)
-                x2 = _f32(&c[R_X2], i)
-                y2 = _f32(&c[R_Y2], i)
-                fin = ((x1 - x1) == zero) & ((y1 - y1) == zero) & ((x2 - x2) == zero) & ((y2 - y2) == zero)
-                bad = ((((x2 <= x1) * 2) | ((y2 <= y1) * 4)
-                        | (((has_w & ((x1 < zero) | (x2 > w))) | (has_h & ((y1 < zero) | (y2 > h)))) * 8))
-                       * fin) | ((1 - fin) * 1)
-                if not (_ok(&c[R_X1], i) and _ok(&c[R_Y1], i) and _ok(&c[R_X2], i) and _ok(&c[R_Y2], i)):
-                    bad = 1
+            lo = 0
+            while lo < n:
+                mm = n - lo if n - lo < 1024 else 1024
+                for k in range(mm):
+                    x1 = px1[lo + k]
+                    y1 = py1[lo + k]
+                    x2 = px2[lo + k]
+                    y2 = py2[lo + k]
+                    fin = ((x1 - x1) == zero) & ((y1 - y1) == zero) & ((x2 - x2) == zero) & ((y2 - y2) == zero)
+                    bad[k] = ((((x2 <= x1) * 2) | ((y2 <= y1) * 4)
+                               | (((has_w & ((x1 < zero) | (x2 > w))) | (has_h & ((y1 < zero) | (y2 > h)))) * 8))
+                              * fin) | ((1 - fin) * 1)
+                if c[R_X1].valid != NULL or c[R_Y1].valid != NULL or c[R_X2].valid != NULL or c[R_Y2].valid != NULL:
+                    for k in range(mm):
+                        if not (_ok(&c[R_X1], lo + k) and _ok(&c[R_Y1], lo + k) and _ok(&c[R_X2], lo + k)
+                                and _ok(&c[R_Y2], lo + k)):
+                            bad[k] = 1
                 if has_score:
-                    sc = _f32(&c[R_SCORE], i)
-                    if _ok(&c[R_SCORE], i):
-                        bad |= (1 - ((sc >= zero) & (sc <= one))) * 16
-                if bad:
-                    rows.push_back(self.row0 + i)
-                    reasons.push_back(bad)
+                    for k in range(mm):
+                        sc = psc[lo + k]
+                        bad[k] |= (1 - ((sc >= zero) & (sc <= one))) * 16
+                    if c[R_SCORE].valid != NULL:  # a null score is fine
+                        for k in range(mm):
+                            if not _ok(&c[R_SCORE], lo + k):
+                                bad[k] &= ~16
+                for k in range(mm):
+                    if bad[k]:
+                        rows.push_back(self.row0 + lo + k)
+                        reasons.push_back(bad[k])
+                lo += 1024
         if rows.size() == 0:
             return None
         return to_numpy[int64_t](rows), to_numpy[int64_t](reasons).astype(np.uint8)
@@ -906,6 +975,27 @@ cdef object _gap_result(vector[int64_t]& starts, vector[int64_t]& ends, vector[f
         sv[2 * k] = sv[2 * k + 1] = st[p]
         tv[2 * k] = tv[2 * k + 1] = trk[p]
     return rows, events, severity, frames, streams, tracks
+
+
+cdef void _permute_f(vector[float]& v, vector[item_t]& items) noexcept nogil:
+    cdef vector[float] tmp = v
+    cdef size_t k
+    for k in range(items.size()):
+        v[k] = tmp[items[k].seq]
+
+
+cdef void _permute_u8(vector[uint8_t]& v, vector[item_t]& items) noexcept nogil:
+    cdef vector[uint8_t] tmp = v
+    cdef size_t k
+    for k in range(items.size()):
+        v[k] = tmp[items[k].seq]
+
+
+cdef void _permute_i(vector[int64_t]& v, vector[item_t]& items) noexcept nogil:
+    cdef vector[int64_t] tmp = v
+    cdef size_t k
+    for k in range(items.size()):
+        v[k] = tmp[items[k].seq]
 
 
 cdef void _sort_by_frame(vector[int64_t]& rows, vector[int64_t]& frame) noexcept nogil:
