@@ -22,6 +22,11 @@ assertion still needs:
 
 Global row numbers ride along in a ``__tw_row`` column, so violations name rows of the whole
 stream (the concatenation of the accepted batches), whatever was held back.
+
+On the Cython backend, ``boxes.multibox``, ``boxes.flicker`` by track and ``boxes.valid``
+(sharing one column mapping) skip their adapters: :class:`NativeBoxes` checks them all in one
+native call per batch (``tripwire._kernels._monitor_cy.BoxEngine``: the newest frame per
+stream, the last box per track and the stream clock kept in place), with the same results.
 """
 from __future__ import annotations
 
