@@ -187,11 +187,95 @@ def boxes3d_streams(draw):
 @pytest.mark.slow
 @PROPERTY
 @given(batches=streams_and_splits())
-def test_any_split_equals_suite_check(batches):
+def test_any_split_equals_suite_check(fast_backend, batches):
+    """On Cython the box assertions run in the native engine (``NativeBoxes``), on the other
+    backends in their adapters: both equal the batch check."""
     suite = all_examples()
-    expected = events_of(suite.check(whole(batches)))
-    got = streamed(tw.Monitor(suite, horizon=None, strict=True), batches)
+    expected = events_of(suite.check(whole(batches), backend=fast_backend))
+    got = streamed(tw.Monitor(suite, horizon=None, strict=True, backend=fast_backend), batches)
     assert got == expected
+
+
+def _native_kinds(mon) -> list[str]:
+    return [] if mon._native is None else [a.name for a in mon._native.members]
+
+
+def test_native_engine_takes_the_box_assertions_on_cython_only():
+    t = boxes_table([dict(stream="a", frame=0, track=1, cls="car", score=0.5, box=(0.0, 0.0, 10.0, 10.0))])
+    mon = tw.Monitor(all_examples())
+    mon.observe(t)
+    assert sorted(_native_kinds(mon)) == ["flicker_track", "multibox", "valid"]
+    numba = tw.Monitor(all_examples(), backend="numba")
+    numba.observe(t)
+    assert numba._native is None
+    floats = tw.Monitor(all_examples())  # a stream column the engine cannot read: adapters
+    floats.observe(t.set_column(0, "stream", pa.array([1.5])))
+    assert floats._native is None
+
+
+def _variant(t: pa.Table, how: str) -> pa.Table:
+    """The same rows with other column types or layouts the native engine reads or converts."""
+    def put(name, col):
+        return t.set_column(t.schema.get_field_index(name), name, col)
+    if how == "large_string":
+        return put("stream", t.column("stream").cast(pa.large_string()))
+    if how == "dictionary":
+        return put("stream", t.column("stream").dictionary_encode())
+    if how == "int_stream":
+        codes = [None if s is None else ord(s) for s in t.column("stream").to_pylist()]
+        return put("stream", pa.array(codes, pa.int32()))
+    if how == "narrow":  # int32 frames and tracks, float64 coordinates and scores
+        for name in ("frame", "track"):
+            t = put(name, t.column(name).cast(pa.int32()))
+        for name in ("x1", "y1", "x2", "y2", "score"):
+            t = put(name, t.column(name).cast(pa.float64()))
+        return t
+    if how == "chunked":  # every column in two chunks, the second sliced (non-zero offsets)
+        n = t.num_rows // 2
+        return pa.concat_tables([t.slice(0, n), pa.concat_tables([t, t]).slice(t.num_rows + n, t.num_rows - n)])
+    return t
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(batches=streams_and_splits(), how=st.sampled_from(["large_string", "dictionary", "int_stream", "narrow",
+                                                         "chunked"]))
+def test_native_engine_reads_other_column_types_and_layouts(batches, how):
+    batches = [_variant(b, how) for b in batches]
+    suite = tw.Suite([tw.boxes.multibox(iou=0.3, min_boxes=2), tw.boxes.flicker(max_gap=2, identity="track"),
+                      tw.boxes.valid(width=60, height=60), tw.boxes.appear(min_frames=3, identity="track")])
+    expected = events_of(suite.check(whole(batches, lambda rows: _variant(boxes_table(rows), how))))
+    mon = tw.Monitor(suite, strict=True, horizon=None)
+    assert streamed(mon, batches) == expected
+    assert not batches or len(_native_kinds(mon)) == 3
+
+
+def test_native_engine_state_is_untouched_when_another_assertion_rejects_the_batch():
+    suite = tw.Suite([tw.boxes.multibox(iou=0.3, min_boxes=2), tw.rows.check("track < 0", name="untracked")])
+    mon = tw.Monitor(suite)
+    two = boxes_table([dict(stream="a", frame=0, track=t, cls="car", score=0.5, box=(0.0, 0.0, 10.0, 10.0))
+                       for t in (1, 2)])
+    assert len(mon.observe(two)) == 0 and _native_kinds(mon) == ["boxes.multibox"]
+    bad = _frames_table([5]).drop_columns(["track"])  # the engine accepts it, rows.check does not
+    assert mon.observe(bad).rejected == "column"
+    r = mon.observe(_frames_table([1]))  # frame 5 was never counted: frame 1 is in order
+    assert r.rejected is None and events_of(r) == {"boxes.multibox": [((0, 0.5), (1, 0.5))]}
+    assert mon.rows == 3 and mon.retained_rows() == 1
+
+
+def test_native_engine_context_columns_match_the_batch_check():
+    rows = [dict(stream="a", frame=f, track=1, cls="car", score=0.5, box=(0.0, 0.0, 10.0, 10.0)) for f in (0, 3)]
+    rows += [dict(stream="b", frame=0, track=t, cls="car", score=0.25, box=(0.0, 0.0, 10.0, 10.0)) for t in (7, 8)]
+    rows += [dict(stream="b", frame=1, track=9, cls="car", score=2.0, box=(0.0, 0.0, 10.0, 10.0))]
+    t = boxes_table(rows)
+    suite = tw.Suite([tw.boxes.multibox(iou=0.3, min_boxes=2), tw.boxes.flicker(max_gap=3),
+                      tw.boxes.valid()])
+    mon = tw.Monitor(suite, strict=True)
+    got = pa.concat_tables([mon.observe(t).violations, mon.flush().violations], promote_options="permissive")
+    want = suite.check(t).violations
+    cols = ["assertion", "row", "severity", "stream", "frame", "key", "detail"]
+    order = lambda v: sorted(zip(*(v.column(c).to_pylist() for c in cols)), key=repr)  # noqa: E731
+    assert order(got.select(cols)) == order(want.select(cols))
 
 
 @pytest.mark.slow

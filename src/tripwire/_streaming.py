@@ -22,6 +22,11 @@ assertion still needs:
 
 Global row numbers ride along in a ``__tw_row`` column, so violations name rows of the whole
 stream (the concatenation of the accepted batches), whatever was held back.
+
+On the Cython backend, ``boxes.multibox``, ``boxes.flicker`` by track and ``boxes.valid``
+(sharing one column mapping) skip their adapters: :class:`NativeBoxes` checks them all in one
+native call per batch (``tripwire._kernels._monitor_cy.BoxEngine``: the newest frame per
+stream, the last box per track and the stream clock kept in place), with the same results.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _arrow, _dispatch
+from . import _frames as _frames_mod
 from ._frames import group_rows
 from ._assertion import Assertion, Result, canonical_events
 from .errors import InputError
@@ -229,7 +235,7 @@ class Adapter:
 
     # -- state ---------------------------------------------------------------------------
     def snapshot(self) -> Any:
-        return copy.copy(self.__dict__)
+        return self.__dict__.copy()  # state is replaced, not changed in place
 
     def restore(self, state: Any) -> None:
         self.__dict__.update(state)
@@ -260,7 +266,8 @@ class Adapter:
         return t.append_column(ROW, pa.array(np.arange(offset, offset + table.num_rows, dtype=np.int64)))
 
     # -- work ----------------------------------------------------------------------------
-    def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
+    def observe(self, table: pa.Table, offset: int, backend: str) -> Result | None:
+        """The violations ``table`` (rows from ``offset`` on) completes; ``None``: none."""
         r = self.a.evaluate(table, backend)
         return Result(r.rows + offset, r.events, r.severity, table.num_rows, r.context, [])
 
@@ -280,6 +287,7 @@ class _Ordered(Adapter):
         self.frame = frame
         self.clock = _StreamClock(stream, frame)
         self._pending: tuple[dict, dict] | None = None
+        self.clock_source: NativeBoxes | None = None  # a shared clock over the same columns
 
     def _read(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
         """Frame numbers, dense stream codes, their count, and the rows that have both."""
@@ -300,6 +308,8 @@ class _Ordered(Adapter):
 
     def _clock_now(self) -> tuple[dict, dict]:
         """(newest, oldest) per stream, with the batch being observed (not yet committed)."""
+        if self.clock_source is not None:
+            return self.clock_source.clock()
         if self._pending is None:
             return self.clock.newest, self.clock.oldest
         return {**self.clock.newest, **self._pending[0]}, {**self.clock.oldest, **self._pending[1]}
@@ -408,14 +418,54 @@ class ByIdentity(_Ordered):
         self.keys_of, self.horizon, self.track = keys_of, horizon, track
         self.ordered = frame is not None  # appear: frames must come in order, bounds matter
         self.next_check = horizon
+        # batches held as they came (no copy, no row column) until the next check: most
+        # batches are only held, and tagging each one cost more than the check
+        self.raw: list[tuple[pa.Table, int]] = []
+        self.n_raw = 0
+
+    def snapshot(self) -> Any:
+        return self.__dict__.copy(), len(self.raw)
+
+    def restore(self, state: Any) -> None:
+        saved, n_raw = state
+        self.__dict__.update(saved)
+        del self.raw[n_raw:]  # appended to in place
+
+    def retained_rows(self) -> int:
+        return self._n_kept + self.n_raw
+
+    def _materialize(self) -> None:
+        """The raw batches, tagged with their global rows, as one held table."""
+        if not self.raw:
+            return
+        tables = [t for t, _ in self.raw]
+        names = [c for c in tables[0].column_names if c in self.needed]
+        whole = pa.concat_tables(tables).select(names) if len(tables) > 1 else tables[0].select(names)
+        lengths = np.array([t.num_rows for t in tables], np.int64)
+        starts = np.array([o for _, o in self.raw], np.int64)
+        rows = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        self.raw, self.n_raw = [], 0
+        self._hold(whole.append_column(ROW, pa.array(rows)).combine_chunks())
 
     def observe(self, table: pa.Table, offset: int, backend: str) -> Result:
-        t = self._tagged(table, offset)
-        if self.ordered:
+        if self.ordered and self.clock_source is None:
+            t = self._tagged(table, offset)
             self._advance(t, *self._read(t))
-        self._hold(t)
+            self._hold(t)
+        elif self.raw and table.schema.equals(self.raw[0][0].schema):
+            self.raw.append((table, offset))
+            self.n_raw += table.num_rows
+            if len(self.raw) >= 1024:
+                self._materialize()
+        else:  # a first batch, or a new schema: tagged now, so a mismatch is this batch's error
+            self._materialize()
+            if self.kept:
+                _concat(self.kept + [self._tagged(table.slice(0, 0), offset)])
+            self.raw = [(table, offset)]
+            self.n_raw = table.num_rows
         if self.next_check is None or self.retained_rows() < self.next_check:
-            return Result.empty(table.num_rows)
+            return None  # held: nothing to report (the monitor's empty result)
+        self._materialize()
         whole = _concat(self.kept)
         keys = self.keys_of(whole)
         codes, valid = keys.dense()
@@ -436,6 +486,10 @@ class ByIdentity(_Ordered):
         if done.num_rows == 0:
             return Result.empty(table.num_rows)
         return _globalize(self._evaluate_held(done, backend), done, table.num_rows)
+
+    def flush(self, backend: str, streams: set | None = None) -> Result:
+        self._materialize()
+        return super().flush(backend, streams)
 
     def _evaluate_held(self, table: pa.Table, backend: str) -> Result:
         if not self.ordered:
@@ -736,3 +790,228 @@ def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None) -> Adapter
     if isinstance(a, UserAssertion) and a.per == "group":
         return ByIdentity(a, needed, None, lambda t: _arrow.encode_keys(t, a.by, role="by"), horizon)
     return Whole(a, needed or list(names), None)
+
+
+# ----------------------------------------------------------------------------------------------
+# the native path: one engine call per batch for a suite's box assertions
+# ----------------------------------------------------------------------------------------------
+_STREAM_KINDS = {"string": 1, "large_string": 2, "int64": 3}  # BoxEngine's stream column kinds
+
+
+def _stream_type(typ: pa.DataType) -> pa.DataType | None:
+    """The type the native engine reads a stream column of type ``typ`` as (``None``: it
+    cannot: such streams stay on the adapters)."""
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return typ
+    if pa.types.is_integer(typ):
+        return pa.int64()
+    return None
+
+
+def native_members(suite: list[Assertion], schema: pa.Schema, backend: str) -> list[Assertion]:
+    """The assertions of ``suite`` the native engine (:class:`NativeBoxes`) takes for batches
+    of ``schema``: ``boxes.multibox``, ``boxes.flicker`` by track and ``boxes.valid`` sharing
+    the first one's column names, on the Cython backend, when the frame (and track) columns
+    are integers and the stream column (if any) strings or integers."""
+    from . import boxes
+
+    if backend not in ("auto", "cython"):
+        return []
+    names = set(schema.names)
+    out: list[Assertion] = []
+    cols = None
+    for a in suite:
+        if not isinstance(a, (boxes.multibox, boxes.flicker, boxes.valid)):
+            continue
+        c = a.cols
+        if cols is not None and c != cols:
+            continue
+        if c.frame not in names or not pa.types.is_integer(schema.field(c.frame).type):
+            continue
+        if c.stream in names and _stream_type(schema.field(c.stream).type) is None:
+            continue
+        if isinstance(a, boxes.flicker):
+            if boxes._resolve_identity(a.identity, schema.empty_table(), c) != "track":
+                continue
+            if c.track not in names or not pa.types.is_integer(schema.field(c.track).type):
+                continue
+        cols = c
+        out.append(a)
+    return out
+
+
+class NativeBoxes:
+    """The native form of a monitor's box assertions (:func:`native_members`): one
+    ``tripwire._kernels._monitor_cy.BoxEngine`` call per batch for all of them, state updated
+    in place (open frames, last box per track, the stream clock). Same violations as the
+    adapters (``ByFrame``, ``LastPerTrack``, ``Adapter``) it replaces.
+
+    ``prepare`` reads and checks a batch without changing state; ``commit`` applies it;
+    ``abort`` drops it (another assertion refused the batch)."""
+
+    def __init__(self, members: list[Assertion], schema: pa.Schema):
+        from . import boxes
+        from ._kernels import _monitor_cy
+
+        self.members = members
+        c = self.cols = members[0].cols
+        self.multibox = [a for a in members if isinstance(a, boxes.multibox)]
+        self.flicker = [a for a in members if isinstance(a, boxes.flicker)]
+        self.valid = [a for a in members if isinstance(a, boxes.valid)]
+        self.order = self.multibox + self.flicker + self.valid  # the engine's result order
+        self.stream = c.stream if c.stream in schema.names else None
+        self.stream_type = None if self.stream is None else _stream_type(schema.field(self.stream).type)
+        kind = 0 if self.stream_type is None else _STREAM_KINDS[str(self.stream_type)]
+        self.engine = _monitor_cy.BoxEngine(kind, [(a.iou, a.min_boxes) for a in self.multibox],
+                                            [a.max_gap for a in self.flicker],
+                                            [(a.width, a.height) for a in self.valid])
+        self._schema: pa.Schema | None = None  # the last schema adopted
+        self._indices: tuple = ()
+        self._casts: dict[str, pa.DataType] = {}
+        self._verify = True
+
+    # -- a batch ---------------------------------------------------------------------------
+    def _adopt(self, table: pa.Table) -> None:
+        """A batch with a new schema: check its columns as the batch assertions do (same
+        errors), and find how the engine reads them."""
+        from . import boxes
+
+        c, empty = self.cols, table.slice(0, 0)
+        for a in self.multibox:
+            _frames_mod.group_frames(empty, c.frame, c.stream)
+        if self.multibox or self.valid:
+            boxes._coords(empty, c)
+            boxes._score(empty, c)
+        for a in self.flicker:
+            boxes._frame_numbers(empty, c, a.kind)
+            boxes._track_keys(empty, c)
+        schema = table.schema
+        want = {c.frame: pa.int64()}
+        if self.flicker:
+            want[c.track] = pa.int64()
+        for name in (c.score, c.x1, c.y1, c.x2, c.y2):
+            if name in schema.names:
+                want[name] = pa.float32()
+        if self.stream is not None:
+            if self.stream not in schema.names:
+                raise InputError(f"column {self.stream!r} (stream) is missing from this batch",
+                                 expected="the columns of the earlier batches", found=str(schema),
+                                 fix="send every batch with the same columns")
+            want[self.stream] = self.stream_type
+        casts = {}
+        for name, typ in want.items():
+            have = schema.field(name).type
+            if have != typ:
+                if not (pa.types.is_integer(have) or pa.types.is_floating(have) or pa.types.is_dictionary(have)
+                        or pa.types.is_string(have) or pa.types.is_large_string(have)):
+                    raise InputError(f"column {name!r} has type {have}", expected=str(typ), found=str(have),
+                                     fix="send every batch with the same column types")
+                casts[name] = typ
+        roles = (self.stream, c.frame, c.track if self.flicker else None,
+                 c.score, c.x1, c.y1, c.x2, c.y2)
+        self._indices = tuple(-1 if r is None or r not in schema.names else schema.get_field_index(r)
+                              for r in roles)
+        self._casts = casts
+        self._schema = schema
+
+    def prepare(self, table: pa.Table, offset: int) -> None:
+        if self._schema is None or not table.schema.equals(self._schema):
+            self._adopt(table)
+            self._verify = True  # the engine checks the formats once per schema
+        if self._casts:
+            table = self._cast(table)
+        batches = table.to_batches()
+        if len(batches) > 1:  # chunked columns: one copy into one batch
+            batches = table.combine_chunks().to_batches()
+        got = self.engine.prepare(batches[0] if batches else None, offset, self._indices, self._verify)
+        self._verify = False
+        if got is not None:
+            _, s, lo, prev = got
+            raise _late(s, lo, prev)
+
+    def _cast(self, table: pa.Table) -> pa.Table:
+        for name, typ in self._casts.items():
+            i = table.schema.get_field_index(name)
+            try:
+                col = _plain(table.column(i)).cast(typ, safe=not pa.types.is_floating(typ))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise InputError(f"column {name!r} cannot be read as {typ}", expected=str(typ),
+                                 found=str(table.schema.field(i).type),
+                                 fix="send every batch with the same column types") from e
+            table = table.set_column(i, name, col)
+        return table
+
+    def abort(self) -> None:
+        self.engine.abort()
+
+    def commit(self) -> list:
+        """Apply the prepared batch; the engine's raw violations per assertion of ``order``
+        (``None``: none; :meth:`result` makes a ``Result`` of one)."""
+        return self.engine.commit()
+
+    def result(self, a: Assertion, got: tuple | None, n_checked: int) -> Result | None:
+        return None if got is None else self._result(a, got, n_checked)
+
+    def touched(self) -> list:
+        return self.engine.touched_values()
+
+    # -- results ---------------------------------------------------------------------------
+    def _stream_context(self, sids: np.ndarray) -> Any:
+        if self.stream is None:
+            return functools.partial(pa.nulls, len(sids), pa.string())
+        values = self.engine.values
+        taken = [values[s] for s in sids.tolist()]  # now: ids are reused once streams expire
+        return lambda: pc.cast(pa.array(taken, self.stream_type), pa.string())
+
+    def _result(self, a: Assertion, got: tuple, n_checked: int) -> Result:
+        """A result from the engine's violations (already in canonical order)."""
+        from . import boxes
+
+        if a in self.valid:
+            rows, reasons = got
+            return Result(rows, np.arange(len(rows), dtype=np.int64), np.ones(len(rows), np.float32), n_checked,
+                          {"detail": functools.partial(boxes._reason_text, reasons)})
+        if a in self.multibox:
+            rows, ev, sev, frames, sids = got
+            return Result(rows, ev, sev, n_checked, {"stream": self._stream_context(sids),
+                                                     "frame": functools.partial(pa.array, frames, pa.int64())})
+        rows, ev, sev, frames, sids, tracks = got  # flicker: as boxes._gap_result
+        return Result(rows, ev, sev, n_checked, {
+            "stream": self._stream_context(sids), "frame": functools.partial(pa.array, frames, pa.int64()),
+            "key": lambda: pc.cast(pa.array(tracks, pa.int64()), pa.string())})
+
+    # -- state -----------------------------------------------------------------------------
+    def flush(self, streams: set | None = None) -> dict[Assertion, Result | None]:
+        """Judge and forget what ``streams`` (values; all when ``None``) hold back."""
+        e = self.engine
+        if streams is None:
+            ids = None
+        elif self.stream is None:
+            return {}  # rows without a stream end only at a full flush
+        else:
+            ids = [i for i in (e.stream_id(s) for s in streams) if i >= 0]
+        out = {}
+        for k, a in enumerate(self.multibox):
+            got = e.flush_multibox(k, ids)
+            out[a] = None if got is None else self._result(a, got, 0)
+        for k, _ in enumerate(self.flicker):
+            e.forget_tracks(k, ids)
+        e.forget(ids)
+        return out
+
+    def clock(self) -> tuple[dict, dict]:
+        """(newest, oldest) frame per stream value, with the prepared batch."""
+        both = self.engine.clock(True)
+        return {s: hi for s, (lo, hi) in both.items()}, {s: lo for s, (lo, hi) in both.items()}
+
+    def retained_rows(self) -> int:
+        return self.engine.retained_rows()
+
+
+def _late(s: Any, lo: int, prev: int) -> OutOfOrder:
+    where = "" if s is None else f" of stream {s!r}"
+    return OutOfOrder(f"frame {lo}{where} arrived after frame {prev}",
+                      expected="the frames of each stream in order across batches (any order inside one batch)",
+                      fix="send each stream's frames in order, or check unordered data with Suite.check / tripwire scan")

@@ -5,7 +5,9 @@ Measured in one run, on realistic tracker output (:func:`tripwire.bench_boxes_ba
 - latency of ``observe`` for one frame of 30 boxes with the 5-assertion box suite
   (:func:`suite`), after a warm-up of 200 frames: p50, p90, p99, max over ``frames`` calls;
 - throughput on large batches: ``observe`` over the table cut into batches, plus ``flush``,
-  against ``Suite.check`` on the whole table, timed in alternation (median ratio).
+  against ``Suite.check`` on the whole table, timed in alternation (median ratio), for the box
+  suite, ``flicker`` + ``appear`` by IoU (:func:`iou_suite`) and the generic per-identity
+  checks (:func:`rows_suite`).
 
 The issue's bars: p50 <= 20 us, p99 <= 100 us; throughput >= 50 % of ``Suite.check``.
 """
@@ -30,6 +32,20 @@ def suite() -> Suite:
 
     return Suite([boxes.multibox(iou=0.5), boxes.flicker(max_gap=3), boxes.appear(),
                   boxes.class_consistency(), boxes.valid(width=4000, height=4000)])
+
+
+def iou_suite() -> Suite:
+    """``flicker`` and ``appear`` by IoU identity (no track ids: association across batches)."""
+    from . import boxes
+
+    return Suite([boxes.flicker(identity="iou"), boxes.appear(identity="iou")])
+
+
+def rows_suite() -> Suite:
+    """The generic per-identity checks (held per identity until quiet for ``horizon`` rows)."""
+    from . import rows
+
+    return Suite([rows.consistent(id="track", attr="cls"), rows.contiguous(id="track", time="frame", window=5)])
 
 
 def _frames(table: pa.Table) -> list[pa.Table]:
@@ -90,9 +106,14 @@ def run_cli(quick: bool = False) -> int:
     print(f"Monitor.observe, one frame of {lat['boxes']} boxes, 5 assertions ({lat['frames']} frames): "
           f"p50 {lat['p50']:.1f} us, p90 {lat['p90']:.1f} us, p99 {lat['p99']:.1f} us, max {lat['max']:.1f} us "
           f"(bars: p50 <= 20 us, p99 <= 100 us)")
-    for batch in ((20_000,) if quick else (100_000, 10_000)):
-        th = throughput(rows=100_000 if quick else 1_000_000, batch=batch, repeat=2 if quick else 5)
-        print(f"Monitor throughput, {th['rows']:,} boxes in batches of {th['batch']:,}: "
-              f"check {th['check_s'] * 1e3:.0f} ms, monitor {th['monitor_s'] * 1e3:.0f} ms, "
-              f"{th['ratio']:.2f}x of Suite.check (bar: >= 0.50x)")
+    suites = [("5-assertion box suite", suite())]
+    if not quick:
+        suites += [("flicker + appear by IoU", iou_suite()), ("rows.consistent + rows.contiguous", rows_suite())]
+    for name, the_suite in suites:
+        for batch in ((20_000,) if quick else (100_000, 10_000)):
+            th = throughput(rows=100_000 if quick else 1_000_000, batch=batch, repeat=2 if quick else 5,
+                            the_suite=the_suite)
+            print(f"Monitor throughput, {name}, {th['rows']:,} boxes in batches of {th['batch']:,}: "
+                  f"check {th['check_s'] * 1e3:.0f} ms, monitor {th['monitor_s'] * 1e3:.0f} ms, "
+                  f"{th['ratio']:.2f}x of Suite.check (bar: >= 0.50x)")
     return 0

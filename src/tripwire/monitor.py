@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from . import _arrow, _dispatch
 from ._assertion import Assertion, Result
-from ._streaming import OutOfOrder, adapter_for, _plain
+from ._streaming import ByIdentity, NativeBoxes, OutOfOrder, adapter_for, native_members, _plain
 from .errors import ColumnError, InputError
 from .report import Report
 from .suite import Suite
@@ -30,6 +30,15 @@ __all__ = ["Monitor"]
 log = logging.getLogger("tripwire.monitor")
 
 _EMPTY = pa.table({})
+_NO_ROWS = np.empty(0, np.int64)
+_NO_SEVERITY = np.empty(0, np.float32)
+_NO_ROWS.setflags(write=False)
+_NO_SEVERITY.setflags(write=False)
+
+
+def _nothing(n_checked: int) -> Result:
+    """An empty result (shared read-only arrays: most batches flag nothing)."""
+    return Result(_NO_ROWS, _NO_ROWS, _NO_SEVERITY, n_checked)
 
 
 def _reason(e: BaseException) -> str:
@@ -43,11 +52,12 @@ def _reason(e: BaseException) -> str:
     return "error"
 
 
-def _merge(parts: list[Result], n_checked: int) -> Result:
-    """One result from several of one assertion (a batch's, and expired streams')."""
-    parts = [p for p in parts if len(p.rows)]
+def _merge(parts: list[Result | None], n_checked: int) -> Result:
+    """One result from several of one assertion (a batch's, and expired streams'); ``None``:
+    nothing found."""
+    parts = [p for p in parts if p is not None and len(p.rows)]
     if not parts:
-        return Result.empty(n_checked)
+        return _nothing(n_checked)
     if len(parts) == 1:
         p = parts[0]
         return Result(p.rows, p.events, p.severity, n_checked, p.context, [])
@@ -130,18 +140,27 @@ class Monitor:
         self.rows = 0  # rows accepted so far: the next batch's first global row
         self.batches = 0
         self.rejected: Counter = Counter()
-        self._adapters: list | None = None
+        self._adapters: list | None = None  # (assertion, adapter) of those not native
+        self._native: NativeBoxes | None = None  # the box assertions checked natively
         self._last_seen: dict[Any, float] = {}  # stream -> monotonic time (ttl)
         self._lock = threading.Lock()
+        self._plain_schema = pa.schema([])  # the last schema as_table returned a table of as is
+        self._slots: list = []
+        self._empty = _nothing(0)
 
     # ------------------------------------------------------------------ public
     def observe(self, batch: Any) -> Report:
         """Check one batch; return the violations it completes (see the class docstring)."""
         t0 = time.perf_counter()
-        try:
-            table = _arrow.as_table(batch)
-        except Exception as e:  # the request path must survive any input
-            return self._reject("not_a_table", e, t0)
+        if type(batch) is pa.Table and batch.schema.equals(self._plain_schema):
+            table = batch  # as_table would return it as is: spare its per-column checks
+        else:
+            try:
+                table = _arrow.as_table(batch)
+            except Exception as e:  # the request path must survive any input
+                return self._reject("not_a_table", e, t0)
+            if table is batch:
+                self._plain_schema = table.schema
         with self._lock:
             try:
                 return self._observe(table, t0)
@@ -153,9 +172,12 @@ class Monitor:
         t0 = time.perf_counter()
         with self._lock:
             be = _dispatch.resolve(self.backend)
-            results = [(a, ad.flush(be)) for a, ad in self._adapters or []]
+            got = {a: ad.flush(be) for a, ad in self._adapters or []}
+            if self._native is not None:  # after the adapters: they may read its clock
+                got.update(self._native.flush())
             self._last_seen.clear()
-            return Report(results, {"rows": _EMPTY}, be, time.perf_counter() - t0)
+            return Report([(a, _merge([got.get(a)], 0)) for a in self.suite] if self._adapters is not None else [],
+                          {"rows": _EMPTY}, be, time.perf_counter() - t0)
 
     def expire(self, now: float | None = None) -> Report:
         """Flush and forget the streams idle for longer than ``ttl`` (``observe`` does this on
@@ -164,42 +186,83 @@ class Monitor:
         with self._lock:
             be = _dispatch.resolve(self.backend)
             results = self._expired(now if now is not None else self.clock(), be)
-            return Report([(a, _merge(r, 0)) for a, r in results], {"rows": _EMPTY}, be, time.perf_counter() - t0)
+            return Report([(a, _merge(results.get(a, []), 0)) for a in self.suite] if self._adapters is not None
+                          else [], {"rows": _EMPTY}, be, time.perf_counter() - t0)
 
     def retained_rows(self) -> int:
         """Rows held back across all assertions (what the state costs)."""
         with self._lock:
-            return sum(ad.retained_rows() for _, ad in self._adapters or [])
+            return sum(ad.retained_rows() for _, ad in self._adapters or []) + \
+                (0 if self._native is None else self._native.retained_rows())
 
     def streams(self) -> int:
         """Streams seen and not yet expired (with ``ttl``)."""
         return len(self._last_seen)
 
     # ------------------------------------------------------------------ internals
+    def _build(self, schema: pa.Schema) -> None:
+        """Adapters for the first batch's schema: the box assertions the native engine takes
+        (one call per batch for all of them), an adapter for each of the others."""
+        members = native_members(list(self.suite), schema, self.backend)
+        native = NativeBoxes(members, schema) if members else None
+        adapters = [(a, adapter_for(a, schema, self.horizon)) for a in self.suite if a not in members]
+        if native is not None:
+            for _, ad in adapters:  # appear by track: the engine keeps the same clock
+                if isinstance(ad, ByIdentity) and ad.ordered and ad.stream == native.stream \
+                        and ad.frame == native.cols.frame:
+                    ad.clock_source = native
+        # where each assertion's result comes from, in suite order: the engine's k-th result,
+        # or the i-th adapter's
+        at = {a: ("native", k) for k, a in enumerate(native.order)} if native is not None else {}
+        at.update({a: ("adapter", i) for i, (a, _) in enumerate(adapters)})
+        self._slots = [(a, *at[a]) for a in self.suite]
+        self._native, self._adapters = native, adapters
+
     def _observe(self, table: pa.Table, t0: float) -> Report:
         n = table.num_rows
         if self._adapters is None:
-            self._adapters = [(a, adapter_for(a, table.schema, self.horizon)) for a in self.suite]
+            self._build(table.schema)
         be = _dispatch.resolve(self.backend, n)
-        saved = [ad.snapshot() for _, ad in self._adapters]
-        try:
-            parts = [(a, [ad.observe(table, self.rows, be)]) for a, ad in self._adapters]
-        except BaseException:
-            for (_, ad), s in zip(self._adapters, saved):
-                ad.restore(s)
-            raise
-        for _, ad in self._adapters:
+        native, adapters = self._native, self._adapters
+        if native is not None:
+            native.prepare(table, self.rows)  # checks the batch; changes nothing yet
+        got: list = []
+        if adapters:
+            saved = [ad.snapshot() for _, ad in adapters]
+            try:
+                for _, ad in adapters:
+                    got.append(ad.observe(table, self.rows, be))
+            except BaseException:
+                for (_, ad), s in zip(adapters, saved):
+                    ad.restore(s)
+                if native is not None:
+                    native.abort()
+                raise
+        engine = native.commit() if native is not None else []
+        for _, ad in adapters:
             ad.commit()
         self.rows += n
         self.batches += 1
+        results = []
+        for a, source, k in self._slots:
+            r = native.result(a, engine[k], n) if source == "native" else got[k]
+            results.append((a, self._nothing(n) if r is None or not len(r.rows) else r))
         if self.ttl is not None:
             now = self.clock()
             self._touch(table, now)
-            for (a, got), (_, more) in zip(parts, self._expired(now, be)):
-                got.extend(more)
-        report = Report([(a, _merge(r, n)) for a, r in parts], {"rows": table}, be, time.perf_counter() - t0)
+            more = self._expired(now, be)
+            results = [(a, _merge([r] + more.get(a, []), n)) for a, r in results]
+        report = Report(results, {"rows": table}, be, time.perf_counter() - t0)
         self._record(report, n)
         return report
+
+    def _nothing(self, n: int) -> Result:
+        """An empty result for a batch of ``n`` rows, shared by the assertions of a report (and
+        by reports of batches as long: most flag nothing)."""
+        empty = self._empty
+        if empty.n_rows_checked != n:
+            empty = self._empty = _nothing(n)
+        return empty
 
     def _touch(self, table: pa.Table, now: float) -> None:
         if table.schema.get_field_index(self.stream) < 0:
@@ -209,16 +272,22 @@ class Monitor:
             if s is not None:
                 self._last_seen[s] = now
 
-    def _expired(self, now: float, be: str) -> list:
+    def _expired(self, now: float, be: str) -> dict:
+        """{assertion: [results]} of the streams idle for longer than ``ttl`` (flushed and
+        forgotten)."""
         if self.ttl is None or self._adapters is None:
-            return [(a, []) for a, _ in self._adapters or []]
+            return {}
         idle = {s for s, t in self._last_seen.items() if now - t > self.ttl}
         if not idle:
-            return [(a, []) for a, _ in self._adapters]
+            return {}
         for s in idle:
             del self._last_seen[s]
         streams = None if None in idle else idle
-        return [(a, [ad.flush(be, streams)]) for a, ad in self._adapters]
+        out = {a: [ad.flush(be, streams)] for a, ad in self._adapters}
+        if self._native is not None:  # after the adapters: they may read its clock
+            for a, r in self._native.flush(streams).items():
+                out[a] = [r]
+        return out
 
     def _reject(self, reason: str, e: Exception, t0: float) -> Report:
         if self.strict:

@@ -1,0 +1,1012 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# distutils: language = c++
+"""Native streaming state for a Monitor's box assertions (Cython only).
+
+Caller: ``tripwire._streaming.NativeBoxes`` (one per Monitor), which hands each observed batch
+over as a ``pyarrow.RecordBatch``, read through the Arrow C data interface (zero copy). One
+``BoxEngine`` holds, per stream, what its assertions still need and updates it in place:
+
+- the stream clock: newest and oldest frame of each stream (frames in order across batches);
+- ``boxes.multibox``: the open (newest) frame of each stream; a frame is judged, with the same
+  union-find as the batch kernel, once a later frame of its stream arrives;
+- ``boxes.flicker`` by track: each (stream, track)'s last box, forgotten once no later frame
+  can close a gap from it;
+- ``boxes.valid``: nothing (judged row by row).
+
+``prepare`` reads and checks a batch without changing any state (a batch may still be refused
+by another assertion), ``commit`` applies it and returns the violations, ``abort`` drops it.
+Rows are global (``row0`` + position). The heavy loops run without the GIL. Results equal the
+batch kernels' (``_boxes_cy.multibox``, ``gaps``, ``valid``) on the whole stream; the monitor's
+Hypothesis property test checks that against ``Suite.check``.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int32_t, int64_t, uint8_t, uintptr_t, INT64_MIN, INT64_MAX
+from libc.math cimport isfinite, NAN
+from libc.string cimport memcmp
+from cython.operator cimport dereference as deref, preincrement as inc
+from libcpp.algorithm cimport stable_sort
+from libcpp.string cimport string
+from libcpp.unordered_map cimport unordered_map
+from libcpp.vector cimport vector
+
+from _common cimport emit_groups, join, to_numpy
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #ifndef ARROW_C_DATA_INTERFACE
+    #define ARROW_C_DATA_INTERFACE
+    struct ArrowSchema {
+      const char* format; const char* name; const char* metadata; int64_t flags; int64_t n_children;
+      struct ArrowSchema** children; struct ArrowSchema* dictionary;
+      void (*release)(struct ArrowSchema*); void* private_data;
+    };
+    struct ArrowArray {
+      int64_t length; int64_t null_count; int64_t offset; int64_t n_buffers; int64_t n_children;
+      const void** buffers; struct ArrowArray** children; struct ArrowArray* dictionary;
+      void (*release)(struct ArrowArray*); void* private_data;
+    };
+    #endif
+    static inline void tw_release_array(struct ArrowArray* a) { if (a->release) a->release(a); }
+    static inline void tw_release_schema(struct ArrowSchema* a) { if (a->release) a->release(a); }
+    """
+    cdef struct ArrowSchema:
+        const char* format
+        const char* name
+        int64_t n_children
+        ArrowSchema** children
+        void (*release)(ArrowSchema*)
+    cdef struct ArrowArray:
+        int64_t length
+        int64_t null_count
+        int64_t offset
+        int64_t n_buffers
+        int64_t n_children
+        const void** buffers
+        ArrowArray** children
+        void (*release)(ArrowArray*)
+    void tw_release_array(ArrowArray* a) nogil
+    void tw_release_schema(ArrowSchema* a) nogil
+
+
+# roles: the columns the engine reads (index into BoxEngine.col)
+cdef enum:
+    R_STREAM = 0
+    R_FRAME = 1
+    R_TRACK = 2
+    R_SCORE = 3
+    R_X1 = 4
+    R_Y1 = 5
+    R_X2 = 6
+    R_Y2 = 7
+    N_ROLES = 8
+
+# stream column kinds
+cdef enum:
+    S_NONE = 0
+    S_UTF8 = 1
+    S_LARGE_UTF8 = 2
+    S_INT64 = 3
+
+ROLES = ("stream", "frame", "track", "score", "x1", "y1", "x2", "y2")
+_FORMATS = (None, b"l", b"l", b"f", b"f", b"f", b"f", b"f")  # stream: u, U or l
+
+
+cdef struct col_t:  # one column of the batch being read (no ownership)
+    const uint8_t* valid  # validity bitmap, NULL: no nulls
+    const void* data
+    const void* data2  # string bytes
+    int64_t off
+
+
+cdef struct box_t:  # a held box: multibox's open frames
+    float x1, y1, x2, y2, score
+    uint8_t has_score
+    int64_t row, frame, stream
+
+
+cdef struct last_t:  # flicker: a (stream, track)'s last box
+    int64_t frame, row
+    float score
+    uint8_t has_score
+
+
+cdef struct item_t:  # a box in a complete frame, before grouping
+    int64_t stream, frame, seq
+
+
+cdef inline bint _bit(const uint8_t* bits, int64_t i) noexcept nogil:
+    return bits == NULL or (bits[i >> 3] >> (i & 7)) & 1
+
+
+cdef inline bint _ok(col_t* c, int64_t i) noexcept nogil:
+    return c.valid == NULL or _bit(c.valid, c.off + i)
+
+
+cdef inline float _f32(col_t* c, int64_t i) noexcept nogil:
+    return (<const float*>c.data)[c.off + i]
+
+
+cdef inline int64_t _i64(col_t* c, int64_t i) noexcept nogil:
+    return (<const int64_t*>c.data)[c.off + i]
+
+
+cdef inline float _minf(float a, float b) noexcept nogil:
+    return a if a < b else b  # as C++ std::min (the batch kernel's min): b only when b < a
+
+
+cdef inline float _maxf(float a, float b) noexcept nogil:
+    return b if a < b else a
+
+
+cdef inline bint _item_less(const item_t& a, const item_t& b) noexcept nogil:
+    if a.stream != b.stream:
+        return a.stream < b.stream
+    return a.frame < b.frame
+
+
+cdef inline float _mean2(float a, bint ha, float b, bint hb) noexcept nogil:
+    """``tripwire.boxes._mean_scores`` of two boxes: mean of the present, non-NaN scores in
+    float64, as float32, at least 1e-6; 1 when neither has one."""
+    cdef double s = 0
+    cdef int n = 0
+    cdef float m
+    if ha and a == a:
+        s += a
+        n += 1
+    if hb and b == b:
+        s += b
+        n += 1
+    if n == 0:
+        return 1.0
+    m = <float>(s / n)
+    return m if m > <float>1e-6 else <float>1e-6
+
+
+cdef class BoxEngine:
+    """Streaming state of a suite's box assertions over one column mapping (see the module
+    docstring). ``multibox``: ``[(iou, min_boxes)]``; ``flicker``: ``[max_gap]`` (identity
+    track); ``valid``: ``[(width, height)]`` (0: unchecked)."""
+
+    cdef readonly int stream_kind
+    cdef readonly list values  # stream id -> its value (None: free id)
+    cdef int idx[N_ROLES]  # child index of each role, -1: absent
+    cdef unordered_map[string, int64_t] str_ids
+    cdef unordered_map[int64_t, int64_t] int_ids
+    cdef vector[int64_t] free_ids
+    cdef vector[int64_t] newest, oldest  # per stream id; INT64_MIN: none yet
+    # multibox
+    cdef vector[float] mb_iou
+    cdef vector[int64_t] mb_min
+    cdef vector[vector[vector[box_t]]] mb_open  # [assertion][stream] -> open frame's boxes
+    # flicker by track
+    cdef vector[int64_t] fl_gap
+    cdef vector[vector[unordered_map[int64_t, last_t]]] fl_last  # [assertion][stream]
+    cdef vector[int64_t] fl_prune_at
+    # valid
+    cdef vector[double] va_w, va_h
+    # the prepared batch
+    cdef ArrowArray arr
+    cdef bint pending
+    cdef int64_t n, row0
+    cdef col_t col[N_ROLES]
+    cdef vector[int64_t] sid  # stream id per row, -1: not in any stream (null stream or frame)
+    cdef vector[int64_t] touched  # stream ids with rows in the batch
+    cdef vector[int64_t] lo, hi  # per stream id: the batch's frame range (INT64_MAX/MIN: none)
+    cdef vector[uint8_t] mark  # per stream id: has rows in the batch
+
+    def __cinit__(self):
+        self.pending = False
+        self.arr.release = NULL
+
+    def __init__(self, int stream_kind, multibox=(), flicker=(), valid=()):
+        self.stream_kind = stream_kind
+        self.values = []
+        for iou, m in multibox:
+            self.mb_iou.push_back(<float>iou)
+            self.mb_min.push_back(m)
+        self.mb_open.resize(len(multibox))
+        for g in flicker:
+            self.fl_gap.push_back(g)
+            self.fl_prune_at.push_back(1024)
+        self.fl_last.resize(len(flicker))
+        for w, h in valid:
+            self.va_w.push_back(float(w) if w else 0.0)
+            self.va_h.push_back(float(h) if h else 0.0)
+
+    def __dealloc__(self):
+        tw_release_array(&self.arr)
+
+    # ------------------------------------------------------------------ streams
+    cdef int64_t _new_id(self) noexcept nogil:
+        cdef int64_t s
+        cdef size_t a
+        if self.free_ids.size():
+            s = self.free_ids.back()
+            self.free_ids.pop_back()
+            return s
+        s = self.newest.size()
+        self.newest.push_back(INT64_MIN)
+        self.oldest.push_back(INT64_MIN)
+        self.lo.push_back(INT64_MAX)
+        self.hi.push_back(INT64_MIN)
+        self.mark.push_back(0)
+        for a in range(self.mb_open.size()):
+            self.mb_open[a].resize(s + 1)
+        for a in range(self.fl_last.size()):
+            self.fl_last[a].resize(s + 1)
+        return s
+
+    def stream_id(self, value):
+        """The id of a stream value, or -1 when unknown."""
+        cdef string key
+        cdef unordered_map[int64_t, int64_t].iterator it
+        cdef unordered_map[string, int64_t].iterator jt
+        if self.stream_kind == S_NONE:
+            return 0 if value is None and self.newest.size() else -1
+        if self.stream_kind == S_INT64:
+            if not isinstance(value, int):
+                return -1
+            it = self.int_ids.find(value)
+            return -1 if it == self.int_ids.end() else deref(it).second
+        if not isinstance(value, str):
+            return -1
+        key = value.encode("utf-8")
+        jt = self.str_ids.find(key)
+        return -1 if jt == self.str_ids.end() else deref(jt).second
+
+    def known_streams(self):
+        """Ids of the streams with a clock (seen and not forgotten)."""
+        return [s for s in range(self.newest.size()) if self.newest[s] != INT64_MIN]
+
+    def clock(self, bint with_pending=True):
+        """{stream value: (oldest, newest)}, with the prepared batch when ``with_pending``."""
+        out = {}
+        cdef int64_t s, lo_, hi_
+        for s in range(self.newest.size()):
+            lo_, hi_ = self.oldest[s], self.newest[s]
+            if with_pending and self.pending and self.hi[s] != INT64_MIN:
+                if hi_ == INT64_MIN:
+                    lo_ = self.lo[s]
+                if self.hi[s] > hi_:
+                    hi_ = self.hi[s]
+            if hi_ != INT64_MIN:
+                out[self.values[s]] = (lo_, hi_)
+        return out
+
+    # ------------------------------------------------------------------ one batch
+    def prepare(self, batch, int64_t row0, indices, bint verify=True):
+        """Read ``batch`` (a ``pyarrow.RecordBatch``, exported through the Arrow C data
+        interface: zero copy; ``None``: no rows): stream ids and frame ranges; nothing changes
+        yet. ``indices``: the column of each role (``ROLES``; -1: absent). ``verify``: check
+        the column formats (the caller does it once per schema: exporting the schema costs
+        more than the rest). Returns ``None`` when accepted, ``("late", stream value, first
+        frame, newest frame)`` when a stream's frame arrives after a newer one."""
+        cdef ArrowSchema schema
+        cdef int r, k, c
+        cdef int64_t i, s, f, n
+        if self.pending:
+            self.abort()
+        for r in range(N_ROLES):
+            self.idx[r] = indices[r]
+        self.arr.release = NULL
+        n = 0
+        if batch is not None:
+            if verify:
+                schema.release = NULL
+                batch.schema._export_to_c(<uintptr_t>&schema)
+                try:
+                    for r in range(N_ROLES):
+                        c = self.idx[r]
+                        if c < 0:
+                            continue
+                        if c >= schema.n_children:
+                            raise ValueError("tripwire: column index out of range")
+                        fmt = schema.children[c].format
+                        want = _FORMATS[r]
+                        if r == R_STREAM:
+                            k = S_UTF8 if fmt == b"u" else S_LARGE_UTF8 if fmt == b"U" else S_INT64 if fmt == b"l" else -1
+                            if k != self.stream_kind:
+                                raise ValueError(f"tripwire: stream column format {fmt!r} changed")
+                        elif fmt != want:
+                            raise ValueError(f"tripwire: column format {fmt!r}, expected {want!r}")
+                finally:
+                    tw_release_schema(&schema)
+            batch._export_to_c(<uintptr_t>&self.arr)
+            n = self.arr.length
+        self.n = n
+        self.row0 = row0
+        for r in range(N_ROLES):  # the shape the formats promise (a cheap guard for verify=False)
+            c = self.idx[r]
+            if c >= 0 and n and (c >= self.arr.n_children or self.arr.children[c].length != n
+                                 or self.arr.children[c].n_buffers != (3 if r == R_STREAM and self.stream_kind != S_INT64 else 2)):
+                self.abort()
+                raise ValueError("tripwire: the batch does not have the columns the engine expects")
+        for r in range(N_ROLES):
+            c = self.idx[r]
+            if c < 0 or n == 0:
+                self.col[r].valid = NULL
+                self.col[r].data = NULL
+                self.col[r].data2 = NULL
+                self.col[r].off = 0
+                continue
+            child = self.arr.children[c]
+            self.col[r].off = child.offset
+            self.col[r].valid = <const uint8_t*>child.buffers[0] if child.null_count != 0 else NULL
+            self.col[r].data = child.buffers[1]
+            self.col[r].data2 = child.buffers[2] if child.n_buffers > 2 else NULL
+        new_first = self._stream_ids()
+        for s, i in new_first:
+            self.values[s] = self._value(i)
+        # the clock: each stream's frames in this batch must not precede its newest
+        with nogil:
+            for k in range(self.touched.size()):
+                s = self.touched[k]
+                self.lo[s] = INT64_MAX
+                self.hi[s] = INT64_MIN
+            for i in range(n):
+                s = self.sid[i]
+                if s < 0:
+                    continue
+                f = _i64(&self.col[R_FRAME], i)
+                if f < self.lo[s]:
+                    self.lo[s] = f
+                if f > self.hi[s]:
+                    self.hi[s] = f
+        for k in range(self.touched.size()):
+            s = self.touched[k]
+            if self.newest[s] != INT64_MIN and self.lo[s] < self.newest[s]:
+                late = (self.values[s], self.lo[s], self.newest[s])
+                self.abort()
+                return ("late",) + late
+        self.pending = True
+        return None
+
+    cdef list _stream_ids(self):
+        """``sid`` and ``touched`` for the batch; new streams get ids. Returns [(id, first
+        row)] of the new ones (their values are read with the GIL)."""
+        cdef int64_t n = self.n, i, s = 0, prev = -1, length, plen = -1, v
+        cdef const char* p
+        cdef const char* pp = NULL
+        cdef col_t* sc = &self.col[R_STREAM]
+        cdef col_t* fc = &self.col[R_FRAME]
+        cdef bint has_stream = self.idx[R_STREAM] >= 0
+        cdef vector[int64_t] new_ids, new_rows
+        cdef string key
+        cdef unordered_map[int64_t, int64_t].iterator it
+        cdef unordered_map[string, int64_t].iterator jt
+        self.sid.resize(n)
+        self.touched.clear()
+        with nogil:
+            if not has_stream and n:
+                if self.newest.size() == 0:
+                    s = self._new_id()
+                    new_ids.push_back(s)
+                    new_rows.push_back(-1)
+                self.mark[0] = 1
+                self.touched.push_back(0)
+            for i in range(n):
+                if not _ok(fc, i):
+                    self.sid[i] = -1
+                    continue
+                if not has_stream:
+                    self.sid[i] = 0
+                    continue
+                if not _ok(sc, i):
+                    self.sid[i] = -1
+                    continue
+                if self.stream_kind == S_INT64:
+                    v = _i64(sc, i)
+                    if prev >= 0 and v == plen:
+                        self.sid[i] = prev
+                        continue
+                    it = self.int_ids.find(v)
+                    if it == self.int_ids.end():
+                        s = self._new_id()
+                        self.int_ids[v] = s
+                        new_ids.push_back(s)
+                        new_rows.push_back(i)
+                    else:
+                        s = deref(it).second
+                    plen = v
+                else:
+                    if self.stream_kind == S_UTF8:
+                        p = <const char*>sc.data2 + (<const int32_t*>sc.data)[sc.off + i]
+                        length = (<const int32_t*>sc.data)[sc.off + i + 1] - (<const int32_t*>sc.data)[sc.off + i]
+                    else:
+                        p = <const char*>sc.data2 + (<const int64_t*>sc.data)[sc.off + i]
+                        length = (<const int64_t*>sc.data)[sc.off + i + 1] - (<const int64_t*>sc.data)[sc.off + i]
+                    if prev >= 0 and length == plen and memcmp(p, pp, length) == 0:
+                        self.sid[i] = prev  # runs of one stream: no hashing
+                        continue
+                    key.assign(p, length)
+                    jt = self.str_ids.find(key)
+                    if jt == self.str_ids.end():
+                        s = self._new_id()
+                        self.str_ids[key] = s
+                        new_ids.push_back(s)
+                        new_rows.push_back(i)
+                    else:
+                        s = deref(jt).second
+                    pp = p
+                    plen = length
+                self.sid[i] = s
+                if not self.mark[s]:
+                    self.mark[s] = 1
+                    self.touched.push_back(s)
+                prev = s
+        out = []
+        for i in range(<int64_t>new_ids.size()):
+            out.append((new_ids[i], new_rows[i]))
+            while len(self.values) <= new_ids[i]:
+                self.values.append(None)
+        return out
+
+    cdef object _value(self, int64_t i):
+        """The stream value of row ``i`` (``None`` without a stream column)."""
+        cdef col_t* sc = &self.col[R_STREAM]
+        cdef int64_t a, b
+        if i < 0 or self.idx[R_STREAM] < 0:
+            return None
+        if self.stream_kind == S_INT64:
+            return _i64(sc, i)
+        if self.stream_kind == S_UTF8:
+            a = (<const int32_t*>sc.data)[sc.off + i]
+            b = (<const int32_t*>sc.data)[sc.off + i + 1]
+        else:
+            a = (<const int64_t*>sc.data)[sc.off + i]
+            b = (<const int64_t*>sc.data)[sc.off + i + 1]
+        return (<const char*>sc.data2)[a:b].decode("utf-8")
+
+    def abort(self):
+        """Drop the prepared batch (another assertion refused it)."""
+        cdef size_t k
+        for k in range(self.touched.size()):
+            self.lo[self.touched[k]] = INT64_MAX
+            self.hi[self.touched[k]] = INT64_MIN
+            self.mark[self.touched[k]] = 0
+        self.touched.clear()
+        self.pending = False
+        tw_release_array(&self.arr)
+
+    def touched_values(self):
+        """Values of the streams with rows in the prepared batch."""
+        return [self.values[self.touched[k]] for k in range(self.touched.size())]
+
+    def commit(self):
+        """Apply the prepared batch; returns, per assertion (multibox, flicker, valid in
+        construction order), ``None`` when it found nothing, else its violations in canonical
+        order (events numbered by their first row, rows ascending inside one), one entry per
+        flagged row: multibox ``(rows, events, severity, frames, streams)``, flicker ``(rows,
+        events, severity, frames, streams, tracks)``, valid ``(rows, reasons)``."""
+        cdef size_t k, a
+        cdef int64_t s
+        if not self.pending:
+            raise ValueError("tripwire: no prepared batch")
+        out = []
+        try:
+            for a in range(self.mb_iou.size()):
+                out.append(self._multibox(a, False, None))
+            for a in range(self.fl_gap.size()):
+                out.append(self._flicker(a))
+            for a in range(self.va_w.size()):
+                out.append(self._valid(a))
+            for k in range(self.touched.size()):
+                s = self.touched[k]
+                if self.hi[s] != INT64_MIN:
+                    if self.newest[s] == INT64_MIN:
+                        self.oldest[s] = self.lo[s]
+                    if self.hi[s] > self.newest[s]:
+                        self.newest[s] = self.hi[s]
+        finally:
+            self.abort()
+        return out
+
+    # ------------------------------------------------------------------ multibox
+    cdef object _multibox(self, size_t a, bint flushing, object which):
+        """Judge the frames this batch completes (``flushing``: every open frame of the
+        streams in ``which``, all when ``None``) and keep the new open frames."""
+        cdef int64_t n = 0 if flushing else self.n, i, s, m = 0, g0, g1, j, q, ev = 0, u, v
+        cdef size_t k
+        cdef float t = self.mb_iou[a], ix, iy, inter, uni
+        cdef int64_t min_boxes = self.mb_min[a]
+        cdef vector[vector[box_t]]* opened = &self.mb_open[a]
+        cdef vector[box_t] held  # held boxes this batch completes
+        cdef vector[item_t] items
+        cdef vector[int64_t] parent, size, v_pos, v_ev, anchors, grp_event, out_pos, out_anchor, out_ev
+        cdef vector[float] ev_sev, grp_best, area
+        cdef vector[uint8_t] grp_has, bok
+        # the complete boxes, structure of arrays (grouped by (stream, frame) below)
+        cdef vector[float] bx1, by1, bx2, by2, bsc
+        cdef vector[uint8_t] bsv
+        cdef vector[int64_t] brow, bframe, bstream
+        cdef vector[int64_t] streams
+        cdef box_t b
+        cdef bint sorted_ = True, coords_null
+        cdef col_t* c = self.col
+        cdef bint has_score = self.idx[R_SCORE] >= 0
+        if flushing:
+            if which is None:
+                for s in range(<int64_t>opened.size()):
+                    streams.push_back(s)
+            else:
+                for s in which:
+                    streams.push_back(s)
+        with nogil:
+            if flushing:
+                for k in range(streams.size()):
+                    s = streams[k]
+                    for j in range(<int64_t>opened[0][s].size()):
+                        held.push_back(opened[0][s][j])
+                    opened[0][s].clear()
+            else:  # held open frames this batch closes
+                for k in range(self.touched.size()):
+                    s = self.touched[k]
+                    if self.hi[s] != INT64_MIN and opened[0][s].size() and self.hi[s] > opened[0][s][0].frame:
+                        for j in range(<int64_t>opened[0][s].size()):
+                            held.push_back(opened[0][s][j])
+                        opened[0][s].clear()
+            # held boxes first (lower rows), then the batch's in row order: arrival order
+            m = held.size() + n
+            bx1.resize(m)
+            by1.resize(m)
+            bx2.resize(m)
+            by2.resize(m)
+            bsc.resize(m)
+            bsv.resize(m)
+            brow.resize(m)
+            bframe.resize(m)
+            bstream.resize(m)
+            m = 0
+            for k in range(held.size()):
+                b = held[k]
+                bx1[m] = b.x1
+                by1[m] = b.y1
+                bx2[m] = b.x2
+                by2[m] = b.y2
+                bsc[m] = b.score
+                bsv[m] = b.has_score
+                brow[m] = b.row
+                bframe[m] = b.frame
+                bstream[m] = b.stream
+                m += 1
+            coords_null = c[R_X1].valid != NULL or c[R_Y1].valid != NULL or c[R_X2].valid != NULL \
+                or c[R_Y2].valid != NULL
+            for i in range(n):
+                s = self.sid[i]
+                if s < 0:
+                    continue
+                if _i64(&c[R_FRAME], i) < self.hi[s]:
+                    if coords_null and not (_ok(&c[R_X1], i) and _ok(&c[R_Y1], i) and _ok(&c[R_X2], i)
+                                            and _ok(&c[R_Y2], i)):
+                        bx1[m] = NAN  # a null coordinate links to nothing, like NaN
+                    else:
+                        bx1[m] = _f32(&c[R_X1], i)
+                    by1[m] = _f32(&c[R_Y1], i)
+                    bx2[m] = _f32(&c[R_X2], i)
+                    by2[m] = _f32(&c[R_Y2], i)
+                    if has_score:
+                        bsc[m] = _f32(&c[R_SCORE], i)
+                        bsv[m] = _ok(&c[R_SCORE], i)
+                    brow[m] = self.row0 + i
+                    bframe[m] = _i64(&c[R_FRAME], i)
+                    bstream[m] = s
+                    if m and (bstream[m] < bstream[m - 1] or (bstream[m] == bstream[m - 1] and bframe[m] < bframe[m - 1])):
+                        sorted_ = False
+                    m += 1
+                else:  # the newest frame of its stream: open
+                    b.frame = _i64(&c[R_FRAME], i)
+                    b.stream = s
+                    b.row = self.row0 + i
+                    if coords_null and not (_ok(&c[R_X1], i) and _ok(&c[R_Y1], i) and _ok(&c[R_X2], i)
+                                            and _ok(&c[R_Y2], i)):
+                        b.x1 = NAN
+                    else:
+                        b.x1 = _f32(&c[R_X1], i)
+                    b.y1 = _f32(&c[R_Y1], i)
+                    b.x2 = _f32(&c[R_X2], i)
+                    b.y2 = _f32(&c[R_Y2], i)
+                    b.score = _f32(&c[R_SCORE], i) if has_score else 0
+                    b.has_score = _ok(&c[R_SCORE], i) if has_score else 0
+                    opened[0][s].push_back(b)
+            if held.size():  # the held boxes' order against the batch's
+                for k in range(1, held.size() + 1 if <int64_t>held.size() < m else held.size()):
+                    if bstream[k] < bstream[k - 1] or (bstream[k] == bstream[k - 1] and bframe[k] < bframe[k - 1]):
+                        sorted_ = False
+            if not sorted_:  # group by (stream, frame), arrival order inside a frame: permute
+                items.resize(m)
+                for j in range(m):
+                    items[j].stream = bstream[j]
+                    items[j].frame = bframe[j]
+                    items[j].seq = j
+                stable_sort(items.begin(), items.end(), _item_less)
+                _permute_f(bx1, items)
+                _permute_f(by1, items)
+                _permute_f(bx2, items)
+                _permute_f(by2, items)
+                _permute_f(bsc, items)
+                _permute_u8(bsv, items)
+                _permute_i(brow, items)
+                _permute_i(bframe, items)
+                _permute_i(bstream, items)
+            g0 = 0
+            while g0 < m:
+                g1 = g0 + 1
+                while g1 < m and bstream[g1] == bstream[g0] and bframe[g1] == bframe[g0]:
+                    g1 += 1
+                q = g1 - g0
+                if q >= min_boxes and q >= 2:
+                    area.resize(q)
+                    bok.resize(q)
+                    parent.resize(q)
+                    size.resize(q)
+                    for u in range(q):
+                        j = g0 + u
+                        parent[u] = u
+                        size[u] = 1
+                        bok[u] = isfinite(bx1[j]) and isfinite(by1[j]) and isfinite(bx2[j]) and isfinite(by2[j])
+                        area[u] = (bx2[j] - bx1[j]) * (by2[j] - by1[j])
+                    # as _boxes_cy.multibox: linked when inter >= iou * union
+                    for u in range(q):
+                        if not bok[u]:
+                            continue
+                        i = g0 + u
+                        for v in range(u + 1, q):
+                            if not bok[v]:
+                                continue
+                            j = g0 + v
+                            ix = _minf(bx2[i], bx2[j]) - _maxf(bx1[i], bx1[j])
+                            if ix <= 0:
+                                continue
+                            iy = _minf(by2[i], by2[j]) - _maxf(by1[i], by1[j])
+                            if iy <= 0:
+                                continue
+                            inter = ix * iy
+                            uni = area[u] + area[v] - inter
+                            if inter >= t * uni:
+                                join(&parent[0], &size[0], u, v)
+                    v_pos.clear()
+                    v_ev.clear()
+                    anchors.clear()
+                    emit_groups(g0, q, &parent[0], &size[0], min_boxes, &bsc[0] if has_score else NULL,
+                                &bsv[0], grp_best, grp_has, grp_event, anchors, ev_sev, v_pos, v_ev, &ev)
+                    for j in range(<int64_t>v_pos.size()):
+                        out_pos.push_back(v_pos[j])
+                        out_ev.push_back(v_ev[j])
+                    for j in range(<int64_t>anchors.size()):
+                        out_anchor.push_back(anchors[j])
+                g0 = g1
+        if out_pos.size() == 0:
+            return None
+        # canonical order (as tripwire._assertion.canonical_events): events numbered by their
+        # anchor row (each group's first box, its lowest row), rows ascending inside one
+        cdef size_t n_out = out_pos.size(), n_ev = out_anchor.size()
+        cdef vector[item_t] by_anchor, entries
+        cdef vector[int64_t] rank
+        by_anchor.resize(n_ev)
+        for k in range(n_ev):
+            by_anchor[k].stream = brow[out_anchor[k]]
+            by_anchor[k].frame = 0
+            by_anchor[k].seq = k
+        stable_sort(by_anchor.begin(), by_anchor.end(), _item_less)
+        rank.resize(n_ev)
+        for k in range(n_ev):
+            rank[by_anchor[k].seq] = k
+        entries.resize(n_out)
+        for k in range(n_out):
+            entries[k].stream = rank[out_ev[k]]
+            entries[k].frame = brow[out_pos[k]]
+            entries[k].seq = out_pos[k]
+        stable_sort(entries.begin(), entries.end(), _item_less)
+        rows = np.empty(n_out, np.int64)
+        frames = np.empty(n_out, np.int64)
+        sids = np.empty(n_out, np.int64)
+        events = np.empty(n_out, np.int64)
+        sev = np.empty(n_out, np.float32)
+        cdef int64_t[::1] rv = rows, fv = frames, sv = sids, evv = events
+        cdef float[::1] sevv = sev
+        cdef vector[int64_t] ev_of
+        ev_of.resize(m)
+        for k in range(n_out):
+            ev_of[out_pos[k]] = out_ev[k]
+        for k in range(n_out):
+            j = entries[k].seq
+            rv[k] = brow[j]
+            fv[k] = bframe[j]
+            sv[k] = bstream[j]
+            evv[k] = entries[k].stream
+            sevv[k] = ev_sev[ev_of[j]]
+        return rows, events, sev, frames, sids
+
+    def flush_multibox(self, size_t a, streams=None):
+        """Judge the open frames of ``streams`` (ids; all when ``None``) and forget them."""
+        if self.pending:
+            raise ValueError("tripwire: flush with a prepared batch")
+        return self._multibox(a, True, streams)
+
+    # ------------------------------------------------------------------ flicker by track
+    cdef object _flicker(self, size_t a):
+        cdef int64_t n = self.n, i, j, s, f, g, tr, gap = self.fl_gap[a], total = 0
+        cdef size_t k
+        cdef vector[unordered_map[int64_t, last_t]]* last = &self.fl_last[a]
+        cdef vector[int64_t] rows, starts, ends, fr, st, trk
+        cdef vector[float] sev
+        cdef vector[int64_t] prev_frame
+        cdef col_t* c = self.col
+        cdef bint has_score = self.idx[R_SCORE] >= 0, in_order = True
+        cdef last_t cur
+        cdef unordered_map[int64_t, last_t].iterator it, jt
+        cdef float sc
+        cdef bint hs
+        if self.idx[R_TRACK] < 0:
+            return None
+        with nogil:
+            # rows with a stream, frame and track, in row order; when some stream's frames go
+            # back in time inside the batch, in frame order (stable: rows of a frame in order)
+            prev_frame.assign(self.newest.size(), INT64_MIN)
+            for i in range(n):
+                s = self.sid[i]
+                if s < 0 or not _ok(&c[R_TRACK], i):
+                    continue
+                f = _i64(&c[R_FRAME], i)
+                if f < prev_frame[s]:
+                    in_order = False
+                prev_frame[s] = f
+                rows.push_back(i)
+            if not in_order:
+                fr.resize(n)
+                for k in range(rows.size()):
+                    fr[rows[k]] = _i64(&c[R_FRAME], rows[k])
+                _sort_by_frame(rows, fr)
+                fr.clear()
+            for k in range(rows.size()):
+                i = rows[k]
+                s = self.sid[i]
+                f = _i64(&c[R_FRAME], i)
+                tr = _i64(&c[R_TRACK], i)
+                if has_score:
+                    sc = _f32(&c[R_SCORE], i)
+                    hs = _ok(&c[R_SCORE], i)
+                else:
+                    sc = 0
+                    hs = 0
+                it = last[0][s].find(tr)
+                if it != last[0][s].end():
+                    cur = deref(it).second
+                    g = f - cur.frame - 1
+                    if g >= 1 and g <= gap:
+                        starts.push_back(cur.row)
+                        ends.push_back(self.row0 + i)
+                        sev.push_back(_mean2(cur.score, cur.has_score, sc, hs))
+                        fr.push_back(cur.frame)
+                        fr.push_back(f)
+                        st.push_back(s)
+                        trk.push_back(tr)
+                    deref(it).second.frame = f
+                    deref(it).second.row = self.row0 + i
+                    deref(it).second.score = sc
+                    deref(it).second.has_score = hs
+                else:
+                    cur.frame = f
+                    cur.row = self.row0 + i
+                    cur.score = sc
+                    cur.has_score = hs
+                    last[0][s][tr] = cur
+            # forget the tracks no later frame can close a gap from (amortized: when the
+            # tables doubled since the last pass)
+            for k in range(last.size()):
+                total += last[0][k].size()
+            if total > self.fl_prune_at[a]:
+                total = 0
+                for k in range(last.size()):
+                    f = self.newest[k]
+                    if self.hi[k] != INT64_MIN and self.hi[k] > f:
+                        f = self.hi[k]
+                    if f != INT64_MIN:
+                        jt = last[0][k].begin()
+                        while jt != last[0][k].end():
+                            if deref(jt).second.frame < f - gap - 1:
+                                jt = last[0][k].erase(jt)
+                            else:
+                                inc(jt)
+                    total += last[0][k].size()
+                self.fl_prune_at[a] = 2 * total + 1024
+        if starts.size() == 0:
+            return None
+        return _gap_result(starts, ends, sev, fr, st, trk)
+
+    def forget_tracks(self, size_t a, streams=None):
+        """Forget the last boxes of ``streams`` (ids; all when ``None``): no gap can close."""
+        cdef size_t k
+        if streams is None:
+            for k in range(self.fl_last[a].size()):
+                self.fl_last[a][k].clear()
+        else:
+            for s in streams:
+                self.fl_last[a][<size_t>s].clear()
+
+    # ------------------------------------------------------------------ valid
+    cdef object _valid(self, size_t a):
+        """As ``_boxes_cy.valid``: reasons bitmask per broken box (blocks: a branch-free loop
+        the compiler vectorizes, then nulls, then a scan for the rare bad rows)."""
+        cdef int64_t n = self.n, i, lo, k, mm
+        cdef double w = self.va_w[a], h = self.va_h[a]
+        cdef uint8_t has_w = w > 0, has_h = h > 0, fin
+        cdef float x1, y1, x2, y2, sc, zero = 0, one = 1
+        cdef col_t* c = self.col
+        cdef bint has_score = self.idx[R_SCORE] >= 0
+        cdef const float* px1 = NULL
+        cdef const float* py1 = NULL
+        cdef const float* px2 = NULL
+        cdef const float* py2 = NULL
+        cdef const float* psc = NULL
+        cdef uint8_t bad[1024]
+        cdef vector[int64_t] rows, reasons
+        if n == 0:
+            return None
+        px1 = <const float*>c[R_X1].data + c[R_X1].off
+        py1 = <const float*>c[R_Y1].data + c[R_Y1].off
+        px2 = <const float*>c[R_X2].data + c[R_X2].off
+        py2 = <const float*>c[R_Y2].data + c[R_Y2].off
+        if has_score:
+            psc = <const float*>c[R_SCORE].data + c[R_SCORE].off
+        with nogil:
+            lo = 0
+            while lo < n:
+                mm = n - lo if n - lo < 1024 else 1024
+                for k in range(mm):
+                    x1 = px1[lo + k]
+                    y1 = py1[lo + k]
+                    x2 = px2[lo + k]
+                    y2 = py2[lo + k]
+                    fin = ((x1 - x1) == zero) & ((y1 - y1) == zero) & ((x2 - x2) == zero) & ((y2 - y2) == zero)
+                    bad[k] = ((((x2 <= x1) * 2) | ((y2 <= y1) * 4)
+                               | (((has_w & ((x1 < zero) | (x2 > w))) | (has_h & ((y1 < zero) | (y2 > h)))) * 8))
+                              * fin) | ((1 - fin) * 1)
+                if c[R_X1].valid != NULL or c[R_Y1].valid != NULL or c[R_X2].valid != NULL or c[R_Y2].valid != NULL:
+                    for k in range(mm):
+                        if not (_ok(&c[R_X1], lo + k) and _ok(&c[R_Y1], lo + k) and _ok(&c[R_X2], lo + k)
+                                and _ok(&c[R_Y2], lo + k)):
+                            bad[k] = 1
+                if has_score:
+                    for k in range(mm):
+                        sc = psc[lo + k]
+                        bad[k] |= (1 - ((sc >= zero) & (sc <= one))) * 16
+                    if c[R_SCORE].valid != NULL:  # a null score is fine
+                        for k in range(mm):
+                            if not _ok(&c[R_SCORE], lo + k):
+                                bad[k] &= ~16
+                for k in range(mm):
+                    if bad[k]:
+                        rows.push_back(self.row0 + lo + k)
+                        reasons.push_back(bad[k])
+                lo += 1024
+        if rows.size() == 0:
+            return None
+        return to_numpy[int64_t](rows), to_numpy[int64_t](reasons).astype(np.uint8)
+
+    # ------------------------------------------------------------------ state
+    def forget(self, streams=None):
+        """Forget the clock (and ids) of ``streams`` (ids; all when ``None``)."""
+        cdef size_t k
+        if self.pending:
+            raise ValueError("tripwire: forget with a prepared batch")
+        if streams is None:
+            self.str_ids.clear()
+            self.int_ids.clear()
+            self.free_ids.clear()
+            self.newest.clear()
+            self.oldest.clear()
+            self.lo.clear()
+            self.hi.clear()
+            self.mark.clear()
+            for k in range(self.mb_open.size()):
+                self.mb_open[k].clear()
+            for k in range(self.fl_last.size()):
+                self.fl_last[k].clear()
+            self.values = []
+            return
+        for s in streams:
+            v = self.values[s]
+            if v is None and self.stream_kind != S_NONE:
+                continue
+            if self.stream_kind == S_INT64:
+                self.int_ids.erase(<int64_t>v)
+            elif self.stream_kind != S_NONE:
+                self.str_ids.erase(<string>v.encode("utf-8"))
+            self.newest[s] = INT64_MIN
+            self.oldest[s] = INT64_MIN
+            for k in range(self.mb_open.size()):
+                self.mb_open[k][s].clear()
+            for k in range(self.fl_last.size()):
+                self.fl_last[k][s].clear()
+            if self.stream_kind != S_NONE:
+                self.values[s] = None
+                self.free_ids.push_back(s)
+
+    def retained_rows(self):
+        """Boxes held back: open frames and last boxes per track."""
+        cdef size_t a, s
+        cdef int64_t total = 0
+        for a in range(self.mb_open.size()):
+            for s in range(self.mb_open[a].size()):
+                total += self.mb_open[a][s].size()
+        for a in range(self.fl_last.size()):
+            for s in range(self.fl_last[a].size()):
+                total += self.fl_last[a][s].size()
+        return total
+
+
+cdef object _gap_result(vector[int64_t]& starts, vector[int64_t]& ends, vector[float]& sev,
+                        vector[int64_t]& fr, vector[int64_t]& st, vector[int64_t]& trk):
+    """Gap pairs in canonical order, as ``tripwire.boxes._gap_result``: one event per gap,
+    events by their start row, the two rows ascending inside one. Returns ``(rows, events,
+    severity, frames, streams, tracks)``, one entry per flagged row."""
+    cdef size_t n = starts.size(), k, p
+    cdef vector[item_t] by_start
+    cdef int64_t a, b
+    by_start.resize(n)
+    for k in range(n):
+        by_start[k].stream = starts[k]
+        by_start[k].frame = 0
+        by_start[k].seq = k
+    stable_sort(by_start.begin(), by_start.end(), _item_less)
+    rows = np.empty(2 * n, np.int64)
+    events = np.empty(2 * n, np.int64)
+    severity = np.empty(2 * n, np.float32)
+    frames = np.empty(2 * n, np.int64)
+    streams = np.empty(2 * n, np.int64)
+    tracks = np.empty(2 * n, np.int64)
+    cdef int64_t[::1] rv = rows, ev = events, fv = frames, sv = streams, tv = tracks
+    cdef float[::1] sevv = severity
+    for k in range(n):
+        p = by_start[k].seq
+        a = 0 if starts[p] < ends[p] else 1  # which end has the lower row
+        b = 1 - a
+        rv[2 * k] = starts[p] if a == 0 else ends[p]
+        rv[2 * k + 1] = ends[p] if a == 0 else starts[p]
+        fv[2 * k] = fr[2 * p + a]
+        fv[2 * k + 1] = fr[2 * p + b]
+        ev[2 * k] = ev[2 * k + 1] = k
+        sevv[2 * k] = sevv[2 * k + 1] = sev[p]
+        sv[2 * k] = sv[2 * k + 1] = st[p]
+        tv[2 * k] = tv[2 * k + 1] = trk[p]
+    return rows, events, severity, frames, streams, tracks
+
+
+cdef void _permute_f(vector[float]& v, vector[item_t]& items) noexcept nogil:
+    cdef vector[float] tmp = v
+    cdef size_t k
+    for k in range(items.size()):
+        v[k] = tmp[items[k].seq]
+
+
+cdef void _permute_u8(vector[uint8_t]& v, vector[item_t]& items) noexcept nogil:
+    cdef vector[uint8_t] tmp = v
+    cdef size_t k
+    for k in range(items.size()):
+        v[k] = tmp[items[k].seq]
+
+
+cdef void _permute_i(vector[int64_t]& v, vector[item_t]& items) noexcept nogil:
+    cdef vector[int64_t] tmp = v
+    cdef size_t k
+    for k in range(items.size()):
+        v[k] = tmp[items[k].seq]
+
+
+cdef void _sort_by_frame(vector[int64_t]& rows, vector[int64_t]& frame) noexcept nogil:
+    """Stable sort of ``rows`` by ``frame[row]`` (rows of one frame keep their order)."""
+    cdef vector[item_t] keyed
+    cdef size_t k
+    keyed.resize(rows.size())
+    for k in range(rows.size()):
+        keyed[k].stream = 0
+        keyed[k].frame = frame[rows[k]]
+        keyed[k].seq = rows[k]
+    stable_sort(keyed.begin(), keyed.end(), _item_less)
+    for k in range(rows.size()):
+        rows[k] = keyed[k].seq
