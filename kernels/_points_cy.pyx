@@ -485,6 +485,7 @@ def project_match(const float[::1] cx, const float[::1] cy, const float[::1] cz,
 # ----------------------------------------------------------------------------------------------
 cdef enum:
     PRIOR_BLOCK = 1024  # rows per block in ``size_prior``
+    FEW_POINTS_BLOCK = 1 << 18  # counts per block in ``few_points`` (a smaller input runs on one thread)
 
 # reasons (bits)
 cdef enum:
@@ -718,35 +719,70 @@ def bev_multibox(const float[::1] cx, const float[::1] cy, const float[::1] l, c
 # ----------------------------------------------------------------------------------------------
 # empty boxes, given counts
 # ----------------------------------------------------------------------------------------------
+cdef inline void _few_points_block(const int64_t* cp, const uint8_t* vp, Py_ssize_t lo, Py_ssize_t hi,
+                                   int64_t min_points, vector[int64_t]* out) noexcept nogil:
+    """Rows in ``[lo, hi)`` whose count is below ``min_points`` (valid only), in order."""
+    cdef Py_ssize_t i, k, end8 = lo + (hi - lo) // 8 * 8
+    cdef int64_t row
+    cdef bint low
+    # low counts are rare: test eight at a time without branches, look closer only on a hit
+    i = lo
+    while i < end8:
+        low = ((cp[i] < min_points) | (cp[i + 1] < min_points) | (cp[i + 2] < min_points)
+               | (cp[i + 3] < min_points) | (cp[i + 4] < min_points) | (cp[i + 5] < min_points)
+               | (cp[i + 6] < min_points) | (cp[i + 7] < min_points))
+        if low:
+            for k in range(i, i + 8):
+                if cp[k] < min_points and (vp == NULL or vp[k] != 0):
+                    row = k  # a copy: pushing ``k`` itself would keep the loop index in memory
+                    out.push_back(row)
+        i += 8
+    for k in range(end8, hi):
+        if cp[k] < min_points and (vp == NULL or vp[k] != 0):
+            row = k
+            out.push_back(row)
+
+
 def few_points(const int64_t[::1] counts, const uint8_t[::1] valid, int64_t min_points):
     """Positions whose count is below ``min_points`` (rows with ``valid == 0`` skipped), and
-    their severity ``1 - count / min_points`` (float32; a negative count reads as 0)."""
-    cdef Py_ssize_t n = counts.shape[0], i, k, m, base
+    their severity ``1 - count / min_points`` (float32; a negative count reads as 0).
+
+    One read of the column in contiguous blocks spread over the threads (memory-bound: a
+    second core adds bandwidth); each block keeps its hits in order, so the result is the
+    same on any number of threads."""
+    cdef Py_ssize_t n = counts.shape[0], t, j, m, blk, total
+    cdef const int64_t* cp = &counts[0] if n else NULL
     cdef const uint8_t* vp = valid_ptr(valid)
     cdef double inv = 1.0 / <double>min_points
-    cdef int64_t c
-    cdef uint8_t low[PRIOR_BLOCK]
-    cdef vector[int64_t] rows
-    cdef vector[float] sev
+    cdef Py_ssize_t n_blocks = max(min(n // FEW_POINTS_BLOCK, 64), 1)
+    cdef vector[vector[int64_t]] hits
     if min_points < 1:
         raise ValueError("min_points must be at least 1")
+    hits.resize(n_blocks)
+    blk = (n + n_blocks - 1) // n_blocks
     with nogil:
-        base = 0
-        while base < n:  # a branch-free block marks the (rare) low counts, a scan collects them
-            m = min(<Py_ssize_t>PRIOR_BLOCK, n - base)
-            for k in range(m):
-                low[k] = counts[base + k] < min_points
-            if vp != NULL:
-                for k in range(m):
-                    low[k] &= vp[base + k] != 0
-            for k in range(m):
-                if low[k]:
-                    i = base + k
-                    c = max(counts[i], <int64_t>0)
-                    rows.push_back(i)
-                    sev.push_back(<float>(1.0 - <double>c * inv))
-            base += m
-    return to_numpy[int64_t](rows), to_numpy[float](sev)
+        if n_blocks == 1:
+            _few_points_block(cp, vp, 0, n, min_points, &hits[0])
+        else:
+            for t in prange(n_blocks, schedule="dynamic"):
+                _few_points_block(cp, vp, min(t * blk, n), min((t + 1) * blk, n), min_points, &hits[t])
+    total = 0
+    for t in range(n_blocks):
+        total += <Py_ssize_t>hits[t].size()
+    rows = np.empty(total, np.int64)
+    sev = np.empty(total, np.float32)
+    cdef int64_t[::1] rv = rows
+    cdef float[::1] sv = sev
+    cdef int64_t c
+    with nogil:
+        j = 0
+        for t in range(n_blocks):
+            for m in range(<Py_ssize_t>hits[t].size()):
+                rv[j] = hits[t][m]
+                c = cp[rv[j]]
+                sv[j] = <float>(1.0 - <double>(c if c > 0 else 0) * inv)
+                j += 1
+    return rows, sev
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tripwire as tw
+import tripwire._dispatch as _dispatch
+import reference
 from reference import LAYOUTS, assert_same_table, make_table
 
 PROPERTY = settings(max_examples=60, deadline=None,
@@ -302,6 +304,32 @@ def test_given_counts_need_no_points_table(backend):
     for r, name in ((s.check(t, backend=backend), "rows"), (s.check(boxes3d=t, backend=backend), "boxes3d")):
         assert flagged(r) == [(name, 0, 0, 1.0)]  # null count and null frame: not checked
         assert r.violations["points"].to_pylist() == [0]
+
+
+@PROPERTY
+@given(counts=st.lists(st.integers(-3, 12), max_size=80), nulls=st.lists(st.booleans(), max_size=80),
+       min_points=st.integers(1, 10))
+def test_few_points_kernel_matches_reference(fast_backend, counts, nulls, min_points):
+    c = np.array(counts, np.int64)
+    valid = np.array([not x for x in (nulls + [False] * len(c))[:len(c)]], np.uint8) if nulls else np.empty(0, np.uint8)
+    want = reference.few_points(c, valid, min_points)
+    got = _dispatch.kernels("points", fast_backend).few_points(c, valid, min_points)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_few_points_across_the_kernels_blocks(fast_backend):
+    # long enough for several blocks (and threads): low counts at block edges, in the 8-wide
+    # tail, with nulls among them; rows must come back in order
+    n = 5 * (1 << 18) + 3
+    c = np.full(n, 50, np.int64)
+    low = np.array([0, 7, 8, (1 << 18) - 1, 1 << 18, 3 * (1 << 18) + 5, n - 3, n - 1])
+    c[low] = np.arange(len(low)) - 2
+    valid = np.ones(n, np.uint8)
+    valid[low[2]] = 0
+    for v in (valid, np.empty(0, np.uint8)):
+        want = reference.few_points(c, v, 40)
+        got = _dispatch.kernels("points", fast_backend).few_points(c, v, 40)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
 # ----------------------------------------------------------------------------------------------
