@@ -19,10 +19,12 @@ The kernel contract (the one place it is written down):
 - ``rpeaks(x, lo, hi, params)`` -> ``(peaks int64, counts int64[n_win])``: R-peak sample indices
   relative to each window's first sample, window after window (CSR by ``counts``).
 - ``rr_stats(x, lo, hi, params)`` -> ``(n_peaks int64, mean_rr float64, cv float64,
-  rmssd float64)`` per window: the same detector, fused with the RR statistics (no peak list
-  leaves the kernel). ``mean_rr`` in samples (NaN below 2 peaks), ``cv`` = population standard
-  deviation of the RR intervals over their mean (NaN below 2 peaks), ``rmssd`` = root mean
-  square of successive RR differences over the mean RR (NaN below 3 peaks).
+  rmssd float64, madsd float64)`` per window: the same detector, fused with the RR statistics
+  (no peak list leaves the kernel). ``mean_rr`` in samples (NaN below 2 peaks), ``cv`` =
+  population standard deviation of the RR intervals over their mean (NaN below 2 peaks),
+  ``rmssd`` = root mean square of successive RR differences over the mean RR, ``madsd`` =
+  median |successive RR difference| over the median RR (a median of an even count is the mean
+  of the middle two; both NaN below 3 peaks).
 - ``flips(labels, label_offset, n_labels, rec_offsets, t0, within)`` -> ``(first, last, src,
   sev)`` int64 per event: the rhythm-flip scan (below) over positions in (record, t0) order.
 
@@ -62,6 +64,7 @@ from cython.parallel cimport prange
 from libc.math cimport fabs, fabsf, floor, nextafterf, sqrt, INFINITY, NAN
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport malloc, free
+from libcpp.algorithm cimport nth_element
 from libcpp.vector cimport vector
 
 from _common cimport to_numpy
@@ -649,15 +652,31 @@ def rpeaks(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, con
     return out, counts_out
 
 
-cdef void _rr(const int64_t* p, int64_t k, double* mean_rr, double* cv, double* rmssd) noexcept nogil:
-    """RR statistics of ``k`` increasing peak positions (samples)."""
+cdef double _median(int64_t* v, int64_t n) noexcept nogil:
+    """Median of ``n >= 1`` integers (reorders ``v``): the middle one, or the mean of the two."""
+    cdef int64_t i, lower
+    nth_element(v, v + n // 2, v + n)
+    if n & 1:
+        return <double>v[n // 2]
+    lower = v[0]
+    for i in range(1, n // 2):
+        if v[i] > lower:
+            lower = v[i]
+    return (<double>lower + <double>v[n // 2]) / 2.0
+
+
+cdef int _rr(const int64_t* p, int64_t k, double* mean_rr, double* cv, double* rmssd,
+             double* madsd) noexcept nogil:
+    """RR statistics of ``k`` increasing peak positions (samples); -1 when out of memory."""
     cdef int64_t i
-    cdef double s = 0.0, mean, dv, q = 0.0, r = 0.0
+    cdef double s = 0.0, mean, dv, q = 0.0, r = 0.0, med_rr
+    cdef int64_t* tmp
     mean_rr[0] = NAN
     cv[0] = NAN
     rmssd[0] = NAN
+    madsd[0] = NAN
     if k < 2:
-        return
+        return 0
     for i in range(1, k):
         s = s + <double>(p[i] - p[i - 1])
     mean = s / <double>(k - 1)
@@ -671,6 +690,19 @@ cdef void _rr(const int64_t* p, int64_t k, double* mean_rr, double* cv, double* 
             dv = <double>((p[i] - p[i - 1]) - (p[i - 1] - p[i - 2]))
             r = r + dv * dv
         rmssd[0] = sqrt(r / <double>(k - 2)) / mean
+        tmp = <int64_t*>malloc((k - 1) * sizeof(int64_t))
+        if tmp == NULL:
+            return -1
+        for i in range(1, k):
+            tmp[i - 1] = p[i] - p[i - 1]
+        med_rr = _median(tmp, k - 1)
+        for i in range(2, k):
+            tmp[i - 2] = (p[i] - p[i - 1]) - (p[i - 1] - p[i - 2])
+            if tmp[i - 2] < 0:
+                tmp[i - 2] = -tmp[i - 2]
+        madsd[0] = _median(tmp, k - 2) / med_rr
+        free(tmp)
+    return 0
 
 
 def rr_stats(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, const double[:, ::1] params):
@@ -692,6 +724,8 @@ def rr_stats(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, c
     mean_out = np.full(n_win, np.nan)
     cv_out = np.full(n_win, np.nan)
     rm_out = np.full(n_win, np.nan)
+    mad_out = np.full(n_win, np.nan)
+    cdef double[::1] mad = mad_out
     cdef int64_t[::1] npk = npk_out
     cdef double[::1] mean_rr = mean_out
     cdef double[::1] cv = cv_out
@@ -707,14 +741,15 @@ def rr_stats(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, c
                     failed += 1
                 else:
                     npk[w] = _detect(&x[0] + lo[w], hi[w] - lo[w], &params[w, 0], y, m, ring, pk)
-                    _rr(pk, npk[w], &mean_rr[w], &cv[w], &rm[w])
+                    if _rr(pk, npk[w], &mean_rr[w], &cv[w], &rm[w], &mad[w]) != 0:
+                        failed += 1
                 free(y)
                 free(m)
                 free(ring)
                 free(pk)
     if failed:
         raise MemoryError()
-    return npk_out, mean_out, cv_out, rm_out
+    return npk_out, mean_out, cv_out, rm_out, mad_out
 
 
 # ----------------------------------------------------------------------------------------------

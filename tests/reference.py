@@ -1161,16 +1161,23 @@ def rpeaks(x, lo, hi, params):
 
 
 def rr_stats(x, lo, hi, params):
-    """Peak count, mean RR (samples), CV and normalised RMSSD per window."""
+    """Peak count, mean RR (samples), CV, normalised RMSSD and median successive difference
+    over median RR per window."""
     _, counts = rpeaks(x, lo, hi, params)
     pk_all = rpeaks(x, lo, hi, params)[0].tolist()
-    npk, mean_out, cv_out, rm_out = [], [], [], []
+    npk, mean_out, cv_out, rm_out, mad_out = [], [], [], [], []
+
+    def median(values):
+        v = sorted(values)
+        mid = len(v) // 2
+        return float(v[mid]) if len(v) % 2 else (float(v[mid - 1]) + float(v[mid])) / 2.0
+
     at = 0
     for c in counts.tolist():
         p = pk_all[at:at + c]
         at += c
         npk.append(c)
-        mean = cv = rm = math.nan
+        mean = cv = rm = mad = math.nan
         if c >= 2:
             rr = [p[i] - p[i - 1] for i in range(1, c)]
             s = 0.0
@@ -1186,10 +1193,13 @@ def rr_stats(x, lo, hi, params):
                 for i in range(1, len(rr)):
                     r = r + float(rr[i] - rr[i - 1]) * float(rr[i] - rr[i - 1])
                 rm = math.sqrt(r / (c - 2)) / mean
+                mad = median([abs(rr[i] - rr[i - 1]) for i in range(1, len(rr))]) / median(rr)
+        mad_out.append(mad)
         mean_out.append(mean)
         cv_out.append(cv)
         rm_out.append(rm)
-    return _i64(npk), np.array(mean_out, np.float64), np.array(cv_out, np.float64), np.array(rm_out, np.float64)
+    return (_i64(npk), np.array(mean_out, np.float64), np.array(cv_out, np.float64), np.array(rm_out, np.float64),
+            np.array(mad_out, np.float64))
 
 
 def flips(labels, label_offset, n_labels, rec_offsets, t0, within):

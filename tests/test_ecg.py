@@ -385,8 +385,8 @@ def test_rate_consistency_rate_and_rhythm(backend):
     assert set(rows) == {1, 2, 3, 5, 6}
     assert rows[1][1] == "heart rate below 30 bpm" and rows[1][0] == pytest.approx((30 - 24) / 30, abs=0.02)
     assert rows[2][1] == "heart rate above 220 bpm" and rows[2][0] == pytest.approx((240 - 220) / 220, abs=0.02)
-    assert rows[3][1] == "label 'N' with irregular RR (rmssd)"
-    assert rows[5][1] == "label 'A' with regular RR (rmssd)"
+    assert rows[3][1] == "label 'N' with irregular RR (madsd)"
+    assert rows[5][1] == "label 'A' with regular RR (madsd)"
     assert rows[6] == (1.0, "fewer than 2 beats")
     # integer labels, the CV measure, and rules switched off
     t_int = ecg_table([normal, irregular, irregular], fs, labels=[0, 0, 1])

@@ -407,12 +407,22 @@ def _rpeaks(x, lo, hi, params):
 
 
 @njit(**_JIT)
+def _median(v):
+    s = np.sort(v)
+    n = s.shape[0]
+    if n & 1:
+        return np.float64(s[n // 2])
+    return (np.float64(s[n // 2 - 1]) + np.float64(s[n // 2])) / 2.0
+
+
+@njit(**_JIT)
 def _rr_stats(x, lo, hi, params):
     n_win = lo.shape[0]
     npk = np.zeros(n_win, np.int64)
     mean_out = np.full(n_win, np.nan)
     cv_out = np.full(n_win, np.nan)
     rm_out = np.full(n_win, np.nan)
+    mad_out = np.full(n_win, np.nan)
     for w in range(n_win):
         if hi[w] <= lo[w]:
             continue
@@ -437,7 +447,9 @@ def _rr_stats(x, lo, hi, params):
                 dv = np.float64((p[i] - p[i - 1]) - (p[i - 1] - p[i - 2]))
                 r = r + dv * dv
             rm_out[w] = math.sqrt(r / (k - 2)) / mean
-    return npk, mean_out, cv_out, rm_out
+            rr = p[1:k] - p[:k - 1]
+            mad_out[w] = _median(np.abs(rr[1:] - rr[:-1])) / _median(rr)
+    return npk, mean_out, cv_out, rm_out, mad_out
 
 
 def _check_params(params, n_win):
