@@ -60,7 +60,7 @@ exact run scan; the rail counts re-read only the seconds that hold a rail (from 
 """
 import numpy as np
 cimport numpy as cnp
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport fabs, fabsf, floor, nextafterf, sqrt, INFINITY, NAN
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport malloc, free
@@ -80,6 +80,59 @@ cdef extern from *:
     #if defined(__GNUC__) && !defined(__clang__)
     #pragma GCC push_options
     #pragma GCC optimize ("no-trapping-math")
+    #endif
+    /* The all-finite fast path: no masks (a non-finite sample makes a lane sum or extreme
+       non-finite, and the caller then redoes the second with tw_ecg_lanes). SSE2 where the
+       compiler has it (GCC does not vectorize a float min/max reduction without fast-math);
+       _mm_min_ps(v, m) is exactly "v < m ? v : m", lane k is element k of the 8 samples. */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    static void tw_ecg_lanes_fast(const float* x, int64_t i, int64_t b, float* fsum_, float* dsum_,
+                                  float* lmn_, float* lmx_, int32_t* ceq_) {
+        __m128 s0 = _mm_loadu_ps(fsum_), s1 = _mm_loadu_ps(fsum_ + 4);
+        __m128 d0 = _mm_loadu_ps(dsum_), d1 = _mm_loadu_ps(dsum_ + 4);
+        __m128 n0 = _mm_loadu_ps(lmn_), n1 = _mm_loadu_ps(lmn_ + 4);
+        __m128 m0 = _mm_loadu_ps(lmx_), m1 = _mm_loadu_ps(lmx_ + 4);
+        __m128i e0 = _mm_loadu_si128((const __m128i*)ceq_), e1 = _mm_loadu_si128((const __m128i*)(ceq_ + 4));
+        const __m128 two = _mm_set1_ps(2.0f);
+        const __m128 absmask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+        for (; i + 8 <= b; i += 8) {
+            __m128 v0 = _mm_loadu_ps(x + i), v1 = _mm_loadu_ps(x + i + 4);
+            __m128 p0 = _mm_loadu_ps(x + i - 1), p1 = _mm_loadu_ps(x + i + 3);
+            __m128 q0 = _mm_loadu_ps(x + i - 2), q1 = _mm_loadu_ps(x + i + 2);
+            s0 = _mm_add_ps(s0, v0);
+            s1 = _mm_add_ps(s1, v1);
+            n0 = _mm_min_ps(v0, n0);
+            n1 = _mm_min_ps(v1, n1);
+            m0 = _mm_max_ps(v0, m0);
+            m1 = _mm_max_ps(v1, m1);
+            e0 = _mm_sub_epi32(e0, _mm_castps_si128(_mm_cmpeq_ps(p0, v0)));
+            e1 = _mm_sub_epi32(e1, _mm_castps_si128(_mm_cmpeq_ps(p1, v1)));
+            d0 = _mm_add_ps(d0, _mm_and_ps(_mm_add_ps(_mm_sub_ps(v0, _mm_mul_ps(two, p0)), q0), absmask));
+            d1 = _mm_add_ps(d1, _mm_and_ps(_mm_add_ps(_mm_sub_ps(v1, _mm_mul_ps(two, p1)), q1), absmask));
+        }
+        _mm_storeu_ps(fsum_, s0); _mm_storeu_ps(fsum_ + 4, s1);
+        _mm_storeu_ps(dsum_, d0); _mm_storeu_ps(dsum_ + 4, d1);
+        _mm_storeu_ps(lmn_, n0); _mm_storeu_ps(lmn_ + 4, n1);
+        _mm_storeu_ps(lmx_, m0); _mm_storeu_ps(lmx_ + 4, m1);
+        _mm_storeu_si128((__m128i*)ceq_, e0); _mm_storeu_si128((__m128i*)(ceq_ + 4), e1);
+    }
+    #else
+    static void tw_ecg_lanes_fast(const float* x, int64_t i, int64_t b, float* fsum_, float* dsum_,
+                                  float* lmn_, float* lmx_, int32_t* ceq_) {
+        int k;
+        for (; i + 8 <= b; i += 8) {
+            for (k = 0; k < 8; k++) {
+                float v = x[i + k], p1 = x[i + k - 1], p2 = x[i + k - 2];
+                fsum_[k] += v;
+                lmn_[k] = v < lmn_[k] ? v : lmn_[k];
+                lmx_[k] = v > lmx_[k] ? v : lmx_[k];
+                ceq_[k] += p1 == v;
+                float d = (v - 2.0f * p1) + p2;
+                dsum_[k] += fabsf(d);
+            }
+        }
+    }
     #endif
     static void tw_ecg_lanes(const float* x, int64_t i, int64_t b, float amax, float* fsum_, float* dsum_,
                              float* lmn_, float* lmx_, int32_t* cfin_, int32_t* crng_, int32_t* ceq_,
@@ -118,6 +171,8 @@ cdef extern from *:
     """
     void tw_ecg_lanes(const float* x, int64_t i, int64_t b, float amax, float* fsum, float* dsum, float* lmn,
                       float* lmx, int32_t* cfin, int32_t* crng, int32_t* ceq, int32_t* cd2) noexcept nogil
+    void tw_ecg_lanes_fast(const float* x, int64_t i, int64_t b, float* fsum, float* dsum, float* lmn,
+                           float* lmx, int32_t* ceq) noexcept nogil
 
 
 # reason bits (tripwire.ecg.QUALITY_REASONS names them)
@@ -212,9 +267,14 @@ cdef void _segment_fast(const float* x, int64_t a, int64_t b, double max_abs, se
     cdef int32_t crng[8]
     cdef int32_t ceq[8]
     cdef int32_t cd2[8]
+    cdef float ffs[8]
+    cdef float fds[8]
+    cdef float fmn[8]
+    cdef float fmx[8]
+    cdef int32_t feq[8]
     cdef int64_t i, k, start, stop
     cdef float amax = _below(max_abs), v, olo = INFINITY, ohi = -INFINITY, d
-    cdef bint fin
+    cdef bint fin, fast_ok = False
     for k in range(8):
         fsum[k] = 0.0
         dsum[k] = 0.0
@@ -243,7 +303,30 @@ cdef void _segment_fast(const float* x, int64_t a, int64_t b, double max_abs, se
                 ceq[k] += x[0] == v
         start = stop
     i = start + ((b - start) // 8) * 8
-    tw_ecg_lanes(x, start, b, amax, fsum, dsum, lmn, lmx, cfin, crng, ceq, cd2)
+    if start >= 2 and i > start:  # try the all-finite fast path on whole chunks of 8
+        for k in range(8):
+            ffs[k] = fsum[k]
+            fds[k] = dsum[k]
+            fmn[k] = lmn[k]
+            fmx[k] = lmx[k]
+            feq[k] = ceq[k]
+        tw_ecg_lanes_fast(x, start, b, ffs, fds, fmn, fmx, feq)
+        fast_ok = True
+        for k in range(8):
+            if not ((ffs[k] - ffs[k]) == 0 and (fds[k] - fds[k]) == 0 and (fmn[k] - fmn[k]) == 0
+                    and (fmx[k] - fmx[k]) == 0 and fabsf(fmn[k]) <= amax and fabsf(fmx[k]) <= amax):
+                fast_ok = False
+        if fast_ok:  # every sample finite and in range: the masks would have kept them all
+            for k in range(8):
+                fsum[k] = ffs[k]
+                dsum[k] = fds[k]
+                lmn[k] = fmn[k]
+                lmx[k] = fmx[k]
+                cfin[k] += <int32_t>((i - start) // 8)
+                cd2[k] += <int32_t>((i - start) // 8)
+                ceq[k] = feq[k]
+    if not fast_ok:
+        tw_ecg_lanes(x, start, b, amax, fsum, dsum, lmn, lmx, cfin, crng, ceq, cd2)
     while i < b:
         _lane_sample(x, i, (i - a) & 7, amax, fsum, dsum, lmn, lmx, cfin, crng, ceq, cd2)
         i += 1
@@ -475,7 +558,7 @@ cdef int64_t _detect(const float* x, int64_t n, const double* P, double* y, doub
     cdef double held = 0.0, xv, hx1, hx2, hy1 = 0.0, hy2 = 0.0, lx1 = 0.0, lx2 = 0.0, ly1 = 0.0, ly2 = 0.0
     cdef double h, l, d, s, S = 0.0, mx0, sum0 = 0.0, spki, npki, thr1, v, rr_sum = 0.0, rr_avg, sl
     cdef double last_slope = 0.0, sb_v = 0.0, ay, best
-    cdef int64_t i, c, k, p, ref_i, last = -1, sb_c = -1, npk = 0, n_rr = 0, rr_pos = 0
+    cdef int64_t i, c, k, p, ref_i, last = -1, sb_c = -1, npk = 0, n_rr = 0, rr_pos = 0, r = 0
     cdef int64_t rr_buf[8]
     cdef float xi
     if n <= 0:
@@ -492,24 +575,30 @@ cdef int64_t _detect(const float* x, int64_t n, const double* P, double* y, doub
         if (xi - xi) == 0:  # a non-finite sample reads as the last finite one
             held = xi
         xv = held
-        h = (((hb0 * xv + hb1 * hx1) + hb2 * hx2) - ha1 * hy1) - ha2 * hy2
+        h = (((hb0 * xv + hb1 * hx1) + hb2 * hx2) - ha2 * hy2) - ha1 * hy1
         hx2 = hx1
         hx1 = xv
         hy2 = hy1
         hy1 = h
-        l = (((lb0 * h + lb1 * lx1) + lb2 * lx2) - la1 * ly1) - la2 * ly2
+        l = (((lb0 * h + lb1 * lx1) + lb2 * lx2) - la2 * ly2) - la1 * ly1
         lx2 = lx1
         lx1 = h
         ly2 = ly1
         ly1 = l
         y[i] = l
-        d = ((2.0 * l + _yat(y, i - 1)) - _yat(y, i - 3)) - 2.0 * _yat(y, i - 4)
+        if i >= 4:
+            d = ((2.0 * l + y[i - 1]) - y[i - 3]) - 2.0 * y[i - 4]
+        else:
+            d = ((2.0 * l + _yat(y, i - 1)) - _yat(y, i - 3)) - 2.0 * _yat(y, i - 4)
         s = d * d
         if i >= W:
-            S = (S + s) - ring[i % W]
+            S = (S + s) - ring[r]
         else:
             S = S + s
-        ring[i % W] = s
+        ring[r] = s
+        r += 1
+        if r == W:
+            r = 0
         m[i] = S
     # learning phase: thresholds from the first seconds
     mx0 = m[0]
@@ -610,7 +699,8 @@ def rpeaks(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, con
     """R-peak indices of every window, relative to its first sample (see the module docstring)."""
     cdef Py_ssize_t n_win = lo.shape[0], w
     cdef int64_t n_x = x.shape[0], k, total = 0
-    cdef int failed = 0
+    fail_np = np.zeros(1, dtype=np.int32)
+    cdef int32_t[::1] fail = fail_np  # set by any thread that runs out of memory
     cdef double* y
     cdef double* m
     cdef double* ring
@@ -628,20 +718,26 @@ def rpeaks(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, con
         cap[w + 1] = cap[w] + _capacity(hi[w] - lo[w], &params[w, 0])
     buf_np = np.empty(max(cap[n_win], 1), dtype=np.int64)
     cdef int64_t[::1] buf = buf_np
-    with nogil:
-        for w in prange(n_win, schedule="dynamic"):
-            if hi[w] > lo[w]:
-                y = <double*>malloc((hi[w] - lo[w]) * sizeof(double))
-                m = <double*>malloc((hi[w] - lo[w]) * sizeof(double))
-                ring = <double*>malloc(<int64_t>params[w, P_W] * sizeof(double))
-                if y == NULL or m == NULL or ring == NULL:
-                    failed += 1
-                else:
+    cdef int64_t max_n = 1, max_w = 1
+    for w in range(n_win):
+        max_n = max(max_n, hi[w] - lo[w])
+        max_w = max(max_w, <int64_t>params[w, P_W])
+    with nogil, parallel():
+        # per-thread buffers, reused window after window (a fresh large malloc per window
+        # costs page faults that rival the detector itself)
+        y = <double*>malloc(max_n * sizeof(double))
+        m = <double*>malloc(max_n * sizeof(double))
+        ring = <double*>malloc(max_w * sizeof(double))
+        if y == NULL or m == NULL or ring == NULL:
+            fail[0] = 1
+        else:
+            for w in prange(n_win, schedule="dynamic"):
+                if hi[w] > lo[w]:
                     counts[w] = _detect(&x[0] + lo[w], hi[w] - lo[w], &params[w, 0], y, m, ring, &buf[0] + cap[w])
-                free(y)
-                free(m)
-                free(ring)
-    if failed:
+        free(y)
+        free(m)
+        free(ring)
+    if fail_np[0]:
         raise MemoryError()
     out = np.empty(int(np.sum(counts_out)), dtype=np.int64)
     cdef int64_t[::1] o = out
@@ -709,7 +805,8 @@ def rr_stats(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, c
     """Peak count and RR statistics of every window (see the module docstring)."""
     cdef Py_ssize_t n_win = lo.shape[0], w
     cdef int64_t n_x = x.shape[0]
-    cdef int failed = 0
+    fail_np = np.zeros(1, dtype=np.int32)
+    cdef int32_t[::1] fail = fail_np  # set by any thread that runs out of memory
     cdef double* y
     cdef double* m
     cdef double* ring
@@ -730,24 +827,30 @@ def rr_stats(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, c
     cdef double[::1] mean_rr = mean_out
     cdef double[::1] cv = cv_out
     cdef double[::1] rm = rm_out
-    with nogil:
-        for w in prange(n_win, schedule="dynamic"):
-            if hi[w] > lo[w]:
-                y = <double*>malloc((hi[w] - lo[w]) * sizeof(double))
-                m = <double*>malloc((hi[w] - lo[w]) * sizeof(double))
-                ring = <double*>malloc(<int64_t>params[w, P_W] * sizeof(double))
-                pk = <int64_t*>malloc(_capacity(hi[w] - lo[w], &params[w, 0]) * sizeof(int64_t))
-                if y == NULL or m == NULL or ring == NULL or pk == NULL:
-                    failed += 1
-                else:
+    cdef int64_t max_n = 1, max_w = 1, max_cap = 1
+    for w in range(n_win):
+        max_n = max(max_n, hi[w] - lo[w])
+        max_w = max(max_w, <int64_t>params[w, P_W])
+        max_cap = max(max_cap, _capacity(hi[w] - lo[w], &params[w, 0]))
+    with nogil, parallel():
+        # per-thread buffers, reused window after window (see rpeaks)
+        y = <double*>malloc(max_n * sizeof(double))
+        m = <double*>malloc(max_n * sizeof(double))
+        ring = <double*>malloc(max_w * sizeof(double))
+        pk = <int64_t*>malloc(max_cap * sizeof(int64_t))
+        if y == NULL or m == NULL or ring == NULL or pk == NULL:
+            fail[0] = 1
+        else:
+            for w in prange(n_win, schedule="dynamic"):
+                if hi[w] > lo[w]:
                     npk[w] = _detect(&x[0] + lo[w], hi[w] - lo[w], &params[w, 0], y, m, ring, pk)
                     if _rr(pk, npk[w], &mean_rr[w], &cv[w], &rm[w], &mad[w]) != 0:
-                        failed += 1
-                free(y)
-                free(m)
-                free(ring)
-                free(pk)
-    if failed:
+                        fail[0] = 1
+        free(y)
+        free(m)
+        free(ring)
+        free(pk)
+    if fail_np[0]:
         raise MemoryError()
     return npk_out, mean_out, cv_out, rm_out, mad_out
 
@@ -756,7 +859,7 @@ def rr_stats(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, c
 # rhythm flips
 # ----------------------------------------------------------------------------------------------
 cdef enum:
-    FLIP_BLOCK = 64  # labels compared per block when skipping through a long run
+    FLIP_BLOCK = 256  # labels compared per block when skipping through a long run
 
 
 cdef int64_t _pairs(const double* t0, int64_t ps, int64_t pe, int64_t s, int64_t e, double within) noexcept nogil:
@@ -800,9 +903,7 @@ def flips(const key_t[::1] labels, int64_t label_offset, int64_t n_labels, const
     for r in range(n_rec):
         if rec_offsets[r + 1] < rec_offsets[r]:
             raise ValueError("rec_offsets must not decrease")
-    for j in range(n):
-        if labels[j] - label_offset < 0 or labels[j] - label_offset >= n_labels:
-            raise ValueError("label code out of range")
+    cdef bint bad_label = False
     with nogil:
         run_s.resize(n_labels)
         run_e.resize(n_labels)
@@ -825,6 +926,9 @@ def flips(const key_t[::1] labels, int64_t label_offset, int64_t n_labels, const
                     j += 1
                 e = j - 1
                 L = cur - label_offset
+                if L < 0 or L >= n_labels:  # every label of the run is ``cur``: one check per run
+                    bad_label = True
+                    break
                 if stamp[L] == r:
                     ps = run_s[L]
                     pe = run_e[L]
@@ -837,5 +941,9 @@ def flips(const key_t[::1] labels, int64_t label_offset, int64_t n_labels, const
                 run_s[L] = s
                 run_e[L] = e
                 s = j
+            if bad_label:
+                break
+    if bad_label:
+        raise ValueError("label code out of range")
     return to_numpy[int64_t](ev_first), to_numpy[int64_t](ev_last), to_numpy[int64_t](ev_src), \
         to_numpy[int64_t](ev_sev)

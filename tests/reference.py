@@ -1052,9 +1052,9 @@ def _detect_one(w, P):
     for i, v in enumerate(xs):
         if math.isfinite(v):
             held = v
-        h = (((hb0 * held + hb1 * hx1) + hb2 * hx2) - ha1 * hy1) - ha2 * hy2
+        h = (((hb0 * held + hb1 * hx1) + hb2 * hx2) - ha2 * hy2) - ha1 * hy1
         hx2, hx1, hy2, hy1 = hx1, held, hy1, h
-        low = (((lb0 * h + lb1 * lx1) + lb2 * lx2) - la1 * ly1) - la2 * ly2
+        low = (((lb0 * h + lb1 * lx1) + lb2 * lx2) - la2 * ly2) - la1 * ly1
         lx2, lx1, ly2, ly1 = lx1, h, ly1, low
         y.append(low)
         d = ((2.0 * low + yat(i - 1)) - yat(i - 3)) - 2.0 * yat(i - 4)

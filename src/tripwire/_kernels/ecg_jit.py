@@ -279,12 +279,12 @@ def _detect(x, P, peaks):
         if (xi - xi) == 0:
             held = np.float64(xi)
         xv = held
-        h = (((hb0 * xv + hb1 * hx1) + hb2 * hx2) - ha1 * hy1) - ha2 * hy2
+        h = (((hb0 * xv + hb1 * hx1) + hb2 * hx2) - ha2 * hy2) - ha1 * hy1
         hx2 = hx1
         hx1 = xv
         hy2 = hy1
         hy1 = h
-        low = (((lb0 * h + lb1 * lx1) + lb2 * lx2) - la1 * ly1) - la2 * ly2
+        low = (((lb0 * h + lb1 * lx1) + lb2 * lx2) - la2 * ly2) - la1 * ly1
         lx2 = lx1
         lx1 = h
         ly2 = ly1
