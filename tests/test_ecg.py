@@ -298,7 +298,7 @@ def test_quality_flags_nan_runs_constant_clipped_and_noise(backend):
     fixed = r.apply()
     assert fixed["label"].to_pylist() == ["N", "~", "~"]
     # min_bad: the 10 % NaN window passes at 0.2
-    assert set(quality_rows(table, backend, min_bad=0.2)) == {2, 5}
+    assert set(quality_rows(table, backend, min_bad=0.2)) == {2, 5, 6}
 
 
 def test_quality_checks_can_be_switched_off(backend):
