@@ -138,15 +138,26 @@ def test_bench_delegates_to_bench_modules(runner, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tripwire.bench_points", types.SimpleNamespace(run_cli=points_cli))
     monkeypatch.delattr(tw, "bench_points", raising=False)
+
+    def ecg_cli(sizes, quick, backends):
+        seen["ecg"] = dict(sizes=sizes, quick=quick, backends=backends)
+        return 0
+
+    monkeypatch.setitem(sys.modules, "tripwire.bench_ecg", types.SimpleNamespace(run_cli=ecg_cli))
+    monkeypatch.delattr(tw, "bench_ecg", raising=False)
     r = runner.invoke(cli, ["bench", "--sizes", "1000000,1e7", "--quick", "--backends", "cython,numba"])
     assert r.exit_code == 0, r.output
     assert seen == {"rows": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]},
                     "boxes": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"],
                               "densities": (10, 30, 100)},
-                    "points": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]}}
+                    "points": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]},
+                    "ecg": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]}}
     seen.clear()
     r = runner.invoke(cli, ["bench", "--family", "points", "--quick"])
     assert r.exit_code == 0 and seen == {"points": {"sizes": None, "quick": True, "backends": None}}
+    seen.clear()
+    r = runner.invoke(cli, ["bench", "--family", "ecg", "--quick"])
+    assert r.exit_code == 0 and seen == {"ecg": {"sizes": None, "quick": True, "backends": None}}
     seen.clear()
     r = runner.invoke(cli, ["bench", "--family", "boxes", "--boxes-per-frame", "10,30"])
     assert r.exit_code == 0 and seen == {"boxes": {"sizes": None, "quick": False, "backends": None,

@@ -32,6 +32,7 @@ import functools
 import os
 import sys
 import time
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -88,8 +89,14 @@ def day_table(hours: float = 24.0) -> tuple[pa.Table, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 # baselines
 # ----------------------------------------------------------------------------------------------
-def numpy_quality(X: np.ndarray, fs: float, *, flat_s=0.5, clip_frac=0.02, max_abs=10.0, min_ptp=0.05,
-                  max_noise=0.1, max_wander=1.0, min_bad=0.05) -> np.ndarray:
+def numpy_quality(X: np.ndarray, fs: float, **kw) -> np.ndarray:
+    with warnings.catch_warnings():  # nanmax / nanmean of an all-NaN second warn; NaN is the answer
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _numpy_quality(X, fs, **kw)
+
+
+def _numpy_quality(X: np.ndarray, fs: float, *, flat_s=0.5, clip_frac=0.02, max_abs=10.0, min_ptp=0.05,
+                   max_noise=0.1, max_wander=1.0, min_bad=0.05) -> np.ndarray:
     """Rows a vectorized NumPy version flags, on the (windows x samples) matrix ``X``: the
     checks of ``signal_quality`` with whole-matrix operations (flat runs by run-length encoding
     of the equal-neighbour mask, per-second statistics by reshaping)."""

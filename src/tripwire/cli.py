@@ -303,10 +303,10 @@ def _size(text: str) -> int:
 @click.option("--sizes", default=None, help="Comma-separated row counts, e.g. 1000000,10000000 (1e6 works).")
 @click.option("--quick", is_flag=True, help="Small sizes and few repeats (a smoke run).")
 @click.option("--backends", default=None, help="Comma-separated backends, e.g. cython,numba.")
-@click.option("--family", type=click.Choice(["all", "rows", "boxes", "points", "monitor"]), default="all",
+@click.option("--family", type=click.Choice(["all", "rows", "boxes", "points", "ecg", "monitor"]), default="all",
               show_default=True,
               help="Which benchmarks: the generic row assertions, the box assertions, the LIDAR (points) "
-                   "assertions, the streaming Monitor, or all of them.")
+                   "assertions, the ECG assertions, the streaming Monitor, or all of them.")
 @click.option("--boxes-per-frame", "densities", default=None,
               help="Box assertions only: comma-separated boxes per frame (default 10,30,100).")
 def bench(sizes, quick, backends, family, densities) -> None:
@@ -330,6 +330,10 @@ def bench(sizes, quick, backends, family, densities) -> None:
         from tripwire import bench_points
 
         code = max(code, bench_points.run_cli(sizes=size_list, quick=quick, backends=backend_list))
+    if family in ("all", "ecg") and code != 2:
+        from tripwire import bench_ecg
+
+        code = max(code, bench_ecg.run_cli(sizes=size_list, quick=quick, backends=backend_list))
     if family in ("all", "monitor") and code != 2:
         from tripwire import bench_monitor
 
