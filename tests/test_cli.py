@@ -98,6 +98,10 @@ def test_demo_prints_summary_and_top_events(runner):
                  "lost_and_refound 2", "581", "top 5 events", "tracker.parquet", "gt.parquet", "CC BY-NC-SA 3.0",
                  "detections.parquet", "boxes.multibox 20", "boxes.flicker 183", "boxes.appear 61", "2,629"):
         assert word in r.output
+    # the ECG sample: 420 windows; 3 injected flips, 2 baseline-wander windows of record 101
+    assert "windows.parquet" in r.output and "ODC-By" in r.output
+    ecg = r.output[r.output.index("mitbih_ecg_suite.toml"):]
+    assert "420 rows" in ecg and "ecg.rhythm_flip" in ecg
 
 
 def test_demo_out_keeps_outputs(runner, tmp_path):
@@ -106,6 +110,7 @@ def test_demo_out_keeps_outputs(runner, tmp_path):
     assert (tmp_path / "d" / "tud_campus" / "summary.parquet").exists()
     assert (tmp_path / "d" / "tud_campus" / "violations" / "tracker.parquet.parquet").exists()
     assert (tmp_path / "d" / "vtest_hog" / "corrections" / "detections.parquet.parquet").exists()
+    assert (tmp_path / "d" / "mitbih_ecg" / "violations" / "windows.parquet.parquet").exists()
 
 
 def test_kinds_lists_parameters(runner):
