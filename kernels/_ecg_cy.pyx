@@ -969,3 +969,28 @@ def flips(const key_t[::1] labels, int64_t label_offset, int64_t n_labels, const
         raise ValueError("label code out of range")
     return to_numpy[int64_t](ev_first), to_numpy[int64_t](ev_last), to_numpy[int64_t](ev_src), \
         to_numpy[int64_t](ev_sev)
+
+
+# ----------------------------------------------------------------------------------------------
+# input preparation
+# ----------------------------------------------------------------------------------------------
+def record_runs(const key_t[::1] rec, const double[::1] t0):
+    """Starts of the runs of equal record codes, and whether the rows are in (record, t0) order
+    (record codes never decrease, ``t0`` never decreases within a record). One pass;
+    ``tripwire.ecg.rhythm_flip`` uses it whatever the backend: input preparation, not a check."""
+    cdef Py_ssize_t n = rec.shape[0], i
+    cdef bint ordered = True
+    cdef vector[int64_t] starts
+    if t0.shape[0] != n:
+        raise ValueError("rec and t0 differ in length")
+    with nogil:
+        if n:
+            starts.push_back(0)
+        for i in range(1, n):
+            if rec[i] != rec[i - 1]:
+                starts.push_back(i)
+                if rec[i] < rec[i - 1]:
+                    ordered = False
+            elif t0[i] < t0[i - 1]:
+                ordered = False
+    return to_numpy[int64_t](starts), ordered

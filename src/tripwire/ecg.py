@@ -473,18 +473,25 @@ class rhythm_flip(Assertion):
         keep = _arrow.and_valid(None if labels.valid is None else labels.valid.astype(bool), tvalid)
         if _has(table, c.record):
             rk = _arrow.encode_keys(table, c.record, role="record")
-            rec, rvalid = rk.dense()
-            keep = _arrow.and_valid(keep, rvalid)
+            rec = rk.codes  # int32 / int64 codes: their order is irrelevant, only equality
+            keep = _arrow.and_valid(keep, None if rk.valid is None else rk.valid.astype(bool))
         else:
-            rec = np.zeros(n, np.int64)
-        rows = np.arange(n, dtype=np.int64) if keep is None else np.flatnonzero(keep)
-        lab = labels.codes if keep is None else labels.codes[rows]
-        r, t = (rec, t0) if keep is None else (rec[rows], t0[rows])
-        if len(rows) > 1 and not bool(np.all((r[1:] > r[:-1]) | ((r[1:] == r[:-1]) & (t[1:] >= t[:-1])))):
+            rec = np.zeros(n, np.int32)
+        rows = None if keep is None else np.flatnonzero(keep)
+        lab = labels.codes if rows is None else labels.codes[rows]
+        r, t = (rec, t0) if rows is None else (rec[rows], t0[rows])
+        r = np.ascontiguousarray(r if r.dtype in (np.int32, np.int64) else r.astype(np.int64))
+        prep = _dispatch.kernels("ecg", "cython").record_runs  # input preparation, one pass
+        starts, ordered = prep(r, np.ascontiguousarray(t, np.float64))
+        if not ordered:
             order = np.lexsort((t, r))  # stable: equal starts keep row order
-            rows, lab, r, t = rows[order], lab[order], r[order], t[order]
-        starts = np.flatnonzero(np.diff(r)) + 1 if len(r) else np.empty(0, np.int64)
-        rec_offsets = np.concatenate(([0], starts, [len(r)])).astype(np.int64) if len(r) else np.zeros(1, np.int64)
+            rows = order if rows is None else rows[order]
+            lab, r, t = lab[order], r[order], t[order]
+            starts, _ = prep(np.ascontiguousarray(r), np.ascontiguousarray(t, np.float64))
+        rec_offsets = np.append(starts, len(r)).astype(np.int64) if len(r) else np.zeros(1, np.int64)
+
+        def row(p: np.ndarray) -> np.ndarray:  # positions -> input rows (the identity when in order)
+            return p.astype(np.int64, copy=False) if rows is None else rows[p]
         lab = np.ascontiguousarray(lab)
         if lab.dtype not in (np.int32, np.int64):
             lab = lab.astype(np.int64)
@@ -496,9 +503,9 @@ class rhythm_flip(Assertion):
         counts = last - first + 1
         ev = np.repeat(np.arange(len(first), dtype=np.int64), counts)
         pos = np.repeat(first - np.concatenate(([0], np.cumsum(counts)[:-1])), counts) + np.arange(int(counts.sum()))
-        vrows = rows[pos]
-        src_rows = rows[src][ev]
-        anchors = rows[first]
+        vrows = row(pos)
+        src_rows = row(src)[ev]
+        anchors = row(first)
         # canonical order: events by their first row, rows ascending inside an event
         rank = np.empty(len(anchors), np.int64)
         rank[np.argsort(anchors, kind="stable")] = np.arange(len(anchors))
