@@ -70,6 +70,19 @@ BACKENDS = [
 FAST_BACKENDS = [p for p in BACKENDS if p.id != "reference"]
 
 
+def family_backends(family: str, *, fast: bool = False) -> list:
+    """BACKENDS for one kernel family: its ``cupy`` entry runs once
+    ``tripwire._kernels.<family>_gpu`` exists (and CuPy sees a GPU)."""
+    out = []
+    for p in (FAST_BACKENDS if fast else BACKENDS):
+        if p.id == "cupy":
+            p = pytest.param("cupy", id="cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
+                not (_cupy_usable() and importlib.util.find_spec(f"tripwire._kernels.{family}_gpu")),
+                reason=f"needs CuPy, a GPU and tripwire._kernels.{family}_gpu")])
+        out.append(p)
+    return out
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     if request.param == "cupy":

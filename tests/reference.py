@@ -915,3 +915,325 @@ def bev_multibox(cx, cy, l, w, yaw, score, score_valid, offsets, iou, min_boxes)
 
 
 __all__ += ["count_in_boxes", "project_match", "size_prior", "few_points", "bev_multibox"]
+
+
+# ==============================================================================================
+# ecg family (``kernels/_ecg_cy.pyx``, ``tripwire/_kernels/ecg_jit.py``)
+# ==============================================================================================
+# Written from the kernels' docstrings with plain loops: every sample gets its class (N, R, F,
+# ordinary) first, flat runs by a direct run scan, rails by a scan of the ordinary samples, and
+# the union counted sample by sample. Sums are in the documented order: float32 lanes by
+# position mod 8 within a second (np.float32 scalars), combined pairwise in Python floats.
+# The detector is the documented Pan-Tompkins procedure step by step on Python lists; flips
+# count their inverted windows by brute force over every pair.
+def _f32_lane_sum(lanes) -> float:
+    a = [float(v) for v in lanes]
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+
+
+def _quality_one(w, fs, flat_s, clip_frac, max_abs, min_ptp, max_noise, max_wander):
+    n = len(w)
+    if n == 0:
+        return 0, 0
+    seg = max(1, math.floor(fs + 0.5))
+    flat = max(2, math.floor(flat_s * fs + 0.5))
+    vals = [np.float32(v) for v in w]
+    fin = [math.isfinite(float(v)) for v in vals]
+    cls = ["N" if not fin[i] else ("R" if abs(float(vals[i])) > max_abs else "") for i in range(n)]
+    # flat runs: maximal runs of one finite value
+    i = 0
+    while i < n:
+        j = i + 1
+        if fin[i]:
+            while j < n and vals[j] == vals[i]:
+                j += 1
+            if j - i >= flat and cls[i] == "":
+                for q in range(i, j):
+                    cls[q] = "F"
+        i = j
+    ordinary = [i for i in range(n) if cls[i] == ""]
+    lo_rail = min((float(vals[i]) for i in ordinary), default=None)
+    hi_rail = max((float(vals[i]) for i in ordinary), default=None)
+    cnt_lo = sum(1 for i in ordinary if float(vals[i]) == lo_rail)
+    cnt_hi = sum(1 for i in ordinary if float(vals[i]) == hi_rail)
+    n_ord = len(ordinary)
+    clip_lo = n_ord > 0 and cnt_lo >= 2 and cnt_lo >= clip_frac * n_ord
+    clip_hi = n_ord > 0 and hi_rail != lo_rail and cnt_hi >= 2 and cnt_hi >= clip_frac * n_ord
+    finite_vals = [float(vals[i]) for i in range(n) if fin[i]]
+    lowamp = bool(finite_vals) and (max(finite_vals) - min(finite_vals)) < min_ptp
+    # seconds: lane sums of finite samples and of |second difference|
+    n_seg = (n + seg - 1) // seg
+    seg_sum, seg_nfin, seg_d2, seg_nd2, seg_ptp = [], [], [], [], []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for s in range(n_seg):
+            a, b = s * seg, min(s * seg + seg, n)
+            lanes = [np.float32(0.0)] * 8
+            dl = [np.float32(0.0)] * 8
+            nd2 = 0
+            for i in range(a, b):
+                k = (i - a) % 8
+                if fin[i]:
+                    lanes[k] = np.float32(lanes[k] + vals[i])
+                if i >= 2:
+                    d = np.float32(np.float32(vals[i] - np.float32(np.float32(2.0) * vals[i - 1])) + vals[i - 2])
+                    if math.isfinite(float(d)):
+                        nd2 += 1
+                        dl[k] = np.float32(dl[k] + np.float32(abs(d)))
+            fv = [float(vals[i]) for i in range(a, b) if fin[i]]
+            seg_sum.append(_f32_lane_sum(lanes))
+            seg_nfin.append(len(fv))
+            seg_d2.append(_f32_lane_sum(dl))
+            seg_nd2.append(nd2)
+            seg_ptp.append(max(fv) - min(fv) if fv else math.nan)
+    total = 0.0
+    for v in seg_sum:
+        total = total + v
+    nfin = sum(seg_nfin)
+    mean = total / nfin if nfin else 0.0
+    why = 0
+    if nfin < n:
+        why |= 1
+    if "R" in cls:
+        why |= 2
+    if "F" in cls:
+        why |= 4
+    if clip_lo or clip_hi:
+        why |= 8
+    if lowamp:
+        why |= 64
+    bad = 0
+    for s in range(n_seg):
+        a, b = s * seg, min(s * seg + seg, n)
+        noisy = seg_nd2[s] > 0 and seg_d2[s] > max_noise * seg_ptp[s] * seg_nd2[s]
+        wander = seg_nfin[s] > 0 and abs(seg_sum[s] / seg_nfin[s] - mean) > max_wander
+        why |= (16 if noisy else 0) | (32 if wander else 0)
+        for i in range(a, b):
+            if noisy or wander or lowamp or cls[i] != "":
+                bad += 1
+            elif (clip_lo and float(vals[i]) == lo_rail) or (clip_hi and float(vals[i]) == hi_rail):
+                bad += 1
+    return bad, why
+
+
+def quality(x, lo, hi, fs, flat_s, clip_frac, max_abs, min_ptp, max_noise, max_wander):
+    """Bad samples and reason bits per window (``kernels/_ecg_cy.pyx``)."""
+    n_win = len(lo)
+    if len(hi) != n_win or len(fs) != n_win:
+        raise ValueError("lo, hi and fs need one entry per window")
+    bad, why = [], []
+    for w in range(n_win):
+        if not (0 <= int(lo[w]) <= int(hi[w]) <= len(x)):
+            raise ValueError("window bounds outside the values")
+        b, r = _quality_one(list(x[int(lo[w]):int(hi[w])]), float(fs[w]), flat_s, clip_frac, max_abs, min_ptp,
+                            max_noise, max_wander)
+        bad.append(b)
+        why.append(r)
+    return _i64(bad), np.array(why, np.int32).reshape(-1)
+
+
+def _detect_one(w, P):
+    n = len(w)
+    if n == 0:
+        return []
+    hb0, hb1, hb2, ha1, ha2, lb0, lb1, lb2, la1, la2 = (float(v) for v in P[:10])
+    W, REF, TW, LEARN, RR0, D = (int(v) for v in P[10:16])
+    xs = [float(np.float32(v)) for v in w]
+    held = 0.0
+    for v in xs:
+        if math.isfinite(v):
+            held = v
+            break
+    hx1 = hx2 = held
+    hy1 = hy2 = lx1 = lx2 = ly1 = ly2 = 0.0
+    y, m, s_hist = [], [], []
+    S = 0.0
+    def yat(k):
+        return y[k] if k >= 0 else 0.0
+    for i, v in enumerate(xs):
+        if math.isfinite(v):
+            held = v
+        h = (((hb0 * held + hb1 * hx1) + hb2 * hx2) - ha2 * hy2) - ha1 * hy1
+        hx2, hx1, hy2, hy1 = hx1, held, hy1, h
+        low = (((lb0 * h + lb1 * lx1) + lb2 * lx2) - la2 * ly2) - la1 * ly1
+        lx2, lx1, ly2, ly1 = lx1, h, ly1, low
+        y.append(low)
+        d = ((2.0 * low + yat(i - 1)) - yat(i - 3)) - 2.0 * yat(i - 4)
+        s = d * d
+        S = (S + s) - s_hist[i - W] if i >= W else S + s
+        s_hist.append(s)
+        m.append(S)
+
+    def slope2(c):
+        best = 0.0
+        for k in range(max(0, c - W + 1), c + 1):
+            d = ((2.0 * y[k] + yat(k - 1)) - yat(k - 3)) - 2.0 * yat(k - 4)
+            best = max(best, d * d)
+        return best
+
+    L0 = min(LEARN, n)
+    mx0, sum0 = m[0], 0.0
+    for i in range(L0):
+        mx0 = max(mx0, m[i])
+        sum0 = sum0 + m[i]
+    spki, npki = 0.25 * mx0, 0.5 * (sum0 / L0)
+    rr: list[int] = []
+    rr_avg = float(RR0)
+    last, last_slope, sb_c, sb_v = -1, 0.0, -1, 0.0
+    peaks: list[int] = []
+
+    def accept(c):
+        nonlocal last, rr_avg
+        if last >= 0:
+            rr.append(c - last)
+            recent = rr[-8:]
+            total = 0.0
+            # the kernels keep a running sum of the last 8 intervals (exact: integers < 2**53)
+            for q in recent:
+                total += q
+            rr_avg = total / len(recent)
+        last = c
+        peaks.append(c)
+
+    for c in range(1, n - 1):
+        v = m[c]
+        if not (m[c - 1] < v and v >= m[c + 1]):
+            continue
+        ref_i = last if last >= 0 else 0
+        thr1 = npki + 0.25 * (spki - npki)
+        if sb_c >= 0 and (c - ref_i) > 1.66 * rr_avg and sb_v > 0.5 * thr1:
+            spki = 0.25 * sb_v + 0.75 * spki
+            last_slope = slope2(sb_c)
+            accept(sb_c)
+            sb_c, sb_v = -1, 0.0
+        if last >= 0 and c - last < REF:
+            continue
+        thr1 = npki + 0.25 * (spki - npki)
+        if v > thr1:
+            sl = slope2(c)
+            if last >= 0 and c - last < TW and sl < 0.25 * last_slope:
+                npki = 0.125 * v + 0.875 * npki
+                continue
+            spki = 0.125 * v + 0.875 * spki
+            last_slope = sl
+            accept(c)
+            sb_c, sb_v = -1, 0.0
+        else:
+            npki = 0.125 * v + 0.875 * npki
+            if sb_c < 0 or v > sb_v:
+                sb_c, sb_v = c, v
+    ref_i = last if last >= 0 else 0
+    thr1 = npki + 0.25 * (spki - npki)
+    if sb_c >= 0 and (n - 1 - ref_i) > 1.66 * rr_avg and sb_v > 0.5 * thr1:
+        peaks.append(sb_c)
+    out = []
+    for c in peaks:
+        p, best = c, -1.0
+        for i in range(max(0, c - W), c + 1):
+            if abs(y[i]) > best:
+                best, p = abs(y[i]), i
+        out.append(max(0, p - D))
+    return out
+
+
+def _check_ecg_params(params, n_win):
+    if params.shape != (n_win, 16):
+        raise ValueError("params must be (n_windows, 16)")
+    for w in range(n_win):
+        P = params[w]
+        if P[10] < 1 or P[11] <= P[10] or P[13] < 1 or P[15] < 0:
+            raise ValueError("detector lengths out of range (W >= 1, REF > W, LEARN >= 1, DELAY >= 0)")
+
+
+def rpeaks(x, lo, hi, params):
+    """R-peak indices per window, relative to its first sample, and counts."""
+    n_win = len(lo)
+    if len(hi) != n_win:
+        raise ValueError("lo and hi need one entry per window")
+    _check_ecg_params(params, n_win)
+    peaks, counts = [], []
+    for w in range(n_win):
+        if not (0 <= int(lo[w]) <= int(hi[w]) <= len(x)):
+            raise ValueError("window bounds outside the values")
+        p = _detect_one(list(x[int(lo[w]):int(hi[w])]), list(params[w]))
+        peaks.extend(p)
+        counts.append(len(p))
+    return _i64(peaks), _i64(counts)
+
+
+def rr_stats(x, lo, hi, params):
+    """Peak count, mean RR (samples), CV, normalised RMSSD and median successive difference
+    over median RR per window."""
+    _, counts = rpeaks(x, lo, hi, params)
+    pk_all = rpeaks(x, lo, hi, params)[0].tolist()
+    npk, mean_out, cv_out, rm_out, mad_out = [], [], [], [], []
+
+    def median(values):
+        v = sorted(values)
+        mid = len(v) // 2
+        return float(v[mid]) if len(v) % 2 else (float(v[mid - 1]) + float(v[mid])) / 2.0
+
+    at = 0
+    for c in counts.tolist():
+        p = pk_all[at:at + c]
+        at += c
+        npk.append(c)
+        mean = cv = rm = mad = math.nan
+        if c >= 2:
+            rr = [p[i] - p[i - 1] for i in range(1, c)]
+            s = 0.0
+            for v in rr:
+                s = s + float(v)
+            mean = s / (c - 1)
+            q = 0.0
+            for v in rr:
+                q = q + (float(v) - mean) * (float(v) - mean)
+            cv = math.sqrt(q / (c - 1)) / mean
+            if c >= 3:
+                r = 0.0
+                for i in range(1, len(rr)):
+                    r = r + float(rr[i] - rr[i - 1]) * float(rr[i] - rr[i - 1])
+                rm = math.sqrt(r / (c - 2)) / mean
+                mad = median([abs(rr[i] - rr[i - 1]) for i in range(1, len(rr))]) / median(rr)
+        mad_out.append(mad)
+        mean_out.append(mean)
+        cv_out.append(cv)
+        rm_out.append(rm)
+    return (_i64(npk), np.array(mean_out, np.float64), np.array(cv_out, np.float64), np.array(rm_out, np.float64),
+            np.array(mad_out, np.float64))
+
+
+def flips(labels, label_offset, n_labels, rec_offsets, t0, within):
+    """A -> B -> A flips per record, inverted windows counted pair by pair."""
+    n = len(labels)
+    if len(t0) != n:
+        raise ValueError("labels and t0 differ in length")
+    n_rec = len(rec_offsets) - 1
+    if n_rec < 0 or (n_rec == 0 and n) or (n_rec > 0 and (rec_offsets[0] != 0 or rec_offsets[-1] != n)):
+        raise ValueError("rec_offsets must run from 0 to the number of labels")
+    if any(rec_offsets[r + 1] < rec_offsets[r] for r in range(n_rec)):
+        raise ValueError("rec_offsets must not decrease")
+    if any(not (0 <= int(v) - int(label_offset) < n_labels) for v in labels):
+        raise ValueError("label code out of range")
+    first, last, src, sev = [], [], [], []
+    for r in range(n_rec):
+        a, b = int(rec_offsets[r]), int(rec_offsets[r + 1])
+        runs = []  # (label, start, end) inclusive
+        for i in range(a, b):
+            if runs and runs[-1][0] == int(labels[i]):
+                runs[-1] = (runs[-1][0], runs[-1][1], i)
+            else:
+                runs.append((int(labels[i]), i, i))
+        for q, (lab, s, e) in enumerate(runs):
+            earlier = [run for run in runs[:q] if run[0] == lab]
+            if not earlier:
+                continue
+            _, ps, pe = earlier[-1]
+            if float(t0[s]) - float(t0[pe]) <= within:
+                count = sum(1 for i in range(ps, pe + 1) for j in range(s, e + 1)
+                            if float(t0[j]) - float(t0[i]) <= within)
+                first.append(pe + 1)
+                last.append(s - 1)
+                src.append(pe)
+                sev.append(count)
+    return _i64(first), _i64(last), _i64(src), _i64(sev)
+__all__ += ["quality", "rpeaks", "rr_stats", "flips"]

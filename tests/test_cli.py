@@ -98,6 +98,10 @@ def test_demo_prints_summary_and_top_events(runner):
                  "lost_and_refound 2", "581", "top 5 events", "tracker.parquet", "gt.parquet", "CC BY-NC-SA 3.0",
                  "detections.parquet", "boxes.multibox 20", "boxes.flicker 183", "boxes.appear 61", "2,629"):
         assert word in r.output
+    # the ECG sample: 420 windows; 3 injected flips, 2 baseline-wander windows of record 101
+    assert "windows.parquet" in r.output and "ODC-By" in r.output
+    ecg = r.output[r.output.index("mitbih_ecg_suite.toml"):]
+    assert "420 rows" in ecg and "ecg.rhythm_flip" in ecg
 
 
 def test_demo_out_keeps_outputs(runner, tmp_path):
@@ -106,6 +110,7 @@ def test_demo_out_keeps_outputs(runner, tmp_path):
     assert (tmp_path / "d" / "tud_campus" / "summary.parquet").exists()
     assert (tmp_path / "d" / "tud_campus" / "violations" / "tracker.parquet.parquet").exists()
     assert (tmp_path / "d" / "vtest_hog" / "corrections" / "detections.parquet.parquet").exists()
+    assert (tmp_path / "d" / "mitbih_ecg" / "violations" / "windows.parquet.parquet").exists()
 
 
 def test_kinds_lists_parameters(runner):
@@ -138,15 +143,26 @@ def test_bench_delegates_to_bench_modules(runner, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tripwire.bench_points", types.SimpleNamespace(run_cli=points_cli))
     monkeypatch.delattr(tw, "bench_points", raising=False)
+
+    def ecg_cli(sizes, quick, backends):
+        seen["ecg"] = dict(sizes=sizes, quick=quick, backends=backends)
+        return 0
+
+    monkeypatch.setitem(sys.modules, "tripwire.bench_ecg", types.SimpleNamespace(run_cli=ecg_cli))
+    monkeypatch.delattr(tw, "bench_ecg", raising=False)
     r = runner.invoke(cli, ["bench", "--sizes", "1000000,1e7", "--quick", "--backends", "cython,numba"])
     assert r.exit_code == 0, r.output
     assert seen == {"rows": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]},
                     "boxes": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"],
                               "densities": (10, 30, 100)},
-                    "points": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]}}
+                    "points": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]},
+                    "ecg": {"sizes": [1_000_000, 10_000_000], "quick": True, "backends": ["cython", "numba"]}}
     seen.clear()
     r = runner.invoke(cli, ["bench", "--family", "points", "--quick"])
     assert r.exit_code == 0 and seen == {"points": {"sizes": None, "quick": True, "backends": None}}
+    seen.clear()
+    r = runner.invoke(cli, ["bench", "--family", "ecg", "--quick"])
+    assert r.exit_code == 0 and seen == {"ecg": {"sizes": None, "quick": True, "backends": None}}
     seen.clear()
     r = runner.invoke(cli, ["bench", "--family", "boxes", "--boxes-per-frame", "10,30"])
     assert r.exit_code == 0 and seen == {"boxes": {"sizes": None, "quick": False, "backends": None,

@@ -47,6 +47,9 @@ EXAMPLES = {
     "points.size_prior": lambda: [tw.points.size_prior(name="size_prior")],
     "points.multibox": lambda: [tw.points.multibox(iou=0.2, min_boxes=2, name="multibox3d")],
     "points.empty_box": lambda: [tw.points.empty_box(min_points=3, counts="n_points", name="empty_box")],
+    "ecg.rhythm_flip": lambda: [tw.ecg.rhythm_flip(within_s=20, name="rhythm_flip")],
+    "ecg.signal_quality": lambda: [tw.ecg.signal_quality(min_bad=0.0, name="signal_quality")],
+    "ecg.rate_consistency": lambda: [tw.ecg.rate_consistency(min_beats=3, name="rate_consistency")],
     "test.monitor_wide": lambda: [_wide],
     "test.monitor_jumpy": lambda: [_jumpy],
 }
@@ -56,10 +59,14 @@ EXAMPLES = {
 MULTI_TABLE = {"points.agree"}
 
 
+def _family(kind: str) -> str:
+    return {"points": "points", "ecg": "ecg"}.get(kind.split(".", 1)[0], "boxes")
+
+
 def all_examples(family: str = "boxes") -> tw.Suite:
-    """Every example reading a ``boxes`` table (and the generic ones), or every ``points`` one."""
-    return tw.Suite([a for kind, make in EXAMPLES.items() if kind.startswith("points.") == (family == "points")
-                     for a in make()])
+    """Every example reading a ``boxes`` table (and the generic ones), or every ``points`` or
+    ``ecg`` one."""
+    return tw.Suite([a for kind, make in EXAMPLES.items() if _family(kind) == family for a in make()])
 
 
 def test_every_registered_kind_has_a_streaming_example():
@@ -284,6 +291,47 @@ def test_native_engine_context_columns_match_the_batch_check():
 def test_any_split_of_3d_boxes_equals_suite_check(batches):
     suite = all_examples("points")
     expected = events_of(suite.check(whole(batches, boxes3d_table)))
+    assert streamed(tw.Monitor(suite, horizon=None, strict=True), batches) == expected
+
+
+@st.composite
+def ecg_streams(draw):
+    """ECG windows of interleaved records (t0 in order per record), a few bad or short, cut into
+    batches."""
+    n = draw(st.integers(0, 12))
+    rows, t = [], {}
+    for i in range(n):
+        rec = draw(st.sampled_from(["r1", "r2", None]))
+        t[rec] = t.get(rec, 0.0) + draw(st.sampled_from([5.0, 10.0, 10.0, 30.0]))
+        fs = draw(st.sampled_from([250.0, 360.0]))
+        k = np.arange(int(fs * draw(st.sampled_from([0.0, 0.3, 3.0]))))
+        rr = draw(st.sampled_from([0.8, 0.35, 2.5]))
+        sig = np.exp(-0.5 * ((k / fs % rr - 0.2) / 0.012) ** 2).astype(np.float32)
+        kind = draw(st.sampled_from(["ok", "ok", "nan", "flat", "none"]))
+        if kind == "nan" and len(sig):
+            sig[: len(sig) // 3] = NAN
+        elif kind == "flat":
+            sig[:] = 0.5
+        rows.append(dict(record=rec, t0=t[rec], fs=fs, signal=None if kind == "none" else sig.tolist(),
+                         label=draw(st.sampled_from(["N", "A", "~", None]))))
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=4)))
+    return [ecg_table(rows[a:b]) for a, b in zip([0] + cuts, cuts + [n])]
+
+
+def ecg_table(rows: list[dict]) -> pa.Table:
+    return pa.table({"record": pa.array([r["record"] for r in rows], pa.string()),
+                     "t0": pa.array([r["t0"] for r in rows], pa.float64()),
+                     "fs": pa.array([r["fs"] for r in rows], pa.float64()),
+                     "signal": pa.array([r["signal"] for r in rows], pa.list_(pa.float32())),
+                     "label": pa.array([r["label"] for r in rows], pa.string())})
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(batches=ecg_streams())
+def test_any_split_of_ecg_windows_equals_suite_check(batches):
+    suite = all_examples("ecg")
+    expected = events_of(suite.check(pa.concat_tables(batches)))
     assert streamed(tw.Monitor(suite, horizon=None, strict=True), batches) == expected
 
 

@@ -4,12 +4,13 @@
 >>> suite = tw.Suite([tw.rows.consistent(id="name", attr="gender")])
 >>> report = suite.check(table)            # doctest: +SKIP
 """
-from . import boxes, io, points, rows
+from . import boxes, ecg, io, points, rows
 from ._assertion import Assertion, Correction, Result
 from ._registry import kinds
 from .alerts import Alert, AlertEvent, AlertManager, Webhook
 from .boxes import Boxes
 from .points import Boxes3D, Calib, Points
+from .ecg import ECG
 from .errors import BackendUnavailable, ColumnError, InputError, SuiteError, TripwireError
 from .metrics import MonitorMetrics, serve_metrics  # prometheus_client is imported on first use
 from .monitor import Monitor
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Suite", "Report", "Monitor", "Assertion", "Result", "Correction", "rows", "boxes", "Boxes", "io", "assertion",
-    "points", "Boxes3D", "Points", "Calib",
+    "points", "Boxes3D", "Points", "Calib", "ecg", "ECG",
     "build", "kinds", "MonitorMetrics", "serve_metrics", "Alert", "AlertEvent", "AlertManager", "Webhook",
     "TripwireError", "InputError", "ColumnError", "SuiteError", "BackendUnavailable", "__version__",
 ]

@@ -209,7 +209,9 @@ def demo(out_dir, backend, no_progress, top_k) -> None:
     checked by data/demo_suite.toml. vtest.avi HOG detections (OpenCV's people detector on
     OpenCV's sample video): checked by data/vtest_hog_suite.toml. Three real KITTI LIDAR sweeps
     with a baseline detector's 3D boxes and a synthetic camera: checked by
-    data/kitti_lidar_suite.toml. Outputs go to one folder per data set.
+    data/kitti_lidar_suite.toml. 10 s ECG windows of MIT-BIH records 100 and 101 (ODC-By) and of
+    an AF-like rhythm built from their real beats, with injected label flips: checked by
+    data/mitbih_ecg_suite.toml. Outputs go to one folder per data set.
     """
     import tempfile
     from importlib.resources import as_file
@@ -242,6 +244,7 @@ def demo(out_dir, backend, no_progress, top_k) -> None:
                 if t is not None:
                     console.print(t)
         _demo_lidar(console, data, backend, top_k, out_dir)
+        _demo_ecg(console, data, backend, top_k, out_dir or tmp, no_progress)
         if out_dir is None:
             console.print("(outputs were written to a temporary folder and deleted; pass --out DIR to keep them)")
 
@@ -277,6 +280,26 @@ def _demo_lidar(console, data: str, backend: str, top_k: int, out_dir: str | Non
             pq.write_table(report.corrections(table=name), os.path.join(target, f"corrections_{name}.parquet"))
 
 
+def _demo_ecg(console, data: str, backend: str, top_k: int, out_dir: str, no_progress: bool) -> None:
+    """The ECG sample: one ecg table (windows.parquet; the folder also holds the raw records and
+    annotations), scanned like any archived log."""
+    from .scan import scan as run_scan
+
+    path = os.path.join(data, "mitbih_ecg", "windows.parquet")
+    suite_file = os.path.join(data, "mitbih_ecg_suite.toml")
+    console.print(f"tripwire demo: scanning {path} with {suite_file}")
+    console.print("data: 10 s windows of MIT-BIH records 100 and 101 (real, PhysioNet ODC-By 1.0) labelled by a "
+                  "baseline RR classifier;\n      record 100-af: an AF-like rhythm built from real beats, with "
+                  "injected A -> N -> A label flips (synthetic, see PROVENANCE.md)")
+    result = run_scan([path], suite_file, os.path.join(out_dir, "mitbih_ecg"), backend=backend,
+                      progress=not no_progress)
+    _print_result(console, result)
+    if top_k:
+        t = _top_table(result, top_k, with_rows=False)
+        if t is not None:
+            console.print(t)
+
+
 def _parse_list(value: str | None, conv, what: str) -> list | None:
     if value is None:
         return None
@@ -303,10 +326,10 @@ def _size(text: str) -> int:
 @click.option("--sizes", default=None, help="Comma-separated row counts, e.g. 1000000,10000000 (1e6 works).")
 @click.option("--quick", is_flag=True, help="Small sizes and few repeats (a smoke run).")
 @click.option("--backends", default=None, help="Comma-separated backends, e.g. cython,numba.")
-@click.option("--family", type=click.Choice(["all", "rows", "boxes", "points", "monitor"]), default="all",
+@click.option("--family", type=click.Choice(["all", "rows", "boxes", "points", "ecg", "monitor"]), default="all",
               show_default=True,
               help="Which benchmarks: the generic row assertions, the box assertions, the LIDAR (points) "
-                   "assertions, the streaming Monitor, or all of them.")
+                   "assertions, the ECG assertions, the streaming Monitor, or all of them.")
 @click.option("--boxes-per-frame", "densities", default=None,
               help="Box assertions only: comma-separated boxes per frame (default 10,30,100).")
 def bench(sizes, quick, backends, family, densities) -> None:
@@ -330,6 +353,10 @@ def bench(sizes, quick, backends, family, densities) -> None:
         from tripwire import bench_points
 
         code = max(code, bench_points.run_cli(sizes=size_list, quick=quick, backends=backend_list))
+    if family in ("all", "ecg") and code != 2:
+        from tripwire import bench_ecg
+
+        code = max(code, bench_ecg.run_cli(sizes=size_list, quick=quick, backends=backend_list))
     if family in ("all", "monitor") and code != 2:
         from tripwire import bench_monitor
 
