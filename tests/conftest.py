@@ -37,14 +37,14 @@ def _cupy_usable() -> bool:
 
 
 # kernel families a test module exercises, when its name does not say (``test_<family>_*.py``)
-_FAMILIES = {"test_monitor": ("boxes",), "test_udf": ("udf",)}
+_FAMILIES = {"test_monitor": ("boxes", "rows", "points", "ecg"), "test_udf": ("udf",)}
 
 
 def _families(module) -> tuple[str, ...]:
     name = module.__name__.rsplit(".", 1)[-1]
     if name in _FAMILIES:
         return _FAMILIES[name]
-    return tuple(f for f in ("points", "boxes", "rows") if name.startswith(f"test_{f}"))
+    return tuple(f for f in ("points", "boxes", "rows", "ecg") if name.startswith(f"test_{f}"))
 
 
 def _skip_without_gpu_kernels(request) -> None:
@@ -68,19 +68,6 @@ BACKENDS = [
 ]
 # backends whose kernels we compare against the reference
 FAST_BACKENDS = [p for p in BACKENDS if p.id != "reference"]
-
-
-def family_backends(family: str, *, fast: bool = False) -> list:
-    """BACKENDS for one kernel family: its ``cupy`` entry runs once
-    ``tripwire._kernels.<family>_gpu`` exists (and CuPy sees a GPU)."""
-    out = []
-    for p in (FAST_BACKENDS if fast else BACKENDS):
-        if p.id == "cupy":
-            p = pytest.param("cupy", id="cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
-                not (_cupy_usable() and importlib.util.find_spec(f"tripwire._kernels.{family}_gpu")),
-                reason=f"needs CuPy, a GPU and tripwire._kernels.{family}_gpu")])
-        out.append(p)
-    return out
 
 
 @pytest.fixture(params=BACKENDS)

@@ -18,23 +18,12 @@ from hypothesis import strategies as st
 
 import tripwire as tw
 import tripwire._dispatch as dispatch
-from conftest import family_backends
 from reference import assert_same_report, assert_valid_result
 
 PROPERTY = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 NAN, INF = float("nan"), float("inf")
 QUALITY_DEFAULTS = (0.5, 0.02, 10.0, 0.05, 0.5, 2.0)  # flat_s, clip_frac, max_abs, min_ptp, max_noise, max_wander
-
-
-@pytest.fixture(params=family_backends("ecg"))
-def backend(request) -> str:
-    return request.param
-
-
-@pytest.fixture(params=family_backends("ecg", fast=True))
-def fast_backend(request) -> str:
-    return request.param
 
 
 def K(backend):
