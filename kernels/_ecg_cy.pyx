@@ -192,6 +192,7 @@ cdef extern from *:
     void tw_ecg_lanes_fast(const float* x, int64_t i, int64_t b, float* fsum, float* dsum, float* lmn,
                            float* lmx, int32_t* ceq) noexcept nogil
     int64_t tw_first_diff32(const int32_t* a, int64_t j, int64_t end, int32_t cur) noexcept nogil
+    void __builtin_prefetch(const void* p) noexcept nogil
 
 
 # reason bits (tripwire.ecg.QUALITY_REASONS names them)
@@ -879,6 +880,8 @@ def rr_stats(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, c
 # ----------------------------------------------------------------------------------------------
 cdef enum:
     FLIP_BLOCK = 16  # labels compared per block when skipping through a long run
+    FLIP_RUNS = 1024  # runs found per batch before their times are read
+    FLIP_AHEAD = 8  # runs ahead whose edge times are prefetched
 
 
 cdef int64_t _pairs(const double* t0, int64_t ps, int64_t pe, int64_t s, int64_t e, double within) noexcept nogil:
@@ -909,12 +912,13 @@ def flips(const key_t[::1] labels, int64_t label_offset, int64_t n_labels, const
     ``R``, ``j`` in ``R'`` with ``t0[j] - t0[i] <= within`` (consecutive predictions from ``i`` to
     ``j`` start and end with ``L`` and hold another label). Events come in position order of
     ``R'``. Label runs are found a block at a time (a block of one label is skipped after one
-    vectorized comparison); ``t0`` is read only at run ends.
+    vectorized comparison); ``t0`` is read only at run ends, a batch of runs at a time.
     """
     cdef Py_ssize_t n = labels.shape[0], n_rec = rec_offsets.shape[0] - 1, r
-    cdef int64_t ra, rb, s, j, k, e, cur, L, ps, pe
+    cdef int64_t ra, rb, s, j, k, e, cur, L, ps, pe, q, m
     cdef bint diff
     cdef vector[int64_t] run_s, run_e, stamp, ev_first, ev_last, ev_src, ev_sev
+    cdef vector[int64_t] rs, rl  # one batch of runs: starts, labels (ends: the next start - 1)
     if t0.shape[0] != n:
         raise ValueError("labels and t0 differ in length")
     if n_rec < 0 or (n_rec == 0 and n) or (n_rec > 0 and (rec_offsets[0] != 0 or rec_offsets[n_rec] != n)):
@@ -923,46 +927,66 @@ def flips(const key_t[::1] labels, int64_t label_offset, int64_t n_labels, const
         if rec_offsets[r + 1] < rec_offsets[r]:
             raise ValueError("rec_offsets must not decrease")
     cdef bint bad_label = False
+    cdef const double* tp = &t0[0] if n else NULL
     with nogil:
         run_s.resize(n_labels)
         run_e.resize(n_labels)
         stamp.assign(n_labels, -1)
+        rs.reserve(FLIP_RUNS + 1)
+        rl.reserve(FLIP_RUNS)
         for r in range(n_rec):
             ra = rec_offsets[r]
             rb = rec_offsets[r + 1]
             s = ra
             while s < rb:
-                cur = labels[s]
-                j = s + 1
-                if key_t is int32_t:  # 16 labels per step (most windows continue their run)
-                    j = tw_first_diff32(&labels[0], j, rb, <int32_t>cur)
-                else:
-                    while j + FLIP_BLOCK <= rb:  # skip whole blocks of the current label
-                        diff = False
-                        for k in range(FLIP_BLOCK):
-                            diff = diff | (labels[j + k] != cur)
-                        if diff:
-                            break
-                        j += FLIP_BLOCK
-                    while j < rb and labels[j] == cur:
-                        j += 1
-                e = j - 1
-                L = cur - label_offset
-                if L < 0 or L >= n_labels:  # every label of the run is ``cur``: one check per run
-                    bad_label = True
+                # pass 1 over the labels alone (streaming): the next batch of runs
+                rs.clear()
+                rl.clear()
+                while s < rb and <int64_t>rl.size() < FLIP_RUNS:
+                    cur = labels[s]
+                    j = s + 1
+                    if key_t is int32_t:  # 16 labels per step (most windows continue their run)
+                        j = tw_first_diff32(&labels[0], j, rb, <int32_t>cur)
+                    else:
+                        while j + FLIP_BLOCK <= rb:  # skip whole blocks of the current label
+                            diff = False
+                            for k in range(FLIP_BLOCK):
+                                diff = diff | (labels[j + k] != cur)
+                            if diff:
+                                break
+                            j += FLIP_BLOCK
+                        while j < rb and labels[j] == cur:
+                            j += 1
+                    rs.push_back(s)
+                    rl.push_back(cur - label_offset)
+                    s = j
+                rs.push_back(s)
+                # pass 2 over the runs: t0 is read only at run edges, a scattered read, so the
+                # edges a few runs ahead are fetched early instead of stalling on each in turn
+                m = <int64_t>rl.size()
+                for q in range(m):
+                    if q + FLIP_AHEAD < m:  # a run's first times and its last ones (what _pairs reads)
+                        for k in range(0, 32, 8):
+                            __builtin_prefetch(tp + min(rs[q + FLIP_AHEAD] + k, rb - 1))
+                            __builtin_prefetch(tp + max(rs[q + FLIP_AHEAD + 1] - 1 - k, ra))
+                    L = rl[q]
+                    if L < 0 or L >= n_labels:  # every label of the run is its first: one check per run
+                        bad_label = True
+                        break
+                    e = rs[q + 1] - 1
+                    if stamp[L] == r:
+                        ps = run_s[L]
+                        pe = run_e[L]
+                        if tp[rs[q]] - tp[pe] <= within:
+                            ev_first.push_back(pe + 1)
+                            ev_last.push_back(rs[q] - 1)
+                            ev_src.push_back(pe)
+                            ev_sev.push_back(_pairs(tp, ps, pe, rs[q], e, within))
+                    stamp[L] = r
+                    run_s[L] = rs[q]
+                    run_e[L] = e
+                if bad_label:
                     break
-                if stamp[L] == r:
-                    ps = run_s[L]
-                    pe = run_e[L]
-                    if t0[s] - t0[pe] <= within:
-                        ev_first.push_back(pe + 1)
-                        ev_last.push_back(s - 1)
-                        ev_src.push_back(pe)
-                        ev_sev.push_back(_pairs(&t0[0], ps, pe, s, e, within))
-                stamp[L] = r
-                run_s[L] = s
-                run_e[L] = e
-                s = j
             if bad_label:
                 break
     if bad_label:

@@ -215,6 +215,23 @@ def test_flips_kernel_matches_reference(fast_backend, seq):
     assert [g.tolist() for g in got32] == [w.tolist() for w in want]
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_flips_over_many_runs_per_record(fast_backend, seed):
+    # records of thousands of short runs: the kernel finds runs a batch at a time, and flips
+    # straddle its batch edges
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 4, 9000)
+    labels = np.repeat(rng.integers(0, 3, len(lengths)), lengths).astype(np.int64)
+    n = len(labels)
+    offsets = np.array([0, n // 3, n // 3 + 1, n], np.int64)
+    t0 = np.concatenate([np.cumsum(rng.choice([1.0, 2.0, 15.0], b - a)) for a, b in zip(offsets[:-1], offsets[1:])])
+    want = K("reference").flips(labels, 0, 3, offsets, t0, 30.0)
+    assert len(want[0]) > 2000
+    for lab in (labels, labels.astype(np.int32)):
+        got = K(fast_backend).flips(lab, 0, 3, offsets, t0, 30.0)
+        assert [g.tolist() for g in got] == [w.tolist() for w in want]
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(data=st.data())
