@@ -561,3 +561,21 @@ def test_summary_schema_is_the_report_schema_plus_files():
                                              "rate", "max_severity", "corrections"]
     assert scan_mod.SUMMARY_SCHEMA.remove(2).equals(tw.report.SUMMARY_SCHEMA)
     assert make_suite().check(make_table(50)).summary().schema.equals(tw.report.SUMMARY_SCHEMA)
+
+
+def test_summary_counts_the_corrections_of_row_scope_assertions(tmp_path):
+    # row-scope results are merged across batches; their corrections are written per batch and
+    # the summary must still count them (it once said 0)
+    from importlib.resources import files
+
+    windows = pq.read_table(str(files("tripwire") / "data" / "mitbih_ecg" / "windows.parquet"))
+    src = tmp_path / "w.parquet"
+    pq.write_table(windows, src, row_group_size=50)
+    suite = tw.Suite([tw.ecg.signal_quality(name="quality")])
+    want = suite.check(windows)
+    res = scan(src, suite, tmp_path / "out", progress=False, batch_rows=40)
+    c = pq.read_table(res.corrections_path("w.parquet"))
+    n_want = want.summary().column("corrections").to_pylist()[0]
+    assert n_want > 0 and c.num_rows == n_want
+    assert res.summary.column("corrections").to_pylist() == [n_want]
+    assert res.corrections == n_want

@@ -309,9 +309,11 @@ class _Acc:
         self.ctx: list[tuple[int, dict[str, pa.Array]]] = []
         self.n_checked = 0
         self.n_events = 0
+        self.n_corrections = 0  # the merged result carries no corrections: they are written per batch
 
     def add(self, r: Result, offset: int) -> None:
         n = len(r.rows)
+        self.n_corrections += sum(c.count() for c in r.correction_list())
         self.rows.append(np.asarray(r.rows, np.int64) + offset)
         self.events.append(np.asarray(r.events, np.int64) + self.n_events)
         self.sev.append(np.asarray(r.severity, np.float32))
@@ -501,7 +503,11 @@ def _scan_file(suite, path: str, rel: str, fmt: str, root: str, backend: str, ba
     else:
         corrections = Report([], {"rows": schema.empty_table()}, "", 0.0).corrections()
     corrections = _with_file(corrections, rel)
-    return violations, corrections, report.summary().to_pylist(), offset, used
+    summary = report.summary().to_pylist()
+    for s in summary:  # row-scope results were merged without their corrections: count them here
+        if s["assertion"] in acc:
+            s["corrections"] = acc[s["assertion"]].n_corrections
+    return violations, corrections, summary, offset, used
 
 
 def _evaluate(a: Assertion, table: pa.Table, backend: str, rel: str) -> Result:
