@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _ecg_cy
-from ._gpu import THREADS, check, cp, dev, launch, module
+from ._gpu import check, cp, dev, launch, module
 
 _F32, _F64, _I64 = np.float32, np.float64, np.int64
 _KEYS = (np.int32, np.int64)
@@ -42,6 +42,7 @@ N_PARAMS = 16
 P_W, P_REF, P_LEARN, P_DELAY = 10, 11, 13, 15
 LONG_WINDOW = 1 << 18  # detector windows above this many samples run on the Cython kernel
 QUALITY_THREADS = 256  # one block per window: 32 seconds at a time, 8 lanes each
+DETECTOR_THREADS = 32  # one thread per window: small blocks spread a batch over every SM
 SEG_BYTES = 96  # sizeof(seg_t) below
 
 _SRC = r"""
@@ -497,10 +498,18 @@ def quality(x, lo, hi, fs, flat_s, clip_frac, max_abs, min_ptp, max_noise, max_w
     if len(hi) != n_win or len(fs) != n_win:
         raise ValueError("lo, hi and fs need one entry per window")
     _check_bounds(x, lo, hi, n_win)
-    bad, why = np.zeros(n_win, _I64), np.zeros(n_win, np.int32)
     n = hi - lo
     if n_win == 0 or len(x) == 0 or not (n > 0).any():
-        return bad, why
+        return np.zeros(n_win, _I64), np.zeros(n_win, np.int32)
+    d_bad, d_why = quality_plan(dev(x), lo, hi, fs, flat_s, clip_frac, max_abs, min_ptp, max_noise, max_wander)()
+    return cp.asnumpy(d_bad), cp.asnumpy(d_why)
+
+
+def quality_plan(d_x, lo, hi, fs, flat_s, clip_frac, max_abs, min_ptp, max_noise, max_wander):
+    """The quality kernel's launch over samples already on the device (``d_x``), as a callable
+    returning the device results (the bench times it alone, with CUDA events)."""
+    n_win = len(lo)
+    n = hi - lo
     busy = n > 0
     seg = np.ones(n_win, _I64)
     flat = np.full(n_win, 2, _I64)
@@ -513,11 +522,14 @@ def quality(x, lo, hi, fs, flat_s, clip_frac, max_abs, min_ptp, max_noise, max_w
     S = cp.empty(max(int(n_seg.sum()), 1) * SEG_BYTES, cp.uint8)
     flags = cp.empty(max(int(n.sum()), 1), cp.uint8)
     d_bad, d_why = cp.empty(n_win, cp.int64), cp.empty(n_win, cp.int32)
-    _mod().get_function("quality")(
-        (n_win,), (QUALITY_THREADS,),
-        (dev(x), dev(lo), dev(hi), dev(seg), dev(flat), dev(seg_base), dev(flag_base), _F64(clip_frac),
-         _below(float(max_abs)), _F64(min_ptp), _F64(max_noise), _F64(max_wander), S, flags, d_bad, d_why))
-    return cp.asnumpy(d_bad), cp.asnumpy(d_why)
+    args = (d_x, dev(lo), dev(hi), dev(seg), dev(flat), dev(seg_base), dev(flag_base), _F64(clip_frac),
+            _below(float(max_abs)), _F64(min_ptp), _F64(max_noise), _F64(max_wander), S, flags, d_bad, d_why)
+    fn = _mod().get_function("quality")
+
+    def run():
+        fn((n_win,), (QUALITY_THREADS,), args)
+        return d_bad, d_why
+    return run
 
 
 # ----------------------------------------------------------------------------------------------
@@ -539,6 +551,20 @@ def _params(params, n_win):
 
 def _detect(x, lo, hi, params, stats: bool):
     """The detector on the GPU for every window given (all of them short enough)."""
+    counts, out, pk, cap_base = detector_plan(dev(x), lo, hi, params, stats)()
+    counts_h = cp.asnumpy(counts)
+    if stats:
+        return (counts_h, *(cp.asnumpy(o) for o in out))
+    # CSR by counts: each window's peaks from the start of its slot
+    starts = np.concatenate(([0], np.cumsum(counts_h)[:-1])).astype(_I64)
+    idx = np.repeat(cap_base - starts, counts_h) + np.arange(int(counts_h.sum()), dtype=_I64)
+    return cp.asnumpy(pk[cp.asarray(idx)]) if len(idx) else np.empty(0, _I64), counts_h
+
+
+def detector_plan(d_x, lo, hi, params, stats: bool):
+    """The detector kernel's launch over samples already on the device (``d_x``; windows of
+    at least one sample), as a callable returning ``(counts, [mean_rr, cv, rmssd, madsd],
+    peak slots, slot starts)`` (the bench times it alone, with CUDA events)."""
     n_win = len(lo)
     n = hi - lo
     total = int(n.sum())
@@ -558,15 +584,15 @@ def _detect(x, lo, hi, params, stats: bool):
     tmp = cp.empty(int(cap.sum()) if stats else 1, cp.int64)
     counts = cp.empty(n_win, cp.int64)
     out = [cp.empty(n_win if stats else 1, cp.float64) for _ in range(4)]
-    launch(_mod(), "detector", n_win, dev(x), dev(lo), dev(hi), dev(params.reshape(-1)), _I64(n_win),
-           dev(ybase), _I64(st), Y, M, ring, dev(cap_base), pk, tmp, np.int32(stats), counts, *out)
-    counts_h = cp.asnumpy(counts)
-    if stats:
-        return (counts_h, *(cp.asnumpy(o) for o in out))
-    # CSR by counts: each window's peaks from the start of its slot
-    starts = np.concatenate(([0], np.cumsum(counts_h)[:-1])).astype(_I64)
-    idx = np.repeat(cap_base - starts, counts_h) + np.arange(int(counts_h.sum()), dtype=_I64)
-    return cp.asnumpy(pk[cp.asarray(idx)]) if len(idx) else np.empty(0, _I64), counts_h
+    args = (d_x, dev(lo), dev(hi), dev(params.reshape(-1)), _I64(n_win), dev(ybase), _I64(st), Y, M, ring,
+            dev(cap_base), pk, tmp, np.int32(stats), counts, *out)
+    fn = _mod().get_function("detector")
+    blocks = (n_win + DETECTOR_THREADS - 1) // DETECTOR_THREADS
+
+    def run():
+        fn((blocks,), (DETECTOR_THREADS,), args)
+        return counts, out, pk, cap_base
+    return run
 
 
 def _split(x, lo, hi, params):
@@ -681,4 +707,4 @@ def flips(labels, label_offset, n_labels, rec_offsets, t0, within):
             cp.asnumpy(sev).astype(_I64))
 
 
-__all__ = ["quality", "rpeaks", "rr_stats", "flips", "LONG_WINDOW", "THREADS"]
+__all__ = ["quality", "rpeaks", "rr_stats", "flips", "quality_plan", "detector_plan", "LONG_WINDOW"]
