@@ -1,7 +1,11 @@
 """CuPy kernels against the Cython kernels on one machine (run it where a GPU is).
 
-    PYTHONPATH=src python benches/gpu_kernels.py [--quick] [--rows]
+    PYTHONPATH=src python benches/gpu_kernels.py [--quick] [--rows] [--ecg]
 
+``--ecg`` runs only the ECG cases (24 h of real MIT-BIH signal at 360 Hz tiled, in 30 s
+windows: ``quality``, ``rr_stats``, ``rpeaks``; one hour as one window; ``flips`` over
+predictions at 1 Hz), with the device time of the quality and detector kernels alone (samples
+already on the GPU, CUDA events).
 ``--rows`` runs only the rows-family cases (``rows.consistent``, ``rows.contiguous``,
 ``rows.check``'s kernels), which a full run prints last; ``--sizes=2e6,4e6`` sets their row
 counts (default 1 M and 10 M).
@@ -179,7 +183,61 @@ def rows_cases(quick: bool = False) -> None:
              _rows_cy.positive_rows, rows_gpu.positive_rows)
 
 
+def ecg_cases(quick: bool = False) -> None:
+    """The ECG family: host arrays in and out, as ``tripwire.ecg`` calls the kernels."""
+    import cupy as cp
+
+    from tripwire import ecg
+    from tripwire._kernels import _ecg_cy, ecg_gpu
+    from tripwire.bench_ecg import day_table, flip_columns
+
+    print(f"GPU: {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {cp.__version__}, "
+          f"{os.cpu_count()} CPUs (Cython quality / detector on all of them, OpenMP; flips one thread), "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    hours = 2.0 if quick else 24.0
+    _, x = day_table(hours)
+    size = 10_800
+    lo = np.arange(0, len(x) - size + 1, size, dtype=np.int64)
+    hi = lo + size
+    fs = np.full(len(lo), 360.0)
+    q = (0.5, 0.02, 10.0, 0.05, 0.5, 2.0)
+    P = ecg.detector_params(fs)
+    label = f"{hours:g} h at 360 Hz ({len(x) / 1e6:.1f} M samples, {len(lo)} windows of 30 s)"
+    d_x = cp.asarray(x)
+    t_h2d = _device_median(cp, lambda: cp.asarray(x), repeat=5)
+    print(f"host-to-device copy of the samples: {t_h2d * 1e3:.2f} ms")
+    for name, cy, gpu, plan in (
+            ("quality", lambda: _ecg_cy.quality(x, lo, hi, fs, *q), lambda: ecg_gpu.quality(x, lo, hi, fs, *q),
+             ecg_gpu.quality_plan(d_x, lo, hi, fs, *q)),
+            ("rr_stats", lambda: _ecg_cy.rr_stats(x, lo, hi, P), lambda: ecg_gpu.rr_stats(x, lo, hi, P),
+             ecg_gpu.detector_plan(d_x, lo, hi, P, True)),
+            ("rpeaks", lambda: _ecg_cy.rpeaks(x, lo, hi, P), lambda: ecg_gpu.rpeaks(x, lo, hi, P),
+             ecg_gpu.detector_plan(d_x, lo, hi, P, False))):
+        _same(gpu(), cy())
+        t_cy, t_gpu = _median(cy, 5), _median(gpu, 5)
+        t_dev = _device_median(cp, plan, repeat=5)
+        print(f"ecg {name} {label}: cython {t_cy * 1e3:.1f} ms, cupy end to end {t_gpu * 1e3:.1f} ms "
+              f"({t_cy / t_gpu:.2f}x), cupy kernel {t_dev * 1e3:.2f} ms ({len(x) / t_dev / 1e9:.1f} G samples/s)")
+    one_lo, one_hi = np.array([0], np.int64), np.array([min(len(x), 1_296_000)], np.int64)  # one hour
+    P1 = ecg.detector_params([360.0])
+    t_cy = _median(lambda: _ecg_cy.rpeaks(x, one_lo, one_hi, P1), 3)
+    t_gpu = _median(lambda: ecg_gpu.rpeaks(x, one_lo, one_hi, P1), 3)
+    t_dev = _device_median(cp, ecg_gpu.detector_plan(d_x, one_lo, one_hi, P1, False), repeat=3)
+    print(f"ecg rpeaks one window of {one_hi[0] / 1.296e6:g} h: cython {t_cy * 1e3:.1f} ms, "
+          f"cupy {t_gpu * 1e3:.1f} ms (longer than LONG_WINDOW: the Cython kernel), "
+          f"one GPU thread would take {t_dev * 1e3:.0f} ms")
+    c = flip_columns(50 if quick else 500, hours=6.0)
+    a = (c["label"], 0, 3, c["rec_offsets"], c["t0"], 30.0)
+    _same(ecg_gpu.flips(*a), _ecg_cy.flips(*a))
+    t_cy, t_gpu = _median(lambda: _ecg_cy.flips(*a)), _median(lambda: ecg_gpu.flips(*a))
+    print(f"ecg flips {len(c['label']) / 1e6:.1f} M predictions: cython {t_cy * 1e3:.2f} ms, "
+          f"cupy {t_gpu * 1e3:.2f} ms ({t_cy / t_gpu:.2f}x)")
+
+
 if __name__ == "__main__":
+    if "--ecg" in sys.argv:
+        ecg_cases(quick="--quick" in sys.argv)
+        sys.exit(0)
     if "--rows" not in sys.argv:
         main(quick="--quick" in sys.argv)
     rows_cases(quick="--quick" in sys.argv)

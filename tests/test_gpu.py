@@ -1,7 +1,7 @@
 """The CuPy kernels at sizes the Hypothesis scenes do not reach (many frames, thousands of
 boxes, a million points: grids with many cells, atomics under contention, link lists and
-component rounds on the device), against the Cython kernels on the same inputs; and, without
-CuPy, the GPU modules' import error."""
+component rounds on the device; ECG batches of a million samples and more), against the Cython
+kernels on the same inputs; and, without CuPy, the GPU modules' import error."""
 from __future__ import annotations
 
 import importlib
@@ -18,7 +18,7 @@ needs_gpu = pytest.mark.skipif(not _dispatch._cupy_ready(), reason="needs CuPy a
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed")
-@pytest.mark.parametrize("family", ["points", "boxes", "rows"])
+@pytest.mark.parametrize("family", ["points", "boxes", "rows", "ecg"])
 def test_gpu_modules_without_cupy_say_how_to_install(family):
     name = f"tripwire._kernels.{family}_gpu"
     with pytest.raises(BackendUnavailable, match=r"pip install tripwire\[gpu\]"):
@@ -256,3 +256,98 @@ def test_rows_suite_on_cupy_equals_cython():
     # (the corrections carry the score column, whose NaNs never compare equal)
     assert len(want.corrections()) > 100
     assert got.corrections().drop_columns(["score"]).equals(want.corrections().drop_columns(["score"]))
+
+
+# ----------------------------------------------------------------------------------------------
+# ECG family: hours of real MIT-BIH signal (tiled, with faults), against the Cython kernels
+# ----------------------------------------------------------------------------------------------
+def _ecg_batches():
+    """Two hours at 360 Hz (2.6 M samples): 30 s windows back to back, overlapping 60 s windows
+    every 20 s, and windows of mixed lengths (empty, one sample, minutes) that skip values."""
+    from tripwire.bench_ecg import day_table
+
+    _, x = day_table(2.0)
+    x = x.copy()
+    rng = np.random.default_rng(7)
+    x[rng.integers(0, len(x), 200)] = np.nan
+    x[rng.integers(0, len(x), 50)] = np.inf
+    x[500_000:500_400] = np.float32(20.0)  # out of range and flat
+    x[900_000:900_100] = np.float32(-0.25)  # a flat stretch
+    n = len(x)
+    size = 10_800
+    back = np.arange(0, n - size + 1, size, dtype=np.int64)
+    over = np.arange(0, n - 2 * size + 1, 7_200, dtype=np.int64)
+    lengths = rng.choice([0, 1, 7, 360, 10_800, 54_000, 108_000], 60)
+    starts = rng.integers(0, n - 108_000, 60)
+    return x, [(back, back + size), (over, over + 2 * size),
+               (starts.astype(np.int64), (starts + lengths).astype(np.int64))]
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_ecg_quality_at_scale():
+    from tripwire._kernels import _ecg_cy, ecg_gpu
+
+    x, batches = _ecg_batches()
+    assert len(x) > 2_000_000
+    for lo, hi in batches + [(np.array([0], np.int64), np.array([len(x)], np.int64))]:  # + one 2 h window
+        fs = np.full(len(lo), 360.0)
+        for params in ((0.5, 0.02, 10.0, 0.05, 0.5, 2.0), (0.1, 0.001, 1.5, 0.5, 0.05, 0.3)):
+            want = _ecg_cy.quality(x, lo, hi, fs, *params)
+            got = ecg_gpu.quality(x, lo, hi, fs, *params)
+            assert (want[0] > 0).sum() >= min(3, len(lo))
+            _same_outputs(got, want)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_ecg_detector_at_scale(monkeypatch):
+    from tripwire import ecg
+    from tripwire._kernels import _ecg_cy, ecg_gpu
+
+    x, batches = _ecg_batches()
+    whole = (np.array([0, 1000], np.int64), np.array([len(x), 400_000], np.int64))  # longer than LONG_WINDOW
+    for lo, hi in batches + [whole]:
+        params = ecg.detector_params(np.where(np.arange(len(lo)) % 3 == 2, 250.0, 360.0))
+        want = _ecg_cy.rpeaks(x, lo, hi, params)
+        assert want[0].size > 1000
+        _same_outputs(ecg_gpu.rpeaks(x, lo, hi, params), want)
+        _same_outputs(ecg_gpu.rr_stats(x, lo, hi, params), _ecg_cy.rr_stats(x, lo, hi, params))
+    # long windows on the Cython kernel mixed with short ones on the GPU, merged in window order
+    lo, hi = batches[2]
+    params = ecg.detector_params(np.full(len(lo), 360.0))
+    monkeypatch.setattr(ecg_gpu, "LONG_WINDOW", 20_000)
+    _same_outputs(ecg_gpu.rpeaks(x, lo, hi, params), _ecg_cy.rpeaks(x, lo, hi, params))
+    _same_outputs(ecg_gpu.rr_stats(x, lo, hi, params), _ecg_cy.rr_stats(x, lo, hi, params))
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_ecg_flips_at_scale():
+    from tripwire._kernels import _ecg_cy, ecg_gpu
+    from tripwire.bench_ecg import flip_columns
+
+    c = flip_columns(60, hours=6.0, seed=3)  # 1.3 M predictions
+    assert len(c["label"]) > 1_000_000
+    for labels in (c["label"], c["label"].astype(np.int64) + 5):
+        off = 0 if labels.dtype == np.int32 else 5
+        for within in (2.0, 30.0, 600.0):
+            want = _ecg_cy.flips(labels, off, 3, c["rec_offsets"], c["t0"], within)
+            assert len(want[0]) > 100
+            _same_outputs(ecg_gpu.flips(labels, off, 3, c["rec_offsets"], c["t0"], within), want)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_ecg_suite_on_cupy_equals_cython():
+    """End to end on two hours of 30 s windows: the quality, rate and flip assertions."""
+    import tripwire as tw
+    from tripwire.bench_ecg import day_table
+
+    table, _ = day_table(2.0)
+    suite = tw.Suite([tw.ecg.signal_quality(), tw.ecg.rate_consistency(), tw.ecg.rhythm_flip()])
+    want = suite.check(table, backend="cython")
+    got = suite.check(table, backend="cupy")
+    assert got.backend == "cupy"
+    assert want.violations.num_rows >= 4
+    assert got.violations.equals(want.violations)

@@ -23,7 +23,10 @@ GPU_MIN_ROWS = _env_int("GPU_MIN_ROWS", 1_000_000)
 # Per kernel family where the GPU wins later: the rows kernels (sorts and prefix sums on the
 # device, ~7 ms fixed cost) are at parity with single-threaded Cython around 10**6 rows
 # (0.56x-1.4x across two H100 runs) and win from 2*10**6 (2.5x; benches/gpu_kernels.py --rows).
-GPU_MIN_ROWS_FAMILY = {"rows": _env_int("GPU_MIN_ROWS_ROWS", 2_000_000)}
+# The ECG kernels never win end to end against 16-core Cython (the copy of the samples alone
+# takes longer: benches/gpu_kernels.py --ecg), so auto keeps ECG windows on the CPU.
+GPU_MIN_ROWS_FAMILY = {"rows": _env_int("GPU_MIN_ROWS_ROWS", 2_000_000),
+                       "ecg": _env_int("GPU_MIN_ROWS_ECG", 2**62)}
 
 # Identifier encoding: an integer key column whose range spans at most this many slots per row
 # (and at least the floor) is used directly as group codes (value - min: no hashing, no copy);
