@@ -131,10 +131,18 @@ cdef struct act_t:  # an active object of IoU identity: its last box
     uint8_t young  # appear: still younger than min_frames (its boxes are in io_young)
 
 
-cdef struct yb_t:  # a box of a young object (appear)
-    int64_t row, frame
+cdef struct yb_t:  # a box of a young object (appear), a row of a track (class_consistency)
+    int64_t row, frame, cls  # frame INT64_MIN: null (class_consistency reads rows without one)
     float score
     uint8_t has_score
+
+
+cdef struct ident_t:  # a (stream, track) of appear / class_consistency by track
+    int64_t first, last, last_row  # frames (appear), the newest row (both)
+    int64_t first_cls
+    uint8_t done  # appear: lived min_frames (never flagged: boxes dropped)
+    uint8_t bad  # class_consistency: more than one class seen
+    vector[yb_t] rows  # appear: the young track's boxes; class_consistency: every row
 
 
 cdef inline bint _bit(const uint8_t* bits, int64_t i) noexcept nogil:
@@ -219,6 +227,12 @@ cdef class BoxEngine:
     cdef unordered_map[string, int64_t] cls_str
     cdef unordered_map[int64_t, int64_t] cls_int
     cdef vector[int64_t] bcls  # the batch's class codes (when an IoU assertion reads them)
+    # appear (kind 0) / class_consistency (kind 1) by track: per assertion, per stream, each
+    # track's record until it has been quiet for ``horizon`` rows
+    cdef vector[int64_t] id_kind, id_min, id_swept
+    cdef vector[vector[unordered_map[int64_t, ident_t]]] id_map
+    cdef int64_t horizon  # -1: until flush
+    cdef vector[int64_t] sany  # stream id per row whatever its frame (-1: null stream)
     # the prepared batch
     cdef ArrowArray arr
     cdef bint pending
@@ -233,9 +247,19 @@ cdef class BoxEngine:
         self.pending = False
         self.arr.release = NULL
 
-    def __init__(self, int stream_kind, multibox=(), flicker=(), valid=(), iou=(), int cls_kind=0):
+    def __init__(self, int stream_kind, multibox=(), flicker=(), valid=(), iou=(), int cls_kind=0,
+                 ident=(), horizon=None):
+        """``ident``: ``[(kind, min_frames)]``, kind 0: ``boxes.appear`` by track, 1:
+        ``boxes.class_consistency``; ``horizon``: rows a track stays quiet before it is judged
+        (``None``: at flush)."""
         self.stream_kind = stream_kind
         self.cls_kind = cls_kind
+        self.horizon = -1 if horizon is None else horizon
+        for k, m in ident:
+            self.id_kind.push_back(k)
+            self.id_min.push_back(m)
+            self.id_swept.push_back(0)
+        self.id_map.resize(len(ident))
         for t, g, m in iou:
             self.io_iou.push_back(<float>t)
             self.io_gap.push_back(g)
@@ -281,6 +305,8 @@ cdef class BoxEngine:
         for a in range(self.io_open.size()):
             self.io_open[a].resize(s + 1)
             self.io_act[a].resize(s + 1)
+        for a in range(self.id_map.size()):
+            self.id_map[a].resize(s + 1)
         return s
 
     def stream_id(self, value):
@@ -423,6 +449,7 @@ cdef class BoxEngine:
         cdef unordered_map[int64_t, int64_t].iterator it
         cdef unordered_map[string, int64_t].iterator jt
         self.sid.resize(n)
+        self.sany.resize(n)
         self.touched.clear()
         with nogil:
             if not has_stream and n:
@@ -433,29 +460,33 @@ cdef class BoxEngine:
                 self.mark[0] = 1
                 self.touched.push_back(0)
             for i in range(n):
-                if not _ok(fc, i):
-                    self.sid[i] = -1
-                    continue
                 if not has_stream:
-                    self.sid[i] = 0
+                    self.sany[i] = 0
+                    # (no conditional expression here: Cython types it as a reference to the
+                    # vector element and writes garbage)
+                    if _ok(fc, i):
+                        self.sid[i] = 0
+                    else:
+                        self.sid[i] = -1
                     continue
                 if not _ok(sc, i):
                     self.sid[i] = -1
+                    self.sany[i] = -1
                     continue
                 if self.stream_kind == S_INT64:
                     v = _i64(sc, i)
                     if prev >= 0 and v == plen:
-                        self.sid[i] = prev
-                        continue
-                    it = self.int_ids.find(v)
-                    if it == self.int_ids.end():
-                        s = self._new_id()
-                        self.int_ids[v] = s
-                        new_ids.push_back(s)
-                        new_rows.push_back(i)
+                        s = prev
                     else:
-                        s = deref(it).second
-                    plen = v
+                        it = self.int_ids.find(v)
+                        if it == self.int_ids.end():
+                            s = self._new_id()
+                            self.int_ids[v] = s
+                            new_ids.push_back(s)
+                            new_rows.push_back(i)
+                        else:
+                            s = deref(it).second
+                        plen = v
                 else:
                     if self.stream_kind == S_UTF8:
                         p = <const char*>sc.data2 + (<const int32_t*>sc.data)[sc.off + i]
@@ -464,24 +495,28 @@ cdef class BoxEngine:
                         p = <const char*>sc.data2 + (<const int64_t*>sc.data)[sc.off + i]
                         length = (<const int64_t*>sc.data)[sc.off + i + 1] - (<const int64_t*>sc.data)[sc.off + i]
                     if prev >= 0 and length == plen and memcmp(p, pp, length) == 0:
-                        self.sid[i] = prev  # runs of one stream: no hashing
-                        continue
-                    key.assign(p, length)
-                    jt = self.str_ids.find(key)
-                    if jt == self.str_ids.end():
-                        s = self._new_id()
-                        self.str_ids[key] = s
-                        new_ids.push_back(s)
-                        new_rows.push_back(i)
+                        s = prev  # runs of one stream: no hashing
                     else:
-                        s = deref(jt).second
-                    pp = p
-                    plen = length
+                        key.assign(p, length)
+                        jt = self.str_ids.find(key)
+                        if jt == self.str_ids.end():
+                            s = self._new_id()
+                            self.str_ids[key] = s
+                            new_ids.push_back(s)
+                            new_rows.push_back(i)
+                        else:
+                            s = deref(jt).second
+                        pp = p
+                        plen = length
+                self.sany[i] = s
+                prev = s
+                if not _ok(fc, i):  # no frame: in no frame of its stream (class_consistency reads it)
+                    self.sid[i] = -1
+                    continue
                 self.sid[i] = s
                 if not self.mark[s]:
                     self.mark[s] = 1
                     self.touched.push_back(s)
-                prev = s
         out = []
         for i in range(<int64_t>new_ids.size()):
             out.append((new_ids[i], new_rows[i]))
@@ -538,10 +573,12 @@ cdef class BoxEngine:
                 out.append(self._flicker(a))
             for a in range(self.va_w.size()):
                 out.append(self._valid(a))
-            if self.io_iou.size():
+            if self.io_iou.size() or self.id_map.size():
                 self._class_codes()
             for a in range(self.io_iou.size()):
                 out.append(self._iou(a, False, None))
+            for a in range(self.id_map.size()):
+                out.append(self._ident(a, False, None))
             for k in range(self.touched.size()):
                 s = self.touched[k]
                 if self.hi[s] != INT64_MIN:
@@ -1175,6 +1212,179 @@ cdef class BoxEngine:
             raise ValueError("tripwire: flush with a prepared batch")
         return self._iou(a, True, streams)
 
+    # ------------------------------------------------------------------ appear / class_consistency by track
+    cdef void _judge_track(self, size_t a, int64_t s, int64_t track, ident_t* r, int64_t first_frame,
+                           int64_t last_frame, _Out* out) noexcept nogil:
+        """A closed track: ``appear``: flagged when it lived fewer than ``min_frames`` and is not
+        cut by its stream's first or last frame (as ``lifetimes``); ``class_consistency``: its
+        rows not holding the most common non-null class, ties to the class seen first (as
+        ``_rows_cy.consistent`` with ``flag_minority``)."""
+        cdef size_t k, j, m = r.rows.size()
+        cdef double ssum = 0
+        cdef int64_t scount = 0, ev, best_cnt = -1, best = 0, cnt
+        cdef float sv
+        if m == 0:
+            return
+        if self.id_kind[a] == 0:
+            if r.done or r.first == first_frame or r.last == last_frame:
+                return
+            ev = out.anchor.size()
+            out.anchor.push_back(r.rows[0].row)  # its first row
+            for k in range(m):
+                out.rows.push_back(r.rows[k].row)
+                out.frames.push_back(r.rows[k].frame)
+                out.ev.push_back(ev)
+                out.sids.push_back(s)
+                out.objs.push_back(track)
+                if r.rows[k].has_score and r.rows[k].score == r.rows[k].score:
+                    ssum += r.rows[k].score  # in row order, as the batch kernel sums them
+                    scount += 1
+            if scount == 0:
+                out.sev.push_back(1.0)
+            else:
+                sv = <float>(ssum / scount)
+                out.sev.push_back(sv if sv > <float>1e-6 else <float>1e-6)
+            return
+        if not r.bad:
+            return
+        # the majority: count each class at its first row (few rows per track: quadratic is fine
+        # up to a few hundred, else counted through a map)
+        cdef unordered_map[int64_t, int64_t] counts
+        cdef unordered_map[int64_t, int64_t].iterator it
+        for k in range(m):
+            counts[r.rows[k].cls] += 1
+        for k in range(m):  # first occurrences in row order: ties keep the earliest
+            if r.rows[k].cls == -1:
+                continue
+            it = counts.find(r.rows[k].cls)
+            cnt = deref(it).second
+            if cnt > best_cnt:
+                best_cnt = cnt
+                best = r.rows[k].cls
+            deref(it).second = -1  # counted once: at its first row
+        if best_cnt < 0:
+            best_cnt = 0
+            best = -2  # no non-null class: every row is flagged
+        sv = <float>(<int64_t>m - best_cnt) / <float><int64_t>m
+        ev = out.anchor.size()
+        out.anchor.push_back(r.rows[0].row)
+        for k in range(m):
+            if r.rows[k].cls != best:
+                out.rows.push_back(r.rows[k].row)
+                out.frames.push_back(r.rows[k].frame)
+                out.ev.push_back(ev)
+                out.sids.push_back(s)
+                out.objs.push_back(track)
+        out.sev.push_back(sv)
+
+    cdef object _ident(self, size_t a, bint flushing, object which):
+        """Add the batch's rows to their tracks' records; judge the tracks quiet for ``horizon``
+        rows (``appear``: whose stream has moved past their last frame); ``flushing``: judge
+        every track of the streams in ``which`` (all when ``None``)."""
+        cdef int64_t n = 0 if flushing else self.n, i, s, f, tr, end = self.row0 + self.n, top, first_frame
+        cdef int64_t mf = self.id_min[a], live = 0
+        cdef bint appear = self.id_kind[a] == 0, has_frame
+        cdef size_t k
+        cdef col_t* c = self.col
+        cdef ident_t* r
+        cdef ident_t blank
+        cdef yb_t yb
+        cdef vector[int64_t] streams
+        cdef unordered_map[int64_t, ident_t].iterator it
+        cdef _Out out
+        if flushing:
+            if which is None:
+                for s in range(<int64_t>self.id_map[a].size()):
+                    streams.push_back(s)
+            else:
+                for s in which:
+                    streams.push_back(s)
+        blank.first = INT64_MAX
+        blank.last = INT64_MIN
+        blank.done = 0
+        blank.bad = 0
+        with nogil:
+            if flushing:
+                for k in range(streams.size()):
+                    s = streams[k]
+                    it = self.id_map[a][s].begin()
+                    while it != self.id_map[a][s].end():
+                        self._judge_track(a, s, deref(it).first, &deref(it).second, self.oldest[s],
+                                          self.newest[s], &out)
+                        inc(it)
+                    self.id_map[a][s].clear()
+            else:
+                for i in range(n):
+                    s = self.sid[i] if appear else self.sany[i]
+                    if s < 0 or not _ok(&c[R_TRACK], i):
+                        continue
+                    tr = _i64(&c[R_TRACK], i)
+                    it = self.id_map[a][s].find(tr)
+                    if it == self.id_map[a][s].end():
+                        blank.first_cls = self.bcls[i] if not appear else 0
+                        r = &self.id_map[a][s][tr]
+                        r[0] = blank
+                    else:
+                        r = &deref(it).second
+                    r.last_row = self.row0 + i
+                    has_frame = _ok(&c[R_FRAME], i)
+                    yb.row = self.row0 + i
+                    yb.frame = _i64(&c[R_FRAME], i) if has_frame else INT64_MIN
+                    if appear:
+                        f = yb.frame
+                        if f < r.first:
+                            r.first = f
+                        if f > r.last:
+                            r.last = f
+                        if r.done:
+                            continue
+                        if r.last - r.first + 1 >= mf:  # lived min_frames: never flagged
+                            r.done = 1
+                            r.rows.clear()
+                            r.rows.shrink_to_fit()
+                            continue
+                        if self.idx[R_SCORE] >= 0:
+                            yb.score = _f32(&c[R_SCORE], i)
+                            yb.has_score = _ok(&c[R_SCORE], i)
+                        else:
+                            yb.score = 0
+                            yb.has_score = 0
+                    else:
+                        yb.cls = self.bcls[i]
+                        if yb.cls != r.first_cls:
+                            r.bad = 1
+                    r.rows.push_back(yb)
+                # judge the tracks quiet for horizon rows (amortized: once as many rows as
+                # there are tracks have come since the last pass, and at least horizon)
+                for s in range(<int64_t>self.id_map[a].size()):
+                    live += self.id_map[a][s].size()
+                if self.horizon >= 0 and end - self.id_swept[a] >= (live if live > self.horizon else self.horizon):
+                    self.id_swept[a] = end
+                    for s in range(<int64_t>self.id_map[a].size()):
+                        if self.id_map[a][s].size() == 0:
+                            continue
+                        top = self.newest[s]
+                        if self.hi[s] != INT64_MIN and self.hi[s] > top:
+                            top = self.hi[s]
+                        first_frame = self.oldest[s] if self.newest[s] != INT64_MIN else self.lo[s]
+                        it = self.id_map[a][s].begin()
+                        while it != self.id_map[a][s].end():
+                            r = &deref(it).second
+                            if r.last_row < end - self.horizon and (not appear or r.last < top):
+                                self._judge_track(a, s, deref(it).first, r, first_frame, top, &out)
+                                it = self.id_map[a][s].erase(it)
+                            else:
+                                inc(it)
+        if out.anchor.size() == 0:
+            return None
+        return _events_result(out)
+
+    def flush_ident(self, size_t a, streams=None):
+        """Judge every track of ``streams`` (ids; all when ``None``) and forget them."""
+        if self.pending:
+            raise ValueError("tripwire: flush with a prepared batch")
+        return self._ident(a, True, streams)
+
     # ------------------------------------------------------------------ valid
     cdef object _valid(self, size_t a):
         """As ``_boxes_cy.valid``: reasons bitmask per broken box (blocks: a branch-free loop
@@ -1258,6 +1468,8 @@ cdef class BoxEngine:
                 self.io_open[k].clear()
                 self.io_act[k].clear()
                 self.io_young[k].clear()
+            for k in range(self.id_map.size()):
+                self.id_map[k].clear()
             self.cls_str.clear()
             self.cls_int.clear()
             self.values = []
@@ -1281,6 +1493,8 @@ cdef class BoxEngine:
                 for j in range(self.io_act[k][s].size()):
                     self.io_young[k].erase(self.io_act[k][s][j].obj)
                 self.io_act[k][s].clear()
+            for k in range(self.id_map.size()):
+                self.id_map[k][s].clear()
             if self.stream_kind != S_NONE:
                 self.values[s] = None
                 self.free_ids.push_back(s)
@@ -1304,6 +1518,13 @@ cdef class BoxEngine:
             while it != self.io_young[a].end():
                 total += deref(it).second.size()
                 inc(it)
+        cdef unordered_map[int64_t, ident_t].iterator jt
+        for a in range(self.id_map.size()):
+            for s in range(self.id_map[a].size()):
+                jt = self.id_map[a][s].begin()
+                while jt != self.id_map[a][s].end():
+                    total += max(deref(jt).second.rows.size(), 1)
+                    inc(jt)
         return total
 
 

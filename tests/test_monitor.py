@@ -204,7 +204,8 @@ def test_native_engine_takes_the_box_assertions_on_cython_only():
     t = boxes_table([dict(stream="a", frame=0, track=1, cls="car", score=0.5, box=(0.0, 0.0, 10.0, 10.0))])
     mon = tw.Monitor(all_examples())
     mon.observe(t)
-    assert sorted(_native_kinds(mon)) == ["appear_iou", "flicker_iou", "flicker_track", "multibox", "valid"]
+    assert sorted(_native_kinds(mon)) == ["appear_iou", "appear_track", "class_consistency", "flicker_iou",
+                                          "flicker_track", "multibox", "valid"]
     numba = tw.Monitor(all_examples(), backend="numba")
     numba.observe(t)
     assert numba._native is None
@@ -230,6 +231,11 @@ def _variant(t: pa.Table, how: str) -> pa.Table:
         for name in ("x1", "y1", "x2", "y2", "score"):
             t = put(name, t.column(name).cast(pa.float64()))
         return t
+    if how == "class_codes":  # integer classes, as int16 (cast by the engine)
+        codes = {"car": 3, "bus": -1}
+        return put("cls", pa.array([codes.get(c) for c in t.column("cls").to_pylist()], pa.int16()))
+    if how == "class_dictionary":
+        return put("cls", t.column("cls").dictionary_encode())
     if how == "chunked":  # every column in two chunks, the second sliced (non-zero offsets)
         n = t.num_rows // 2
         return pa.concat_tables([t.slice(0, n), pa.concat_tables([t, t]).slice(t.num_rows + n, t.num_rows - n)])
@@ -239,15 +245,16 @@ def _variant(t: pa.Table, how: str) -> pa.Table:
 @pytest.mark.slow
 @PROPERTY
 @given(batches=streams_and_splits(), how=st.sampled_from(["large_string", "dictionary", "int_stream", "narrow",
-                                                         "chunked"]))
+                                                         "chunked", "class_codes", "class_dictionary"]))
 def test_native_engine_reads_other_column_types_and_layouts(batches, how):
     batches = [_variant(b, how) for b in batches]
     suite = tw.Suite([tw.boxes.multibox(iou=0.3, min_boxes=2), tw.boxes.flicker(max_gap=2, identity="track"),
-                      tw.boxes.valid(width=60, height=60), tw.boxes.appear(min_frames=3, identity="track")])
+                      tw.boxes.valid(width=60, height=60), tw.boxes.appear(min_frames=3, identity="track"),
+                      tw.boxes.class_consistency(), tw.boxes.appear(min_frames=2, identity="iou", name="appear_iou")])
     expected = events_of(suite.check(whole(batches, lambda rows: _variant(boxes_table(rows), how))))
     mon = tw.Monitor(suite, strict=True, horizon=None)
     assert streamed(mon, batches) == expected
-    assert not batches or len(_native_kinds(mon)) == 3
+    assert not batches or len(_native_kinds(mon)) == 6
 
 
 def test_native_engine_state_is_untouched_when_another_assertion_rejects_the_batch():

@@ -826,7 +826,7 @@ def native_members(suite: list[Assertion], schema: pa.Schema, backend: str) -> l
     out: list[Assertion] = []
     cols = None
     for a in suite:
-        if not isinstance(a, (boxes.multibox, boxes.flicker, boxes.appear, boxes.valid)):
+        if not isinstance(a, (boxes.multibox, boxes.flicker, boxes.appear, boxes.valid, boxes.class_consistency)):
             continue
         c = a.cols
         if cols is not None and c != cols:
@@ -835,15 +835,16 @@ def native_members(suite: list[Assertion], schema: pa.Schema, backend: str) -> l
             continue
         if c.stream in names and _stream_type(schema.field(c.stream).type) is None:
             continue
-        if isinstance(a, (boxes.flicker, boxes.appear)):
-            identity = boxes._resolve_identity(a.identity, schema.empty_table(), c)
-            if identity == "iou":
-                if c.cls in names and _stream_type(schema.field(c.cls).type) is None:
-                    continue
-            elif isinstance(a, boxes.appear):
-                continue  # appear by track: ByIdentity (sharing the engine's clock)
-            elif c.track not in names or not pa.types.is_integer(schema.field(c.track).type):
+        identity = "track" if isinstance(a, boxes.class_consistency) else \
+            boxes._resolve_identity(a.identity, schema.empty_table(), c) if isinstance(a, (boxes.flicker, boxes.appear)) \
+            else None
+        if identity == "iou" or isinstance(a, boxes.class_consistency):
+            if c.cls in names and _stream_type(schema.field(c.cls).type) is None:
                 continue
+            if isinstance(a, boxes.class_consistency) and c.cls not in names:
+                continue  # its adapter reports the missing column
+        if identity == "track" and (c.track not in names or not pa.types.is_integer(schema.field(c.track).type)):
+            continue
         cols = c
         out.append(a)
     return out
@@ -858,7 +859,7 @@ class NativeBoxes:
     ``prepare`` reads and checks a batch without changing state; ``commit`` applies it;
     ``abort`` drops it (another assertion refused the batch)."""
 
-    def __init__(self, members: list[Assertion], schema: pa.Schema):
+    def __init__(self, members: list[Assertion], schema: pa.Schema, horizon: int | None = None):
         from . import boxes
         from ._kernels import _monitor_cy
 
@@ -871,17 +872,22 @@ class NativeBoxes:
         self.flicker = [a for a in members if isinstance(a, boxes.flicker) and a not in by_iou]
         self.valid = [a for a in members if isinstance(a, boxes.valid)]
         self.by_iou = [a for a in members if a in by_iou]
-        self.order = self.multibox + self.flicker + self.valid + self.by_iou  # the engine's result order
+        # by track, judged per track once it has been quiet for horizon rows
+        self.ident = [a for a in members if isinstance(a, boxes.class_consistency)
+                      or (isinstance(a, boxes.appear) and a not in by_iou)]
+        self.order = self.multibox + self.flicker + self.valid + self.by_iou + self.ident  # the engine's result order
         self.stream = c.stream if c.stream in schema.names else None
         self.stream_type = None if self.stream is None else _stream_type(schema.field(self.stream).type)
         kind = 0 if self.stream_type is None else _STREAM_KINDS[str(self.stream_type)]
-        self.cls = c.cls if self.by_iou and c.cls in schema.names else None
+        self.cls = c.cls if (self.by_iou or self.ident) and c.cls in schema.names else None
         self.cls_type = None if self.cls is None else _stream_type(schema.field(self.cls).type)
         self.engine = _monitor_cy.BoxEngine(kind, [(a.iou, a.min_boxes) for a in self.multibox],
                                             [a.max_gap for a in self.flicker],
                                             [(a.width, a.height) for a in self.valid],
                                             [(a.iou, a.max_gap, getattr(a, "min_frames", 0)) for a in self.by_iou],
-                                            0 if self.cls_type is None else _STREAM_KINDS[str(self.cls_type)])
+                                            0 if self.cls_type is None else _STREAM_KINDS[str(self.cls_type)],
+                                            [(0, a.min_frames) if isinstance(a, boxes.appear) else (1, 0)
+                                             for a in self.ident], horizon)
         self._schema: pa.Schema | None = None  # the last schema adopted
         self._indices: tuple = ()
         self._casts: dict[str, pa.DataType] = {}
@@ -902,6 +908,12 @@ class NativeBoxes:
         for a in self.flicker:
             boxes._frame_numbers(empty, c, a.kind)
             boxes._track_keys(empty, c)
+        for a in self.ident:
+            if isinstance(a, boxes.appear):
+                boxes._frame_numbers(empty, c, a.kind)
+            boxes._track_keys(empty, c)
+            if isinstance(a, boxes.class_consistency):
+                _arrow.encode_keys(empty, c.cls, role="attr")
         for a in self.by_iou:
             boxes._frame_numbers(empty, c, a.kind)
             _frames_mod.group_frames(empty, c.frame, c.stream)
@@ -909,7 +921,7 @@ class NativeBoxes:
             boxes._score(empty, c)
         schema = table.schema
         want = {c.frame: pa.int64()}
-        if self.flicker:
+        if self.flicker or self.ident:
             want[c.track] = pa.int64()
         for name in (c.score, c.x1, c.y1, c.x2, c.y2):
             if name in schema.names:
@@ -935,7 +947,7 @@ class NativeBoxes:
                     raise InputError(f"column {name!r} has type {have}", expected=str(typ), found=str(have),
                                      fix="send every batch with the same column types")
                 casts[name] = typ
-        roles = (self.stream, c.frame, c.track if self.flicker else None,
+        roles = (self.stream, c.frame, c.track if self.flicker or self.ident else None,
                  c.score, c.x1, c.y1, c.x2, c.y2, self.cls)
         self._indices = tuple(-1 if r is None or r not in schema.names else schema.get_field_index(r)
                               for r in roles)
@@ -1003,6 +1015,13 @@ class NativeBoxes:
             rows, ev, sev, frames, sids = got
             return Result(rows, ev, sev, n_checked, {"stream": self._stream_context(sids),
                                                      "frame": functools.partial(pa.array, frames, pa.int64())})
+        if a in self.ident:  # by track: (rows, events, severity, frames, streams, tracks)
+            rows, ev, sev, frames, sids, tracks = got
+            missing = frames == np.iinfo(np.int64).min  # class_consistency reads rows without a frame
+            return Result(rows, ev, sev, n_checked, {
+                "key": lambda: pc.cast(pa.array(tracks, pa.int64()), pa.string()),
+                "stream": self._stream_context(sids),
+                "frame": functools.partial(pa.array, frames, pa.int64(), missing if missing.any() else None)})
         if a in self.by_iou:  # the object context holds the monitor's own ids (as ByObject's)
             rows, ev, sev, frames, sids, objs = got
             frame = functools.partial(pa.array, frames, pa.int64())
@@ -1035,6 +1054,9 @@ class NativeBoxes:
             e.forget_tracks(k, ids)
         for k, a in enumerate(self.by_iou):
             got = e.flush_iou(k, ids)
+            out[a] = None if got is None else self._result(a, got, 0)
+        for k, a in enumerate(self.ident):
+            got = e.flush_ident(k, ids)
             out[a] = None if got is None else self._result(a, got, 0)
         e.forget(ids)
         return out

@@ -209,7 +209,7 @@ class Monitor:
         """Adapters for the first batch's schema: the box assertions the native engine takes
         (one call per batch for all of them), an adapter for each of the others."""
         members = native_members(list(self.suite), schema, self.backend)
-        native = NativeBoxes(members, schema) if members else None
+        native = NativeBoxes(members, schema, self.horizon) if members else None
         adapters = [(a, adapter_for(a, schema, self.horizon)) for a in self.suite if a not in members]
         if native is not None:
             for _, ad in adapters:  # appear by track: the engine keeps the same clock
