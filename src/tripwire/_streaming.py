@@ -879,7 +879,8 @@ class NativeBoxes:
         self.stream = c.stream if c.stream in schema.names else None
         self.stream_type = None if self.stream is None else _stream_type(schema.field(self.stream).type)
         kind = 0 if self.stream_type is None else _STREAM_KINDS[str(self.stream_type)]
-        self.cls = c.cls if (self.by_iou or self.ident) and c.cls in schema.names else None
+        reads_cls = self.by_iou or any(isinstance(a, boxes.class_consistency) for a in self.ident)
+        self.cls = c.cls if reads_cls and c.cls in schema.names else None
         self.cls_type = None if self.cls is None else _stream_type(schema.field(self.cls).type)
         self.engine = _monitor_cy.BoxEngine(kind, [(a.iou, a.min_boxes) for a in self.multibox],
                                             [a.max_gap for a in self.flicker],
