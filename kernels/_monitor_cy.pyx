@@ -135,6 +135,7 @@ cdef enum:
     S_UTF8 = 1
     S_LARGE_UTF8 = 2
     S_INT64 = 3
+    S_INT32 = 4  # class columns only (read as they are: a cast per batch costs more than the check)
 
 ROLES = ("stream", "frame", "track", "score", "x1", "y1", "x2", "y2", "cls")
 _FORMATS = (None, b"l", b"l", b"f", b"f", b"f", b"f", b"f", None)  # stream, cls: u, U or l
@@ -425,7 +426,8 @@ cdef class BoxEngine:
                         fmt = schema.children[c].format
                         want = _FORMATS[r]
                         if r == R_STREAM or r == R_CLS:
-                            k = S_UTF8 if fmt == b"u" else S_LARGE_UTF8 if fmt == b"U" else S_INT64 if fmt == b"l" else -1
+                            k = S_UTF8 if fmt == b"u" else S_LARGE_UTF8 if fmt == b"U" else S_INT64 if fmt == b"l" \
+                                else S_INT32 if fmt == b"i" and r == R_CLS else -1
                             if k != (self.stream_kind if r == R_STREAM else self.cls_kind):
                                 raise ValueError(f"tripwire: {ROLES[r]} column format {fmt!r} changed")
                         elif fmt != want:
@@ -440,7 +442,8 @@ cdef class BoxEngine:
             c = self.idx[r]
             if c >= 0 and n and (c >= self.arr.n_children or self.arr.children[c].length != n
                                  or self.arr.children[c].n_buffers != (3 if (r == R_STREAM and self.stream_kind != S_INT64)
-                                                                       or (r == R_CLS and self.cls_kind != S_INT64) else 2)):
+                                                                       or (r == R_CLS and self.cls_kind != S_INT64
+                                                                           and self.cls_kind != S_INT32) else 2)):
                 self.abort()
                 raise ValueError("tripwire: the batch does not have the columns the engine expects")
         for r in range(N_ROLES):
@@ -982,8 +985,11 @@ cdef class BoxEngine:
             if not _ok(cc, i):
                 self.bcls[i] = -1
                 continue
-            if self.cls_kind == S_INT64:
-                v = _i64(cc, i)
+            if self.cls_kind == S_INT64 or self.cls_kind == S_INT32:
+                if self.cls_kind == S_INT64:
+                    v = _i64(cc, i)
+                else:
+                    v = (<const int32_t*>cc.data)[cc.off + i]
                 if pc >= 0 and v == pv:
                     self.bcls[i] = pc
                     continue

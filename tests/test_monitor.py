@@ -231,9 +231,10 @@ def _variant(t: pa.Table, how: str) -> pa.Table:
         for name in ("x1", "y1", "x2", "y2", "score"):
             t = put(name, t.column(name).cast(pa.float64()))
         return t
-    if how == "class_codes":  # integer classes, as int16 (cast by the engine)
+    if how in ("class_int16", "class_int32"):  # integer classes: int16 cast to int64, int32 read as it is
         codes = {"car": 3, "bus": -1}
-        return put("cls", pa.array([codes.get(c) for c in t.column("cls").to_pylist()], pa.int16()))
+        return put("cls", pa.array([codes.get(c) for c in t.column("cls").to_pylist()],
+                                   pa.int16() if how == "class_int16" else pa.int32()))
     if how == "class_dictionary":
         return put("cls", t.column("cls").dictionary_encode())
     if how == "chunked":  # every column in two chunks, the second sliced (non-zero offsets)
@@ -245,7 +246,8 @@ def _variant(t: pa.Table, how: str) -> pa.Table:
 @pytest.mark.slow
 @PROPERTY
 @given(batches=streams_and_splits(), how=st.sampled_from(["large_string", "dictionary", "int_stream", "narrow",
-                                                         "chunked", "class_codes", "class_dictionary"]))
+                                                         "chunked", "class_int16", "class_int32",
+                                                         "class_dictionary"]))
 def test_native_engine_reads_other_column_types_and_layouts(batches, how):
     batches = [_variant(b, how) for b in batches]
     suite = tw.Suite([tw.boxes.multibox(iou=0.3, min_boxes=2), tw.boxes.flicker(max_gap=2, identity="track"),

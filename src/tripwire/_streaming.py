@@ -23,12 +23,13 @@ assertion still needs:
 Global row numbers ride along in a ``__tw_row`` column, so violations name rows of the whole
 stream (the concatenation of the accepted batches), whatever was held back.
 
-On the Cython backend, ``boxes.multibox``, ``boxes.flicker`` (by track or by IoU),
-``boxes.appear`` by IoU and ``boxes.valid`` (sharing one column mapping) skip their adapters:
-:class:`NativeBoxes` checks them all in one native call per batch
+On the Cython backend, ``boxes.multibox``, ``boxes.flicker`` and ``boxes.appear`` (by track
+or by IoU), ``boxes.class_consistency`` and ``boxes.valid`` (sharing one column mapping) skip
+their adapters: :class:`NativeBoxes` checks them all in one native call per batch
 (``tripwire._kernels._monitor_cy.BoxEngine``: the newest frame per stream, the last box per
-track, the active objects per stream and young objects' boxes, and the stream clock kept in
-place; IoU matching shares ``match_frame`` with the batch ``associate``), with the same results.
+track, the active objects per stream and young objects' boxes, per-track records until quiet
+for ``horizon`` rows, and the stream clock kept in place; IoU matching shares ``match_frame``
+with the batch ``associate``), with the same results.
 """
 from __future__ import annotations
 
@@ -797,7 +798,7 @@ def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None) -> Adapter
 # ----------------------------------------------------------------------------------------------
 # the native path: one engine call per batch for a suite's box assertions
 # ----------------------------------------------------------------------------------------------
-_STREAM_KINDS = {"string": 1, "large_string": 2, "int64": 3}  # BoxEngine's stream column kinds
+_STREAM_KINDS = {"string": 1, "large_string": 2, "int64": 3, "int32": 4}  # BoxEngine's column kinds (int32: classes)
 
 
 def _stream_type(typ: pa.DataType) -> pa.DataType | None:
@@ -882,6 +883,8 @@ class NativeBoxes:
         reads_cls = self.by_iou or any(isinstance(a, boxes.class_consistency) for a in self.ident)
         self.cls = c.cls if reads_cls and c.cls in schema.names else None
         self.cls_type = None if self.cls is None else _stream_type(schema.field(self.cls).type)
+        if self.cls is not None and schema.field(self.cls).type == pa.int32():
+            self.cls_type = pa.int32()  # read as it is
         self.engine = _monitor_cy.BoxEngine(kind, [(a.iou, a.min_boxes) for a in self.multibox],
                                             [a.max_gap for a in self.flicker],
                                             [(a.width, a.height) for a in self.valid],
