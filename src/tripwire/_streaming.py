@@ -854,8 +854,9 @@ def native_members(suite: list[Assertion], schema: pa.Schema, backend: str) -> l
 class NativeBoxes:
     """The native form of a monitor's box assertions (:func:`native_members`): one
     ``tripwire._kernels._monitor_cy.BoxEngine`` call per batch for all of them, state updated
-    in place (open frames, last box per track, the stream clock). Same violations as the
-    adapters (``ByFrame``, ``LastPerTrack``, ``Adapter``) it replaces.
+    in place (open frames, last box per track, IoU objects per stream, per-track records, the
+    stream clock). Same violations as the adapters (``ByFrame``, ``LastPerTrack``,
+    ``ByObject``, ``ByIdentity``, ``Adapter``) it replaces.
 
     ``prepare`` reads and checks a batch without changing state; ``commit`` applies it;
     ``abort`` drops it (another assertion refused the batch)."""
