@@ -15,18 +15,13 @@ cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.math cimport isfinite
 
-from libcpp.algorithm cimport sort as cpp_sort
-from libcpp.pair cimport pair
 from libcpp.vector cimport vector
 
-from _common cimport emit_groups, is_valid, join, to_numpy, valid_ptr
+from _common cimport cand_t, emit_groups, is_valid, join, match_frame, to_numpy, valid_ptr
 from _types cimport key_t, key2_t
 
 cnp.import_array()
 
-# a candidate match in ``associate``: ((-iou, -last frame), (active slot, position)); the
-# default pair order is the greedy order (highest IoU, then most recent, then oldest object)
-ctypedef pair[pair[float, int64_t], pair[int64_t, int64_t]] cand_t
 
 def multibox(const float[::1] x1, const float[::1] y1, const float[::1] x2, const float[::1] y2,
              const float[::1] score, const uint8_t[::1] score_valid, const int64_t[::1] offsets,
@@ -194,15 +189,13 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
     cdef Py_ssize_t n = x1.shape[0], n_groups = offsets.shape[0] - 1, g, a, j, c, n_act, keep
     cdef Py_ssize_t n_seeded = max(s_off.shape[0] - 1, 0), q
     cdef int64_t s, e, f, p, stream = -1, n_obj = next_obj, next_seed = 0
-    cdef float t = <float>iou, ix, iy, inter, uni, area_p, px1, py1, px2, py2
-    cdef int64_t pcls
-    cdef bint conflict
+    cdef float t = <float>iou
     cdef vector[int64_t] act_obj, act_pos, act_frame, gap_start, gap_end
     cdef vector[int64_t] st_stream, st_obj, st_pos, st_frame
     cdef vector[uint8_t] act_used, box_used
-    cdef vector[float] area
+    cdef vector[float] area, ax1, ay1, ax2, ay2
+    cdef vector[int64_t] acls, cls64, match
     cdef vector[cand_t] cands
-    cdef cand_t cand
     if y1.shape[0] != n or x2.shape[0] != n or y2.shape[0] != n or cls.shape[0] != n:
         raise ValueError("box columns differ in length")
     if group_frame.shape[0] != n_groups or group_stream.shape[0] != n_groups:
@@ -215,6 +208,9 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
     for q in range(s_pos.shape[0]):
         obj[s_pos[q]] = s_obj[q]
     with nogil:
+        cls64.resize(n + 1)  # classes compared as int64 (match_frame); + 1: &cls64[n] is valid
+        for j in range(n):
+            cls64[j] = cls[j]
         for g in range(n_groups):
             s = offsets[g]
             e = offsets[g + 1]
@@ -247,58 +243,27 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
             act_pos.resize(keep)
             act_frame.resize(keep)
             n_act = keep
-            area.resize(e - s)
-            for j in range(s, e):
-                area[j - s] = (x2[j] - x1[j]) * (y2[j] - y1[j])
-            cands.clear()
+            # the active objects' last boxes, structure of arrays (as match_frame reads them)
+            ax1.resize(n_act)
+            ay1.resize(n_act)
+            ax2.resize(n_act)
+            ay2.resize(n_act)
+            acls.resize(n_act)
             for a in range(n_act):
                 p = act_pos[a]
-                px1 = x1[p]
-                py1 = y1[p]
-                px2 = x2[p]
-                py2 = y2[p]
-                pcls = cls[p]
-                area_p = (px2 - px1) * (py2 - py1)
-                for j in range(s, e):
-                    ix = min(px2, x2[j]) - max(px1, x1[j])
-                    if not ix > 0:  # also false for NaN
-                        continue
-                    iy = min(py2, y2[j]) - max(py1, y1[j])
-                    if not iy > 0:
-                        continue
-                    inter = ix * iy
-                    uni = area_p + area[j - s] - inter
-                    if inter >= t * uni and cls[j] == pcls:
-                        cand.first.first = -(inter / uni)
-                        cand.first.second = -act_frame[a]
-                        cand.second.first = a
-                        cand.second.second = j
-                        cands.push_back(cand)
-            act_used.assign(n_act, 0)
-            box_used.assign(e - s, 0)
-            if cands.size() > 1:
-                # the greedy order matters only when an object or a box has two candidates
-                # (the common tracking frame has none: each box overlaps its own object only)
-                conflict = False
-                for c in range(<Py_ssize_t>cands.size()):
-                    a = cands[c].second.first
-                    j = cands[c].second.second - s
-                    if act_used[a] or box_used[j]:
-                        conflict = True
-                        break
-                    act_used[a] = 1
-                    box_used[j] = 1
-                if conflict:
-                    cpp_sort(cands.begin(), cands.end())
-                act_used.assign(n_act, 0)
-                box_used.assign(e - s, 0)
-            for c in range(<Py_ssize_t>cands.size()):
-                a = cands[c].second.first
-                j = cands[c].second.second
-                if act_used[a] or box_used[j - s]:
+                ax1[a] = x1[p]
+                ay1[a] = y1[p]
+                ax2[a] = x2[p]
+                ay2[a] = y2[p]
+                acls[a] = cls64[p]
+            match.resize(e - s)
+            match_frame(ax1.data(), ay1.data(), ax2.data(), ay2.data(), acls.data(), act_frame.data(), n_act,
+                        &x1[s], &y1[s], &x2[s], &y2[s], &cls64[s], e - s, t, area, cands, act_used, box_used,
+                        match.data())
+            for j in range(s, e):
+                a = match[j - s]
+                if a < 0:
                     continue
-                act_used[a] = 1
-                box_used[j - s] = 1
                 obj[j] = act_obj[a]
                 if f - act_frame[a] > 1:
                     gap_start.push_back(act_pos[a])

@@ -5,6 +5,8 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint8_t
 from libc.string cimport memcpy
+from libcpp.algorithm cimport sort as cpp_sort
+from libcpp.pair cimport pair
 from libcpp.vector cimport vector
 
 
@@ -88,3 +90,81 @@ cdef inline void emit_groups(int64_t s, Py_ssize_t m, int64_t* parent, int64_t* 
             ev[0] += 1
         v_pos.push_back(s + i)
         v_ev.push_back(grp_event[r])
+
+
+# ---- IoU association: one frame's greedy one-to-one match (boxes.associate, BoxEngine) ----
+# a candidate match: ((-iou, -last frame), (active slot, box)); the default pair order is the
+# greedy order (highest IoU, then most recent, then oldest object, then earlier box)
+ctypedef pair[pair[float, int64_t], pair[int64_t, int64_t]] cand_t
+
+
+cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
+                             const int64_t* acls, const int64_t* aframe, Py_ssize_t n_act,
+                             const float* bx1, const float* by1, const float* bx2, const float* by2,
+                             const int64_t* bcls, Py_ssize_t m, float t, vector[float]& area,
+                             vector[cand_t]& cands, vector[uint8_t]& act_used, vector[uint8_t]& box_used,
+                             int64_t* match) noexcept nogil:
+    """Greedy one-to-one match of a frame's ``m`` boxes (``b*``) to ``n_act`` active objects
+    (their last boxes ``a*``, class codes and last frames, oldest first): a pair qualifies when
+    the classes are equal and IoU >= ``t`` (tested as ``inter >= t * union``; NaN never does).
+    ``match[j]``: the slot box ``j`` continues, -1: none. ``area``, ``cands``, ``act_used``
+    and ``box_used`` are scratch. Shared by ``_boxes_cy.associate`` (the batch kernel) and
+    ``_monitor_cy.BoxEngine`` (the streaming one), so that both match identically."""
+    cdef Py_ssize_t a, j, c
+    cdef float ix, iy, inter, uni, area_p, px1, py1, px2, py2
+    cdef int64_t pcls
+    cdef bint conflict
+    cdef cand_t cand
+    area.resize(m)
+    for j in range(m):
+        area[j] = (bx2[j] - bx1[j]) * (by2[j] - by1[j])
+        match[j] = -1
+    cands.clear()
+    for a in range(n_act):
+        px1 = ax1[a]
+        py1 = ay1[a]
+        px2 = ax2[a]
+        py2 = ay2[a]
+        pcls = acls[a]
+        area_p = (px2 - px1) * (py2 - py1)
+        for j in range(m):
+            ix = min(px2, bx2[j]) - max(px1, bx1[j])
+            if not ix > 0:  # also false for NaN
+                continue
+            iy = min(py2, by2[j]) - max(py1, by1[j])
+            if not iy > 0:
+                continue
+            inter = ix * iy
+            uni = area_p + area[j] - inter
+            if inter >= t * uni and bcls[j] == pcls:
+                cand.first.first = -(inter / uni)
+                cand.first.second = -aframe[a]
+                cand.second.first = a
+                cand.second.second = j
+                cands.push_back(cand)
+    act_used.assign(n_act, 0)
+    box_used.assign(m, 0)
+    if cands.size() > 1:
+        # the greedy order matters only when an object or a box has two candidates (the
+        # common tracking frame has none: each box overlaps its own object only)
+        conflict = False
+        for c in range(<Py_ssize_t>cands.size()):
+            a = cands[c].second.first
+            j = cands[c].second.second
+            if act_used[a] or box_used[j]:
+                conflict = True
+                break
+            act_used[a] = 1
+            box_used[j] = 1
+        if conflict:
+            cpp_sort(cands.begin(), cands.end())
+        act_used.assign(n_act, 0)
+        box_used.assign(m, 0)
+    for c in range(<Py_ssize_t>cands.size()):
+        a = cands[c].second.first
+        j = cands[c].second.second
+        if act_used[a] or box_used[j]:
+            continue
+        act_used[a] = 1
+        box_used[j] = 1
+        match[j] = a

@@ -21,7 +21,7 @@ Hypothesis property test checks that against ``Suite.check``.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, uint8_t, uintptr_t, INT64_MIN, INT64_MAX
+from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uintptr_t, INT64_MIN, INT64_MAX
 from libc.math cimport isfinite, NAN
 from libc.string cimport memcmp
 from cython.operator cimport dereference as deref, preincrement as inc
@@ -30,7 +30,7 @@ from libcpp.string cimport string
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
-from _common cimport emit_groups, join, to_numpy
+from _common cimport cand_t, emit_groups, join, match_frame, to_numpy
 
 cnp.import_array()
 
@@ -51,6 +51,45 @@ cdef extern from *:
     };
     #endif
     static inline void tw_release_array(struct ArrowArray* a) { if (a->release) a->release(a); }
+    #include <vector>
+    /* An open-addressing index int64 -> pointer (linear probing, backward-shift erase): the
+       per-row lookup of a track's record, several times faster than std::unordered_map's
+       node hop. NULL: absent. The records themselves live elsewhere (stable addresses). */
+    struct tw_flat {
+      std::vector<int64_t> keys; std::vector<void*> vals; size_t mask = 0, count = 0;
+      static inline size_t h(int64_t k) { uint64_t x = (uint64_t)k * 0x9E3779B97F4A7C15ull; return (size_t)(x ^ (x >> 29)); }
+      void* find(int64_t k) const {
+        if (!count) return NULL;
+        size_t i = h(k) & mask;
+        while (vals[i]) { if (keys[i] == k) return vals[i]; i = (i + 1) & mask; }
+        return NULL;
+      }
+      void grow() {
+        size_t n = keys.empty() ? 16 : keys.size() * 2;
+        std::vector<int64_t> ok; std::vector<void*> ov; ok.swap(keys); ov.swap(vals);
+        keys.assign(n, 0); vals.assign(n, NULL); mask = n - 1; count = 0;
+        for (size_t i = 0; i < ok.size(); i++) if (ov[i]) put(ok[i], ov[i]);
+      }
+      void put(int64_t k, void* v) {
+        if ((count + 1) * 2 > keys.size()) grow();
+        size_t i = h(k) & mask;
+        while (vals[i]) { if (keys[i] == k) { vals[i] = v; return; } i = (i + 1) & mask; }
+        keys[i] = k; vals[i] = v; count++;
+      }
+      void erase(int64_t k) {
+        if (!count) return;
+        size_t i = h(k) & mask;
+        while (vals[i] && keys[i] != k) i = (i + 1) & mask;
+        if (!vals[i]) return;
+        vals[i] = NULL; count--;
+        for (size_t j = (i + 1) & mask; vals[j]; j = (j + 1) & mask) {
+          size_t home = h(keys[j]) & mask;  /* j may move into the hole unless home lies in (i, j] */
+          bool stays = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+          if (!stays) { keys[i] = keys[j]; vals[i] = vals[j]; vals[j] = NULL; i = j; }
+        }
+      }
+      void clear() { keys.clear(); vals.clear(); mask = 0; count = 0; }
+    };
     static inline void tw_release_schema(struct ArrowSchema* a) { if (a->release) a->release(a); }
     """
     cdef struct ArrowSchema:
@@ -70,6 +109,11 @@ cdef extern from *:
         void (*release)(ArrowArray*)
     void tw_release_array(ArrowArray* a) nogil
     void tw_release_schema(ArrowSchema* a) nogil
+    cppclass tw_flat:
+        void* find(int64_t k) nogil
+        void put(int64_t k, void* v) nogil
+        void erase(int64_t k) nogil
+        void clear() nogil
 
 
 # roles: the columns the engine reads (index into BoxEngine.col)
@@ -82,7 +126,8 @@ cdef enum:
     R_Y1 = 5
     R_X2 = 6
     R_Y2 = 7
-    N_ROLES = 8
+    R_CLS = 8
+    N_ROLES = 9
 
 # stream column kinds
 cdef enum:
@@ -90,9 +135,10 @@ cdef enum:
     S_UTF8 = 1
     S_LARGE_UTF8 = 2
     S_INT64 = 3
+    S_INT32 = 4  # class columns only (read as they are: a cast per batch costs more than the check)
 
-ROLES = ("stream", "frame", "track", "score", "x1", "y1", "x2", "y2")
-_FORMATS = (None, b"l", b"l", b"f", b"f", b"f", b"f", b"f")  # stream: u, U or l
+ROLES = ("stream", "frame", "track", "score", "x1", "y1", "x2", "y2", "cls")
+_FORMATS = (None, b"l", b"l", b"f", b"f", b"f", b"f", b"f", None)  # stream, cls: u, U or l
 
 
 cdef struct col_t:  # one column of the batch being read (no ownership)
@@ -116,6 +162,32 @@ cdef struct last_t:  # flicker: a (stream, track)'s last box
 
 cdef struct item_t:  # a box in a complete frame, before grouping
     int64_t stream, frame, seq
+
+
+cdef struct ibox_t:  # a box for IoU identity (x1 NaN: a null coordinate, links to nothing)
+    float x1, y1, x2, y2, score
+    uint8_t has_score
+    int64_t cls, row, frame  # cls: dense class code, -1: null (a class of its own)
+
+
+cdef struct act_t:  # an active object of IoU identity: its last box
+    ibox_t box
+    int64_t obj
+    uint8_t young  # appear: still younger than min_frames (its boxes are in io_young)
+
+
+cdef struct yb_t:  # a box of a young object (appear), a row of a track (class_consistency)
+    int64_t row, frame, cls  # frame INT64_MIN: null (class_consistency reads rows without one)
+    float score
+    uint8_t has_score
+
+
+cdef struct ident_t:  # a (stream, track) of appear / class_consistency by track
+    int64_t first, last, last_row  # frames (appear), the newest row (both)
+    int64_t first_cls
+    uint8_t done  # appear: lived min_frames (never flagged: boxes dropped)
+    uint8_t bad  # class_consistency: more than one class seen
+    vector[yb_t] rows  # appear: the young track's boxes; class_consistency: every row
 
 
 cdef inline bint _bit(const uint8_t* bits, int64_t i) noexcept nogil:
@@ -169,9 +241,11 @@ cdef inline float _mean2(float a, bint ha, float b, bint hb) noexcept nogil:
 cdef class BoxEngine:
     """Streaming state of a suite's box assertions over one column mapping (see the module
     docstring). ``multibox``: ``[(iou, min_boxes)]``; ``flicker``: ``[max_gap]`` (identity
-    track); ``valid``: ``[(width, height)]`` (0: unchecked)."""
+    track); ``valid``: ``[(width, height)]`` (0: unchecked); ``iou``: ``[(iou, max_gap,
+    min_frames)]``, identity IoU: ``boxes.flicker`` (``min_frames`` 0) or ``boxes.appear``;
+    ``cls_kind``: the class column's kind (as ``stream_kind``; 0: none)."""
 
-    cdef readonly int stream_kind
+    cdef readonly int stream_kind, cls_kind
     cdef readonly list values  # stream id -> its value (None: free id)
     cdef int idx[N_ROLES]  # child index of each role, -1: absent
     cdef unordered_map[string, int64_t] str_ids
@@ -188,6 +262,24 @@ cdef class BoxEngine:
     cdef vector[int64_t] fl_prune_at
     # valid
     cdef vector[double] va_w, va_h
+    # flicker / appear by IoU: per assertion, per stream the open frame and the active
+    # objects (oldest first, as associate keeps them); appear: the boxes of young objects
+    cdef vector[float] io_iou
+    cdef vector[int64_t] io_gap, io_min, io_next
+    cdef vector[vector[vector[ibox_t]]] io_open
+    cdef vector[vector[vector[act_t]]] io_act
+    cdef vector[unordered_map[int64_t, vector[yb_t]]] io_young
+    cdef unordered_map[string, int64_t] cls_str
+    cdef unordered_map[int64_t, int64_t] cls_int
+    cdef tw_flat cls_idx  # cls_int indexed for the per-row lookup (value: code + 1)
+    cdef vector[int64_t] bcls  # the batch's class codes (when an IoU assertion reads them)
+    # appear (kind 0) / class_consistency (kind 1) by track: per assertion, per stream, each
+    # track's record until it has been quiet for ``horizon`` rows
+    cdef vector[int64_t] id_kind, id_min, id_swept
+    cdef vector[vector[unordered_map[int64_t, ident_t]]] id_map
+    cdef vector[vector[tw_flat]] id_idx  # the same records, indexed for the per-row lookup
+    cdef int64_t horizon  # -1: until flush
+    cdef vector[int64_t] sany  # stream id per row whatever its frame (-1: null stream)
     # the prepared batch
     cdef ArrowArray arr
     cdef bint pending
@@ -202,8 +294,28 @@ cdef class BoxEngine:
         self.pending = False
         self.arr.release = NULL
 
-    def __init__(self, int stream_kind, multibox=(), flicker=(), valid=()):
+    def __init__(self, int stream_kind, multibox=(), flicker=(), valid=(), iou=(), int cls_kind=0,
+                 ident=(), horizon=None):
+        """``ident``: ``[(kind, min_frames)]``, kind 0: ``boxes.appear`` by track, 1:
+        ``boxes.class_consistency``; ``horizon``: rows a track stays quiet before it is judged
+        (``None``: at flush)."""
         self.stream_kind = stream_kind
+        self.cls_kind = cls_kind
+        self.horizon = -1 if horizon is None else horizon
+        for k, m in ident:
+            self.id_kind.push_back(k)
+            self.id_min.push_back(m)
+            self.id_swept.push_back(0)
+        self.id_map.resize(len(ident))
+        self.id_idx.resize(len(ident))
+        for t, g, m in iou:
+            self.io_iou.push_back(<float>t)
+            self.io_gap.push_back(g)
+            self.io_min.push_back(m)
+            self.io_next.push_back(0)
+        self.io_open.resize(len(iou))
+        self.io_act.resize(len(iou))
+        self.io_young.resize(len(iou))
         self.values = []
         for iou, m in multibox:
             self.mb_iou.push_back(<float>iou)
@@ -238,6 +350,12 @@ cdef class BoxEngine:
             self.mb_open[a].resize(s + 1)
         for a in range(self.fl_last.size()):
             self.fl_last[a].resize(s + 1)
+        for a in range(self.io_open.size()):
+            self.io_open[a].resize(s + 1)
+            self.io_act[a].resize(s + 1)
+        for a in range(self.id_map.size()):
+            self.id_map[a].resize(s + 1)
+            self.id_idx[a].resize(s + 1)
         return s
 
     def stream_id(self, value):
@@ -307,10 +425,11 @@ cdef class BoxEngine:
                             raise ValueError("tripwire: column index out of range")
                         fmt = schema.children[c].format
                         want = _FORMATS[r]
-                        if r == R_STREAM:
-                            k = S_UTF8 if fmt == b"u" else S_LARGE_UTF8 if fmt == b"U" else S_INT64 if fmt == b"l" else -1
-                            if k != self.stream_kind:
-                                raise ValueError(f"tripwire: stream column format {fmt!r} changed")
+                        if r == R_STREAM or r == R_CLS:
+                            k = S_UTF8 if fmt == b"u" else S_LARGE_UTF8 if fmt == b"U" else S_INT64 if fmt == b"l" \
+                                else S_INT32 if fmt == b"i" and r == R_CLS else -1
+                            if k != (self.stream_kind if r == R_STREAM else self.cls_kind):
+                                raise ValueError(f"tripwire: {ROLES[r]} column format {fmt!r} changed")
                         elif fmt != want:
                             raise ValueError(f"tripwire: column format {fmt!r}, expected {want!r}")
                 finally:
@@ -322,7 +441,9 @@ cdef class BoxEngine:
         for r in range(N_ROLES):  # the shape the formats promise (a cheap guard for verify=False)
             c = self.idx[r]
             if c >= 0 and n and (c >= self.arr.n_children or self.arr.children[c].length != n
-                                 or self.arr.children[c].n_buffers != (3 if r == R_STREAM and self.stream_kind != S_INT64 else 2)):
+                                 or self.arr.children[c].n_buffers != (3 if (r == R_STREAM and self.stream_kind != S_INT64)
+                                                                       or (r == R_CLS and self.cls_kind != S_INT64
+                                                                           and self.cls_kind != S_INT32) else 2)):
                 self.abort()
                 raise ValueError("tripwire: the batch does not have the columns the engine expects")
         for r in range(N_ROLES):
@@ -379,6 +500,7 @@ cdef class BoxEngine:
         cdef unordered_map[int64_t, int64_t].iterator it
         cdef unordered_map[string, int64_t].iterator jt
         self.sid.resize(n)
+        self.sany.resize(n)
         self.touched.clear()
         with nogil:
             if not has_stream and n:
@@ -389,29 +511,33 @@ cdef class BoxEngine:
                 self.mark[0] = 1
                 self.touched.push_back(0)
             for i in range(n):
-                if not _ok(fc, i):
-                    self.sid[i] = -1
-                    continue
                 if not has_stream:
-                    self.sid[i] = 0
+                    self.sany[i] = 0
+                    # (no conditional expression here: Cython types it as a reference to the
+                    # vector element and writes garbage)
+                    if _ok(fc, i):
+                        self.sid[i] = 0
+                    else:
+                        self.sid[i] = -1
                     continue
                 if not _ok(sc, i):
                     self.sid[i] = -1
+                    self.sany[i] = -1
                     continue
                 if self.stream_kind == S_INT64:
                     v = _i64(sc, i)
                     if prev >= 0 and v == plen:
-                        self.sid[i] = prev
-                        continue
-                    it = self.int_ids.find(v)
-                    if it == self.int_ids.end():
-                        s = self._new_id()
-                        self.int_ids[v] = s
-                        new_ids.push_back(s)
-                        new_rows.push_back(i)
+                        s = prev
                     else:
-                        s = deref(it).second
-                    plen = v
+                        it = self.int_ids.find(v)
+                        if it == self.int_ids.end():
+                            s = self._new_id()
+                            self.int_ids[v] = s
+                            new_ids.push_back(s)
+                            new_rows.push_back(i)
+                        else:
+                            s = deref(it).second
+                        plen = v
                 else:
                     if self.stream_kind == S_UTF8:
                         p = <const char*>sc.data2 + (<const int32_t*>sc.data)[sc.off + i]
@@ -420,24 +546,28 @@ cdef class BoxEngine:
                         p = <const char*>sc.data2 + (<const int64_t*>sc.data)[sc.off + i]
                         length = (<const int64_t*>sc.data)[sc.off + i + 1] - (<const int64_t*>sc.data)[sc.off + i]
                     if prev >= 0 and length == plen and memcmp(p, pp, length) == 0:
-                        self.sid[i] = prev  # runs of one stream: no hashing
-                        continue
-                    key.assign(p, length)
-                    jt = self.str_ids.find(key)
-                    if jt == self.str_ids.end():
-                        s = self._new_id()
-                        self.str_ids[key] = s
-                        new_ids.push_back(s)
-                        new_rows.push_back(i)
+                        s = prev  # runs of one stream: no hashing
                     else:
-                        s = deref(jt).second
-                    pp = p
-                    plen = length
+                        key.assign(p, length)
+                        jt = self.str_ids.find(key)
+                        if jt == self.str_ids.end():
+                            s = self._new_id()
+                            self.str_ids[key] = s
+                            new_ids.push_back(s)
+                            new_rows.push_back(i)
+                        else:
+                            s = deref(jt).second
+                        pp = p
+                        plen = length
+                self.sany[i] = s
+                prev = s
+                if not _ok(fc, i):  # no frame: in no frame of its stream (class_consistency reads it)
+                    self.sid[i] = -1
+                    continue
                 self.sid[i] = s
                 if not self.mark[s]:
                     self.mark[s] = 1
                     self.touched.push_back(s)
-                prev = s
         out = []
         for i in range(<int64_t>new_ids.size()):
             out.append((new_ids[i], new_rows[i]))
@@ -494,6 +624,12 @@ cdef class BoxEngine:
                 out.append(self._flicker(a))
             for a in range(self.va_w.size()):
                 out.append(self._valid(a))
+            if self.io_iou.size() or self.id_map.size():
+                self._class_codes()
+            for a in range(self.io_iou.size()):
+                out.append(self._iou(a, False, None))
+            for a in range(self.id_map.size()):
+                out.append(self._ident(a, False, None))
             for k in range(self.touched.size()):
                 s = self.touched[k]
                 if self.hi[s] != INT64_MIN:
@@ -828,6 +964,481 @@ cdef class BoxEngine:
             for s in streams:
                 self.fl_last[a][<size_t>s].clear()
 
+    # ------------------------------------------------------------------ flicker / appear by IoU
+    cdef void _class_codes(self) noexcept nogil:
+        """``bcls``: a dense class code per row of the batch (-1: null, a class of its own;
+        all rows 0 without a class column). Codes stay fixed for the engine's life, so held
+        boxes compare with new ones."""
+        cdef int64_t n = self.n, i, v, pv = 0, pc = -1, length, plen = -1
+        cdef col_t* cc = &self.col[R_CLS]
+        cdef const char* p
+        cdef const char* pp = NULL
+        cdef string key
+        cdef unordered_map[int64_t, int64_t].iterator it
+        cdef unordered_map[string, int64_t].iterator jt
+        self.bcls.resize(n)
+        if self.idx[R_CLS] < 0:
+            for i in range(n):
+                self.bcls[i] = 0
+            return
+        for i in range(n):
+            if not _ok(cc, i):
+                self.bcls[i] = -1
+                continue
+            if self.cls_kind == S_INT64 or self.cls_kind == S_INT32:
+                if self.cls_kind == S_INT64:
+                    v = _i64(cc, i)
+                else:
+                    v = (<const int32_t*>cc.data)[cc.off + i]
+                if pc >= 0 and v == pv:
+                    self.bcls[i] = pc
+                    continue
+                pc = <int64_t><intptr_t>self.cls_idx.find(v) - 1
+                if pc < 0:
+                    pc = self.cls_int.size() + self.cls_str.size()
+                    self.cls_int[v] = pc
+                    self.cls_idx.put(v, <void*><intptr_t>(pc + 1))
+                pv = v
+            else:
+                if self.cls_kind == S_UTF8:
+                    p = <const char*>cc.data2 + (<const int32_t*>cc.data)[cc.off + i]
+                    length = (<const int32_t*>cc.data)[cc.off + i + 1] - (<const int32_t*>cc.data)[cc.off + i]
+                else:
+                    p = <const char*>cc.data2 + (<const int64_t*>cc.data)[cc.off + i]
+                    length = (<const int64_t*>cc.data)[cc.off + i + 1] - (<const int64_t*>cc.data)[cc.off + i]
+                if pc >= 0 and length == plen and memcmp(p, pp, length) == 0:
+                    self.bcls[i] = pc  # runs of one class: no hashing
+                    continue
+                key.assign(p, length)
+                jt = self.cls_str.find(key)
+                if jt == self.cls_str.end():
+                    pc = self.cls_int.size() + self.cls_str.size()
+                    self.cls_str[key] = pc
+                else:
+                    pc = deref(jt).second
+                pp = p
+                plen = length
+            self.bcls[i] = pc
+
+    cdef void _ibox(self, int64_t i, ibox_t* b) noexcept nogil:
+        """Row ``i`` of the batch as an IoU box (as ``boxes._association_boxes`` reads it)."""
+        cdef col_t* c = self.col
+        if not (_ok(&c[R_X1], i) and _ok(&c[R_Y1], i) and _ok(&c[R_X2], i) and _ok(&c[R_Y2], i)):
+            b.x1 = NAN  # a null coordinate links to nothing, like NaN
+        else:
+            b.x1 = _f32(&c[R_X1], i)
+        b.y1 = _f32(&c[R_Y1], i)
+        b.x2 = _f32(&c[R_X2], i)
+        b.y2 = _f32(&c[R_Y2], i)
+        if self.idx[R_SCORE] >= 0:
+            b.score = _f32(&c[R_SCORE], i)
+            b.has_score = _ok(&c[R_SCORE], i)
+        else:
+            b.score = 0
+            b.has_score = 0
+        b.cls = self.bcls[i]
+        b.row = self.row0 + i
+        b.frame = _i64(&c[R_FRAME], i)
+
+    cdef void _judge(self, size_t a, int64_t s, act_t* o, int64_t first_frame, int64_t last_frame,
+                     _Out* out) noexcept nogil:
+        """``appear``: a young object that ends (no later frame can continue it) is flagged
+        when it lived fewer than ``min_frames`` and is not cut by its stream's first or last
+        frame; its young boxes are forgotten either way."""
+        cdef unordered_map[int64_t, vector[yb_t]].iterator it = self.io_young[a].find(o.obj)
+        cdef vector[yb_t]* bs
+        cdef size_t k
+        cdef double ssum = 0
+        cdef int64_t scount = 0, ev
+        cdef float m
+        if it == self.io_young[a].end():
+            return
+        bs = &deref(it).second
+        if bs.size() and bs[0][bs.size() - 1].frame - bs[0][0].frame + 1 < self.io_min[a] \
+                and bs[0][0].frame != first_frame and bs[0][bs.size() - 1].frame != last_frame:
+            ev = out.anchor.size()
+            out.anchor.push_back(bs[0][0].row)  # its first box (frame order)
+            for k in range(bs.size()):
+                out.rows.push_back(bs[0][k].row)
+                out.frames.push_back(bs[0][k].frame)
+                out.ev.push_back(ev)
+                out.sids.push_back(s)
+                out.objs.push_back(o.obj)
+                if bs[0][k].has_score and bs[0][k].score == bs[0][k].score:
+                    ssum += bs[0][k].score  # in frame order, as the batch check sums them
+                    scount += 1
+            if scount == 0:
+                out.sev.push_back(1.0)
+            else:
+                m = <float>(ssum / scount)
+                out.sev.push_back(m if m > <float>1e-6 else <float>1e-6)
+        self.io_young[a].erase(it)
+
+    cdef void _frame_iou(self, size_t a, int64_t s, vector[ibox_t]& boxes, int64_t first_frame,
+                         _Scratch* w, _Out* out) noexcept nogil:
+        """Link one complete frame of stream ``s`` to its active objects: the batch kernel's
+        step (``_boxes_cy.associate``: forget the stale, ``match_frame``, start new objects)."""
+        cdef vector[act_t]* act = &self.io_act[a][s]
+        cdef int64_t f = boxes[0].frame, gap = self.io_gap[a], mf = self.io_min[a], ev
+        cdef size_t k, keep = 0, m = boxes.size(), n_act
+        cdef act_t o
+        cdef yb_t yb
+        cdef ibox_t* b
+        cdef vector[yb_t]* ys
+        for k in range(act.size()):  # forget objects unseen for more than max_gap frames
+            if f - act[0][k].box.frame - 1 <= gap:
+                act[0][keep] = act[0][k]
+                keep += 1
+            elif act[0][k].young:
+                self._judge(a, s, &act[0][k], first_frame, INT64_MIN, out)
+        act.resize(keep)
+        n_act = keep
+        w.ax1.resize(n_act)
+        w.ay1.resize(n_act)
+        w.ax2.resize(n_act)
+        w.ay2.resize(n_act)
+        w.acls.resize(n_act)
+        w.aframe.resize(n_act)
+        for k in range(n_act):
+            w.ax1[k] = act[0][k].box.x1
+            w.ay1[k] = act[0][k].box.y1
+            w.ax2[k] = act[0][k].box.x2
+            w.ay2[k] = act[0][k].box.y2
+            w.acls[k] = act[0][k].box.cls
+            w.aframe[k] = act[0][k].box.frame
+        w.bx1.resize(m)
+        w.by1.resize(m)
+        w.bx2.resize(m)
+        w.by2.resize(m)
+        w.bcls.resize(m)
+        w.match.resize(m)
+        for k in range(m):
+            w.bx1[k] = boxes[k].x1
+            w.by1[k] = boxes[k].y1
+            w.bx2[k] = boxes[k].x2
+            w.by2[k] = boxes[k].y2
+            w.bcls[k] = boxes[k].cls
+        match_frame(w.ax1.data(), w.ay1.data(), w.ax2.data(), w.ay2.data(), w.acls.data(), w.aframe.data(),
+                    n_act, w.bx1.data(), w.by1.data(), w.bx2.data(), w.by2.data(), w.bcls.data(), m,
+                    self.io_iou[a], w.area, w.cands, w.act_used, w.box_used, w.match.data())
+        for k in range(m):
+            b = &boxes[k]
+            if w.match[k] >= 0:
+                o = act[0][w.match[k]]
+                if mf == 0 and f - o.box.frame > 1:  # flicker: the object missed frames
+                    out.starts.push_back(o.box.row)
+                    out.ends.push_back(b.row)
+                    out.gsev.push_back(_mean2(o.box.score, o.box.has_score, b.score, b.has_score))
+                    out.gfr.push_back(o.box.frame)
+                    out.gfr.push_back(f)
+                    out.gst.push_back(s)
+                    out.gobj.push_back(o.obj)
+                if o.young:
+                    ys = &self.io_young[a][o.obj]
+                    if f - ys[0][0].frame + 1 >= mf:  # lived min_frames: never flagged
+                        self.io_young[a].erase(o.obj)
+                        act[0][w.match[k]].young = 0
+                    else:
+                        yb.row = b.row
+                        yb.frame = f
+                        yb.score = b.score
+                        yb.has_score = b.has_score
+                        ys.push_back(yb)
+                act[0][w.match[k]].box = b[0]
+            elif isfinite(b.x1) and isfinite(b.y1) and isfinite(b.x2) and isfinite(b.y2):
+                o.box = b[0]
+                o.obj = self.io_next[a]
+                self.io_next[a] += 1
+                o.young = mf > 0
+                if o.young:
+                    yb.row = b.row
+                    yb.frame = f
+                    yb.score = b.score
+                    yb.has_score = b.has_score
+                    self.io_young[a][o.obj].push_back(yb)
+                act.push_back(o)
+
+    cdef object _iou(self, size_t a, bint flushing, object which):
+        """Link the frames this batch completes (``flushing``: the open frames of the streams
+        in ``which``, all when ``None``, which then end); keep the new open frames; forget
+        (appear: judge) the objects no later frame can reach."""
+        cdef int64_t n = 0 if flushing else self.n, i, s, f, hi, top, first_frame, gap = self.io_gap[a]
+        cdef size_t k, j, keep, g0, g1
+        cdef vector[item_t] items
+        cdef vector[ibox_t] fb
+        cdef vector[ibox_t]* opened
+        cdef vector[act_t]* act
+        cdef vector[int64_t] streams
+        cdef ibox_t b
+        cdef bint sorted_ = True
+        cdef _Scratch w
+        cdef _Out out
+        if flushing:
+            if which is None:
+                for s in range(<int64_t>self.io_open[a].size()):
+                    streams.push_back(s)
+            else:
+                for s in which:
+                    streams.push_back(s)
+        with nogil:
+            if flushing:
+                for k in range(streams.size()):
+                    s = streams[k]
+                    if self.newest[s] == INT64_MIN:
+                        continue
+                    opened = &self.io_open[a][s]
+                    if opened.size():
+                        fb.swap(opened[0])
+                        opened.clear()
+                        self._frame_iou(a, s, fb, self.oldest[s], &w, &out)
+                    act = &self.io_act[a][s]
+                    for j in range(act.size()):  # the stream ends: every object with it
+                        if act[0][j].young:
+                            self._judge(a, s, &act[0][j], self.oldest[s], self.newest[s], &out)
+                    act.clear()
+            else:
+                items.reserve(n)
+                for i in range(n):
+                    s = self.sid[i]
+                    if s < 0:
+                        continue
+                    items.resize(items.size() + 1)
+                    items.back().stream = s
+                    items.back().frame = _i64(&self.col[R_FRAME], i)
+                    items.back().seq = i
+                    k = items.size()
+                    if k > 1 and _item_less(items[k - 1], items[k - 2]):
+                        sorted_ = False
+                if not sorted_:  # by (stream, frame), row order inside a frame
+                    stable_sort(items.begin(), items.end(), _item_less)
+                g0 = 0
+                while g0 < items.size():
+                    s = items[g0].stream
+                    hi = self.hi[s]
+                    first_frame = self.oldest[s] if self.newest[s] != INT64_MIN else self.lo[s]
+                    opened = &self.io_open[a][s]
+                    while g0 < items.size() and items[g0].stream == s:
+                        f = items[g0].frame
+                        g1 = g0
+                        while g1 < items.size() and items[g1].stream == s and items[g1].frame == f:
+                            g1 += 1
+                        fb.clear()
+                        if opened.size() and opened[0][0].frame < f:  # the held frame is complete
+                            fb.swap(opened[0])
+                            opened.clear()
+                            self._frame_iou(a, s, fb, first_frame, &w, &out)
+                            fb.clear()
+                        if opened.size():  # the held frame goes on in this batch: held boxes first
+                            fb.swap(opened[0])
+                            opened.clear()
+                        for j in range(g0, g1):
+                            self._ibox(items[j].seq, &b)
+                            fb.push_back(b)
+                        if f < hi:
+                            self._frame_iou(a, s, fb, first_frame, &w, &out)
+                        else:  # the stream's newest frame: open until a later one arrives
+                            opened.swap(fb)
+                        g0 = g1
+                    # objects no later frame can reach end now (appear: judged at once)
+                    top = hi if hi > self.newest[s] else self.newest[s]
+                    act = &self.io_act[a][s]
+                    keep = 0
+                    for j in range(act.size()):
+                        if top - act[0][j].box.frame - 1 <= gap:
+                            act[0][keep] = act[0][j]
+                            keep += 1
+                        elif act[0][j].young:
+                            self._judge(a, s, &act[0][j], first_frame, top, &out)
+                    act.resize(keep)
+        if self.io_min[a] == 0:
+            if out.starts.size() == 0:
+                return None
+            return _gap_result(out.starts, out.ends, out.gsev, out.gfr, out.gst, out.gobj)
+        if out.anchor.size() == 0:
+            return None
+        return _events_result(out)
+
+    def flush_iou(self, size_t a, streams=None):
+        """Link the open frames of ``streams`` (ids; all when ``None``), judge their objects
+        (appear) and forget them."""
+        if self.pending:
+            raise ValueError("tripwire: flush with a prepared batch")
+        return self._iou(a, True, streams)
+
+    # ------------------------------------------------------------------ appear / class_consistency by track
+    cdef void _judge_track(self, size_t a, int64_t s, int64_t track, ident_t* r, int64_t first_frame,
+                           int64_t last_frame, _Out* out) noexcept nogil:
+        """A closed track: ``appear``: flagged when it lived fewer than ``min_frames`` and is not
+        cut by its stream's first or last frame (as ``lifetimes``); ``class_consistency``: its
+        rows not holding the most common non-null class, ties to the class seen first (as
+        ``_rows_cy.consistent`` with ``flag_minority``)."""
+        cdef size_t k, j, m = r.rows.size()
+        cdef double ssum = 0
+        cdef int64_t scount = 0, ev, best_cnt = -1, best = 0, cnt
+        cdef float sv
+        if m == 0:
+            return
+        if self.id_kind[a] == 0:
+            if r.done or r.first == first_frame or r.last == last_frame:
+                return
+            ev = out.anchor.size()
+            out.anchor.push_back(r.rows[0].row)  # its first row
+            for k in range(m):
+                out.rows.push_back(r.rows[k].row)
+                out.frames.push_back(r.rows[k].frame)
+                out.ev.push_back(ev)
+                out.sids.push_back(s)
+                out.objs.push_back(track)
+                if r.rows[k].has_score and r.rows[k].score == r.rows[k].score:
+                    ssum += r.rows[k].score  # in row order, as the batch kernel sums them
+                    scount += 1
+            if scount == 0:
+                out.sev.push_back(1.0)
+            else:
+                sv = <float>(ssum / scount)
+                out.sev.push_back(sv if sv > <float>1e-6 else <float>1e-6)
+            return
+        if not r.bad:
+            return
+        # the majority: count each class at its first row (few rows per track: quadratic is fine
+        # up to a few hundred, else counted through a map)
+        cdef unordered_map[int64_t, int64_t] counts
+        cdef unordered_map[int64_t, int64_t].iterator it
+        for k in range(m):
+            counts[r.rows[k].cls] += 1
+        for k in range(m):  # first occurrences in row order: ties keep the earliest
+            if r.rows[k].cls == -1:
+                continue
+            it = counts.find(r.rows[k].cls)
+            cnt = deref(it).second
+            if cnt > best_cnt:
+                best_cnt = cnt
+                best = r.rows[k].cls
+            deref(it).second = -1  # counted once: at its first row
+        if best_cnt < 0:
+            best_cnt = 0
+            best = -2  # no non-null class: every row is flagged
+        sv = <float>(<int64_t>m - best_cnt) / <float><int64_t>m
+        ev = out.anchor.size()
+        out.anchor.push_back(r.rows[0].row)
+        for k in range(m):
+            if r.rows[k].cls != best:
+                out.rows.push_back(r.rows[k].row)
+                out.frames.push_back(r.rows[k].frame)
+                out.ev.push_back(ev)
+                out.sids.push_back(s)
+                out.objs.push_back(track)
+        out.sev.push_back(sv)
+
+    cdef object _ident(self, size_t a, bint flushing, object which):
+        """Add the batch's rows to their tracks' records; judge the tracks quiet for ``horizon``
+        rows (``appear``: whose stream has moved past their last frame); ``flushing``: judge
+        every track of the streams in ``which`` (all when ``None``)."""
+        cdef int64_t n = 0 if flushing else self.n, i, s, f, tr, end = self.row0 + self.n, top, first_frame
+        cdef int64_t mf = self.id_min[a], live = 0
+        cdef bint appear = self.id_kind[a] == 0, has_frame
+        cdef size_t k
+        cdef col_t* c = self.col
+        cdef ident_t* r
+        cdef ident_t blank
+        cdef yb_t yb
+        cdef vector[int64_t] streams
+        cdef unordered_map[int64_t, ident_t].iterator it
+        cdef _Out out
+        if flushing:
+            if which is None:
+                for s in range(<int64_t>self.id_map[a].size()):
+                    streams.push_back(s)
+            else:
+                for s in which:
+                    streams.push_back(s)
+        blank.first = INT64_MAX
+        blank.last = INT64_MIN
+        blank.done = 0
+        blank.bad = 0
+        with nogil:
+            if flushing:
+                for k in range(streams.size()):
+                    s = streams[k]
+                    it = self.id_map[a][s].begin()
+                    while it != self.id_map[a][s].end():
+                        self._judge_track(a, s, deref(it).first, &deref(it).second, self.oldest[s],
+                                          self.newest[s], &out)
+                        inc(it)
+                    self.id_map[a][s].clear()
+                    self.id_idx[a][s].clear()
+            else:
+                for i in range(n):
+                    s = self.sid[i] if appear else self.sany[i]
+                    if s < 0 or not _ok(&c[R_TRACK], i):
+                        continue
+                    tr = _i64(&c[R_TRACK], i)
+                    r = <ident_t*>self.id_idx[a][s].find(tr)
+                    if r == NULL:
+                        blank.first_cls = self.bcls[i] if not appear else 0
+                        r = &self.id_map[a][s][tr]
+                        r[0] = blank
+                        self.id_idx[a][s].put(tr, r)
+                    r.last_row = self.row0 + i
+                    has_frame = _ok(&c[R_FRAME], i)
+                    yb.row = self.row0 + i
+                    yb.frame = _i64(&c[R_FRAME], i) if has_frame else INT64_MIN
+                    if appear:
+                        f = yb.frame
+                        if f < r.first:
+                            r.first = f
+                        if f > r.last:
+                            r.last = f
+                        if r.done:
+                            continue
+                        if r.last - r.first + 1 >= mf:  # lived min_frames: never flagged
+                            r.done = 1
+                            r.rows.clear()
+                            r.rows.shrink_to_fit()
+                            continue
+                        if self.idx[R_SCORE] >= 0:
+                            yb.score = _f32(&c[R_SCORE], i)
+                            yb.has_score = _ok(&c[R_SCORE], i)
+                        else:
+                            yb.score = 0
+                            yb.has_score = 0
+                    else:
+                        yb.cls = self.bcls[i]
+                        if yb.cls != r.first_cls:
+                            r.bad = 1
+                    r.rows.push_back(yb)
+                # judge the tracks quiet for horizon rows (amortized: once as many rows as
+                # there are tracks have come since the last pass, and at least horizon)
+                for s in range(<int64_t>self.id_map[a].size()):
+                    live += self.id_map[a][s].size()
+                if self.horizon >= 0 and end - self.id_swept[a] >= (live if live > self.horizon else self.horizon):
+                    self.id_swept[a] = end
+                    for s in range(<int64_t>self.id_map[a].size()):
+                        if self.id_map[a][s].size() == 0:
+                            continue
+                        top = self.newest[s]
+                        if self.hi[s] != INT64_MIN and self.hi[s] > top:
+                            top = self.hi[s]
+                        first_frame = self.oldest[s] if self.newest[s] != INT64_MIN else self.lo[s]
+                        it = self.id_map[a][s].begin()
+                        while it != self.id_map[a][s].end():
+                            r = &deref(it).second
+                            if r.last_row < end - self.horizon and (not appear or r.last < top):
+                                self._judge_track(a, s, deref(it).first, r, first_frame, top, &out)
+                                self.id_idx[a][s].erase(deref(it).first)
+                                it = self.id_map[a][s].erase(it)
+                            else:
+                                inc(it)
+        if out.anchor.size() == 0:
+            return None
+        return _events_result(out)
+
+    def flush_ident(self, size_t a, streams=None):
+        """Judge every track of ``streams`` (ids; all when ``None``) and forget them."""
+        if self.pending:
+            raise ValueError("tripwire: flush with a prepared batch")
+        return self._ident(a, True, streams)
+
     # ------------------------------------------------------------------ valid
     cdef object _valid(self, size_t a):
         """As ``_boxes_cy.valid``: reasons bitmask per broken box (blocks: a branch-free loop
@@ -891,7 +1502,7 @@ cdef class BoxEngine:
     # ------------------------------------------------------------------ state
     def forget(self, streams=None):
         """Forget the clock (and ids) of ``streams`` (ids; all when ``None``)."""
-        cdef size_t k
+        cdef size_t k, j
         if self.pending:
             raise ValueError("tripwire: forget with a prepared batch")
         if streams is None:
@@ -907,6 +1518,16 @@ cdef class BoxEngine:
                 self.mb_open[k].clear()
             for k in range(self.fl_last.size()):
                 self.fl_last[k].clear()
+            for k in range(self.io_open.size()):
+                self.io_open[k].clear()
+                self.io_act[k].clear()
+                self.io_young[k].clear()
+            for k in range(self.id_map.size()):
+                self.id_map[k].clear()
+                self.id_idx[k].clear()
+            self.cls_str.clear()
+            self.cls_int.clear()
+            self.cls_idx.clear()
             self.values = []
             return
         for s in streams:
@@ -923,21 +1544,102 @@ cdef class BoxEngine:
                 self.mb_open[k][s].clear()
             for k in range(self.fl_last.size()):
                 self.fl_last[k][s].clear()
+            for k in range(self.io_open.size()):
+                self.io_open[k][s].clear()
+                for j in range(self.io_act[k][s].size()):
+                    self.io_young[k].erase(self.io_act[k][s][j].obj)
+                self.io_act[k][s].clear()
+            for k in range(self.id_map.size()):
+                self.id_map[k][s].clear()
+                self.id_idx[k][s].clear()
             if self.stream_kind != S_NONE:
                 self.values[s] = None
                 self.free_ids.push_back(s)
 
     def retained_rows(self):
-        """Boxes held back: open frames and last boxes per track."""
+        """Boxes held back: open frames, last boxes per track and per object, young objects'
+        boxes."""
         cdef size_t a, s
         cdef int64_t total = 0
+        cdef unordered_map[int64_t, vector[yb_t]].iterator it
         for a in range(self.mb_open.size()):
             for s in range(self.mb_open[a].size()):
                 total += self.mb_open[a][s].size()
         for a in range(self.fl_last.size()):
             for s in range(self.fl_last[a].size()):
                 total += self.fl_last[a][s].size()
+        for a in range(self.io_open.size()):
+            for s in range(self.io_open[a].size()):
+                total += self.io_open[a][s].size() + self.io_act[a][s].size()
+            it = self.io_young[a].begin()
+            while it != self.io_young[a].end():
+                total += deref(it).second.size()
+                inc(it)
+        cdef unordered_map[int64_t, ident_t].iterator jt
+        for a in range(self.id_map.size()):
+            for s in range(self.id_map[a].size()):
+                jt = self.id_map[a][s].begin()
+                while jt != self.id_map[a][s].end():
+                    total += max(deref(jt).second.rows.size(), 1)
+                    inc(jt)
         return total
+
+
+cdef struct _Scratch:  # scratch of one _iou call (match_frame's inputs)
+    vector[float] ax1, ay1, ax2, ay2, bx1, by1, bx2, by2, area
+    vector[int64_t] acls, aframe, bcls, match
+    vector[cand_t] cands
+    vector[uint8_t] act_used, box_used
+
+
+cdef struct _Out:  # violations of one _iou call
+    # flicker: gap pairs (as _gap_result takes them)
+    vector[int64_t] starts, ends, gfr, gst, gobj
+    vector[float] gsev
+    # appear: per flagged row, and per event its anchor (first row) and severity
+    vector[int64_t] rows, frames, ev, sids, objs, anchor
+    vector[float] sev
+
+
+cdef object _events_result(_Out& out):
+    """Flagged objects in canonical order: events by their anchor row, rows ascending inside
+    one. Returns ``(rows, events, severity, frames, streams, objects)``."""
+    cdef size_t n = out.rows.size(), n_ev = out.anchor.size(), k
+    cdef vector[item_t] by_anchor, entries
+    cdef vector[int64_t] rank
+    by_anchor.resize(n_ev)
+    for k in range(n_ev):
+        by_anchor[k].stream = out.anchor[k]
+        by_anchor[k].frame = 0
+        by_anchor[k].seq = k
+    stable_sort(by_anchor.begin(), by_anchor.end(), _item_less)
+    rank.resize(n_ev)
+    for k in range(n_ev):
+        rank[by_anchor[k].seq] = k
+    entries.resize(n)
+    for k in range(n):
+        entries[k].stream = rank[out.ev[k]]
+        entries[k].frame = out.rows[k]
+        entries[k].seq = k
+    stable_sort(entries.begin(), entries.end(), _item_less)
+    rows = np.empty(n, np.int64)
+    events = np.empty(n, np.int64)
+    sev = np.empty(n, np.float32)
+    frames = np.empty(n, np.int64)
+    sids = np.empty(n, np.int64)
+    objs = np.empty(n, np.int64)
+    cdef int64_t[::1] rv = rows, evv = events, fv = frames, sv = sids, ov = objs
+    cdef float[::1] sevv = sev
+    cdef int64_t j
+    for k in range(n):
+        j = entries[k].seq
+        rv[k] = out.rows[j]
+        evv[k] = entries[k].stream
+        sevv[k] = out.sev[out.ev[j]]
+        fv[k] = out.frames[j]
+        sv[k] = out.sids[j]
+        ov[k] = out.objs[j]
+    return rows, events, sev, frames, sids, objs
 
 
 cdef object _gap_result(vector[int64_t]& starts, vector[int64_t]& ends, vector[float]& sev,

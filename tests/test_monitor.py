@@ -211,7 +211,8 @@ def test_native_engine_takes_the_box_assertions_on_cython_only():
     t = boxes_table([dict(stream="a", frame=0, track=1, cls="car", score=0.5, box=(0.0, 0.0, 10.0, 10.0))])
     mon = tw.Monitor(all_examples())
     mon.observe(t)
-    assert sorted(_native_kinds(mon)) == ["flicker_track", "multibox", "valid"]
+    assert sorted(_native_kinds(mon)) == ["appear_iou", "appear_track", "class_consistency", "flicker_iou",
+                                          "flicker_track", "multibox", "valid"]
     numba = tw.Monitor(all_examples(), backend="numba")
     numba.observe(t)
     assert numba._native is None
@@ -237,6 +238,12 @@ def _variant(t: pa.Table, how: str) -> pa.Table:
         for name in ("x1", "y1", "x2", "y2", "score"):
             t = put(name, t.column(name).cast(pa.float64()))
         return t
+    if how in ("class_int16", "class_int32"):  # integer classes: int16 cast to int64, int32 read as it is
+        codes = {"car": 3, "bus": -1}
+        return put("cls", pa.array([codes.get(c) for c in t.column("cls").to_pylist()],
+                                   pa.int16() if how == "class_int16" else pa.int32()))
+    if how == "class_dictionary":
+        return put("cls", t.column("cls").dictionary_encode())
     if how == "chunked":  # every column in two chunks, the second sliced (non-zero offsets)
         n = t.num_rows // 2
         return pa.concat_tables([t.slice(0, n), pa.concat_tables([t, t]).slice(t.num_rows + n, t.num_rows - n)])
@@ -246,15 +253,17 @@ def _variant(t: pa.Table, how: str) -> pa.Table:
 @pytest.mark.slow
 @PROPERTY
 @given(batches=streams_and_splits(), how=st.sampled_from(["large_string", "dictionary", "int_stream", "narrow",
-                                                         "chunked"]))
+                                                         "chunked", "class_int16", "class_int32",
+                                                         "class_dictionary"]))
 def test_native_engine_reads_other_column_types_and_layouts(batches, how):
     batches = [_variant(b, how) for b in batches]
     suite = tw.Suite([tw.boxes.multibox(iou=0.3, min_boxes=2), tw.boxes.flicker(max_gap=2, identity="track"),
-                      tw.boxes.valid(width=60, height=60), tw.boxes.appear(min_frames=3, identity="track")])
+                      tw.boxes.valid(width=60, height=60), tw.boxes.appear(min_frames=3, identity="track"),
+                      tw.boxes.class_consistency(), tw.boxes.appear(min_frames=2, identity="iou", name="appear_iou")])
     expected = events_of(suite.check(whole(batches, lambda rows: _variant(boxes_table(rows), how))))
     mon = tw.Monitor(suite, strict=True, horizon=None)
     assert streamed(mon, batches) == expected
-    assert not batches or len(_native_kinds(mon)) == 3
+    assert not batches or len(_native_kinds(mon)) == 6
 
 
 def test_native_engine_state_is_untouched_when_another_assertion_rejects_the_batch():
@@ -346,6 +355,63 @@ def test_iou_identity_any_split_equals_suite_check(fast_backend, batches, max_ga
     suite = tw.Suite([tw.boxes.flicker(**kw), tw.boxes.appear(min_frames=min_frames, **kw)])
     expected = events_of(suite.check(whole(batches), backend=fast_backend))
     assert streamed(tw.Monitor(suite, strict=True, backend=fast_backend), batches) == expected
+
+
+def _with_class_as(t: pa.Table, kind: str) -> pa.Table:
+    """``t`` with its class column as strings, integers, dictionary-encoded, or dropped."""
+    i = t.schema.get_field_index("cls")
+    if kind == "int":
+        codes = {"car": 1, "bus": -7}
+        return t.set_column(i, "cls", pa.array([codes.get(v) for v in t["cls"].to_pylist()], pa.int32()))
+    if kind == "dictionary":
+        return t.set_column(i, "cls", t["cls"].dictionary_encode())
+    if kind == "none":
+        return t.remove_column(i)
+    return t
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(batches=streams_and_splits(), max_gap=st.integers(1, 3), min_frames=st.integers(2, 5),
+       iou=st.sampled_from([0.1, 0.3, 0.7]), cls=st.sampled_from(["string", "int", "dictionary", "none"]))
+def test_native_iou_engine_any_split_equals_suite_check(batches, max_gap, min_frames, iou, cls):
+    """On Cython, flicker and appear by IoU run in the native engine (per-stream open frames
+    and active objects, ``match_frame`` shared with ``associate``), next to multibox, flicker
+    by track and valid over the same columns; two IoU assertions with different parameters
+    keep separate state. Interleaved streams, rows shuffled inside batches, NaN and null
+    coordinates, null and changing classes of every column type the engine reads."""
+    batches = [_with_class_as(b, cls) for b in batches]
+    kw = dict(iou=iou, max_gap=max_gap, identity="iou")
+    suite = tw.Suite([tw.boxes.flicker(**kw, name="f1"), tw.boxes.appear(min_frames=min_frames, **kw, name="a1"),
+                      tw.boxes.flicker(iou=0.5, max_gap=max_gap + 1, identity="iou", name="f2"),
+                      tw.boxes.multibox(iou=0.3, min_boxes=2), tw.boxes.valid(width=60, height=60),
+                      tw.boxes.flicker(max_gap=2, identity="track", name="ft")])
+    expected = events_of(suite.check(whole(batches, lambda rows: _with_class_as(boxes_table(rows), cls))))
+    mon = tw.Monitor(suite, strict=True, backend="cython")
+    got = streamed(mon, batches)
+    if batches:
+        assert sorted(_native_kinds(mon)) == ["a1", "boxes.multibox", "boxes.valid", "f1", "f2", "ft"]
+    assert got == expected
+
+
+def test_native_iou_state_is_what_later_frames_need():
+    """The engine holds the open frame, the active objects and young objects' boxes; an
+    object beyond max_gap is judged (appear) with the batch that shows it can't come back."""
+    suite = tw.Suite([tw.boxes.appear(min_frames=3, max_gap=1, identity="iou")])
+    mon = tw.Monitor(suite, strict=True)
+
+    def frame(f, xs):
+        return boxes_table([dict(stream="a", frame=f, track=None, cls="car", score=0.5, box=(x, 0.0, x + 10, 10.0))
+                            for x in xs])
+
+    assert len(mon.observe(frame(0, [0.0, 100.0]))) == 0
+    assert len(mon.observe(frame(1, [0.0, 50.0]))) == 0  # 50: a new object at frame 1 (a blip)
+    assert mon._native.members and mon.retained_rows() > 0
+    assert len(mon.observe(frame(2, [0.0]))) == 0  # frame 1 complete
+    assert len(mon.observe(frame(3, [0.0]))) == 0  # the blip may still come back at frame 3
+    r = mon.observe(frame(4, [0.0]))  # frame 3 complete without it: gone for good
+    assert r.violations["row"].to_pylist() == [3]
+    assert len(mon.flush()) == 0 and mon.retained_rows() == 0
 
 
 def _longest_absence(table: pa.Table, keys: list[str]) -> int:

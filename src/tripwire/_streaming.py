@@ -23,10 +23,13 @@ assertion still needs:
 Global row numbers ride along in a ``__tw_row`` column, so violations name rows of the whole
 stream (the concatenation of the accepted batches), whatever was held back.
 
-On the Cython backend, ``boxes.multibox``, ``boxes.flicker`` by track and ``boxes.valid``
-(sharing one column mapping) skip their adapters: :class:`NativeBoxes` checks them all in one
-native call per batch (``tripwire._kernels._monitor_cy.BoxEngine``: the newest frame per
-stream, the last box per track and the stream clock kept in place), with the same results.
+On the Cython backend, ``boxes.multibox``, ``boxes.flicker`` and ``boxes.appear`` (by track
+or by IoU), ``boxes.class_consistency`` and ``boxes.valid`` (sharing one column mapping) skip
+their adapters: :class:`NativeBoxes` checks them all in one native call per batch
+(``tripwire._kernels._monitor_cy.BoxEngine``: the newest frame per stream, the last box per
+track, the active objects per stream and young objects' boxes, per-track records until quiet
+for ``horizon`` rows, and the stream clock kept in place; IoU matching shares ``match_frame``
+with the batch ``associate``), with the same results.
 """
 from __future__ import annotations
 
@@ -795,7 +798,7 @@ def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None) -> Adapter
 # ----------------------------------------------------------------------------------------------
 # the native path: one engine call per batch for a suite's box assertions
 # ----------------------------------------------------------------------------------------------
-_STREAM_KINDS = {"string": 1, "large_string": 2, "int64": 3}  # BoxEngine's stream column kinds
+_STREAM_KINDS = {"string": 1, "large_string": 2, "int64": 3, "int32": 4}  # BoxEngine's column kinds (int32: classes)
 
 
 def _stream_type(typ: pa.DataType) -> pa.DataType | None:
@@ -812,9 +815,10 @@ def _stream_type(typ: pa.DataType) -> pa.DataType | None:
 
 def native_members(suite: list[Assertion], schema: pa.Schema, backend: str) -> list[Assertion]:
     """The assertions of ``suite`` the native engine (:class:`NativeBoxes`) takes for batches
-    of ``schema``: ``boxes.multibox``, ``boxes.flicker`` by track and ``boxes.valid`` sharing
-    the first one's column names, on the Cython backend, when the frame (and track) columns
-    are integers and the stream column (if any) strings or integers."""
+    of ``schema``: ``boxes.multibox``, ``boxes.flicker`` (by track or by IoU), ``boxes.appear``
+    by IoU and ``boxes.valid`` sharing the first one's column names, on the Cython backend,
+    when the frame (and track) columns are integers and the stream and class columns (if
+    any) strings or integers."""
     from . import boxes
 
     if backend not in ("auto", "cython"):
@@ -823,7 +827,7 @@ def native_members(suite: list[Assertion], schema: pa.Schema, backend: str) -> l
     out: list[Assertion] = []
     cols = None
     for a in suite:
-        if not isinstance(a, (boxes.multibox, boxes.flicker, boxes.valid)):
+        if not isinstance(a, (boxes.multibox, boxes.flicker, boxes.appear, boxes.valid, boxes.class_consistency)):
             continue
         c = a.cols
         if cols is not None and c != cols:
@@ -832,11 +836,16 @@ def native_members(suite: list[Assertion], schema: pa.Schema, backend: str) -> l
             continue
         if c.stream in names and _stream_type(schema.field(c.stream).type) is None:
             continue
-        if isinstance(a, boxes.flicker):
-            if boxes._resolve_identity(a.identity, schema.empty_table(), c) != "track":
+        identity = "track" if isinstance(a, boxes.class_consistency) else \
+            boxes._resolve_identity(a.identity, schema.empty_table(), c) if isinstance(a, (boxes.flicker, boxes.appear)) \
+            else None
+        if identity == "iou" or isinstance(a, boxes.class_consistency):
+            if c.cls in names and _stream_type(schema.field(c.cls).type) is None:
                 continue
-            if c.track not in names or not pa.types.is_integer(schema.field(c.track).type):
-                continue
+            if isinstance(a, boxes.class_consistency) and c.cls not in names:
+                continue  # its adapter reports the missing column
+        if identity == "track" and (c.track not in names or not pa.types.is_integer(schema.field(c.track).type)):
+            continue
         cols = c
         out.append(a)
     return out
@@ -845,28 +854,45 @@ def native_members(suite: list[Assertion], schema: pa.Schema, backend: str) -> l
 class NativeBoxes:
     """The native form of a monitor's box assertions (:func:`native_members`): one
     ``tripwire._kernels._monitor_cy.BoxEngine`` call per batch for all of them, state updated
-    in place (open frames, last box per track, the stream clock). Same violations as the
-    adapters (``ByFrame``, ``LastPerTrack``, ``Adapter``) it replaces.
+    in place (open frames, last box per track, IoU objects per stream, per-track records, the
+    stream clock). Same violations as the adapters (``ByFrame``, ``LastPerTrack``,
+    ``ByObject``, ``ByIdentity``, ``Adapter``) it replaces.
 
     ``prepare`` reads and checks a batch without changing state; ``commit`` applies it;
     ``abort`` drops it (another assertion refused the batch)."""
 
-    def __init__(self, members: list[Assertion], schema: pa.Schema):
+    def __init__(self, members: list[Assertion], schema: pa.Schema, horizon: int | None = None):
         from . import boxes
         from ._kernels import _monitor_cy
 
         self.members = members
         c = self.cols = members[0].cols
+        empty = schema.empty_table()
+        by_iou = {a for a in members if isinstance(a, (boxes.flicker, boxes.appear))
+                  and boxes._resolve_identity(a.identity, empty, c) == "iou"}
         self.multibox = [a for a in members if isinstance(a, boxes.multibox)]
-        self.flicker = [a for a in members if isinstance(a, boxes.flicker)]
+        self.flicker = [a for a in members if isinstance(a, boxes.flicker) and a not in by_iou]
         self.valid = [a for a in members if isinstance(a, boxes.valid)]
-        self.order = self.multibox + self.flicker + self.valid  # the engine's result order
+        self.by_iou = [a for a in members if a in by_iou]
+        # by track, judged per track once it has been quiet for horizon rows
+        self.ident = [a for a in members if isinstance(a, boxes.class_consistency)
+                      or (isinstance(a, boxes.appear) and a not in by_iou)]
+        self.order = self.multibox + self.flicker + self.valid + self.by_iou + self.ident  # the engine's result order
         self.stream = c.stream if c.stream in schema.names else None
         self.stream_type = None if self.stream is None else _stream_type(schema.field(self.stream).type)
         kind = 0 if self.stream_type is None else _STREAM_KINDS[str(self.stream_type)]
+        reads_cls = self.by_iou or any(isinstance(a, boxes.class_consistency) for a in self.ident)
+        self.cls = c.cls if reads_cls and c.cls in schema.names else None
+        self.cls_type = None if self.cls is None else _stream_type(schema.field(self.cls).type)
+        if self.cls is not None and schema.field(self.cls).type == pa.int32():
+            self.cls_type = pa.int32()  # read as it is
         self.engine = _monitor_cy.BoxEngine(kind, [(a.iou, a.min_boxes) for a in self.multibox],
                                             [a.max_gap for a in self.flicker],
-                                            [(a.width, a.height) for a in self.valid])
+                                            [(a.width, a.height) for a in self.valid],
+                                            [(a.iou, a.max_gap, getattr(a, "min_frames", 0)) for a in self.by_iou],
+                                            0 if self.cls_type is None else _STREAM_KINDS[str(self.cls_type)],
+                                            [(0, a.min_frames) if isinstance(a, boxes.appear) else (1, 0)
+                                             for a in self.ident], horizon)
         self._schema: pa.Schema | None = None  # the last schema adopted
         self._indices: tuple = ()
         self._casts: dict[str, pa.DataType] = {}
@@ -887,13 +913,30 @@ class NativeBoxes:
         for a in self.flicker:
             boxes._frame_numbers(empty, c, a.kind)
             boxes._track_keys(empty, c)
+        for a in self.ident:
+            if isinstance(a, boxes.appear):
+                boxes._frame_numbers(empty, c, a.kind)
+            boxes._track_keys(empty, c)
+            if isinstance(a, boxes.class_consistency):
+                _arrow.encode_keys(empty, c.cls, role="attr")
+        for a in self.by_iou:
+            boxes._frame_numbers(empty, c, a.kind)
+            _frames_mod.group_frames(empty, c.frame, c.stream)
+            boxes._association_boxes(empty, c)
+            boxes._score(empty, c)
         schema = table.schema
         want = {c.frame: pa.int64()}
-        if self.flicker:
+        if self.flicker or self.ident:
             want[c.track] = pa.int64()
         for name in (c.score, c.x1, c.y1, c.x2, c.y2):
             if name in schema.names:
                 want[name] = pa.float32()
+        if self.cls is not None:
+            if self.cls not in schema.names:
+                raise InputError(f"column {self.cls!r} (class) is missing from this batch",
+                                 expected="the columns of the earlier batches", found=str(schema),
+                                 fix="send every batch with the same columns")
+            want[self.cls] = self.cls_type
         if self.stream is not None:
             if self.stream not in schema.names:
                 raise InputError(f"column {self.stream!r} (stream) is missing from this batch",
@@ -909,8 +952,8 @@ class NativeBoxes:
                     raise InputError(f"column {name!r} has type {have}", expected=str(typ), found=str(have),
                                      fix="send every batch with the same column types")
                 casts[name] = typ
-        roles = (self.stream, c.frame, c.track if self.flicker else None,
-                 c.score, c.x1, c.y1, c.x2, c.y2)
+        roles = (self.stream, c.frame, c.track if self.flicker or self.ident else None,
+                 c.score, c.x1, c.y1, c.x2, c.y2, self.cls)
         self._indices = tuple(-1 if r is None or r not in schema.names else schema.get_field_index(r)
                               for r in roles)
         self._casts = casts
@@ -977,6 +1020,22 @@ class NativeBoxes:
             rows, ev, sev, frames, sids = got
             return Result(rows, ev, sev, n_checked, {"stream": self._stream_context(sids),
                                                      "frame": functools.partial(pa.array, frames, pa.int64())})
+        if a in self.ident:  # by track: (rows, events, severity, frames, streams, tracks)
+            rows, ev, sev, frames, sids, tracks = got
+            missing = frames == np.iinfo(np.int64).min  # class_consistency reads rows without a frame
+            return Result(rows, ev, sev, n_checked, {
+                "key": lambda: pc.cast(pa.array(tracks, pa.int64()), pa.string()),
+                "stream": self._stream_context(sids),
+                "frame": functools.partial(pa.array, frames, pa.int64(), missing if missing.any() else None)})
+        if a in self.by_iou:  # the object context holds the monitor's own ids (as ByObject's)
+            rows, ev, sev, frames, sids, objs = got
+            frame = functools.partial(pa.array, frames, pa.int64())
+            obj = functools.partial(pa.array, objs, pa.int64())
+            if isinstance(a, boxes.appear):
+                return Result(rows, ev, sev, n_checked, {"object": obj, "stream": self._stream_context(sids),
+                                                         "frame": frame})
+            return Result(rows, ev, sev, n_checked, {"stream": self._stream_context(sids), "frame": frame,
+                                                     "object": obj})
         rows, ev, sev, frames, sids, tracks = got  # flicker: as boxes._gap_result
         return Result(rows, ev, sev, n_checked, {
             "stream": self._stream_context(sids), "frame": functools.partial(pa.array, frames, pa.int64()),
@@ -998,6 +1057,12 @@ class NativeBoxes:
             out[a] = None if got is None else self._result(a, got, 0)
         for k, _ in enumerate(self.flicker):
             e.forget_tracks(k, ids)
+        for k, a in enumerate(self.by_iou):
+            got = e.flush_iou(k, ids)
+            out[a] = None if got is None else self._result(a, got, 0)
+        for k, a in enumerate(self.ident):
+            got = e.flush_ident(k, ids)
+            out[a] = None if got is None else self._result(a, got, 0)
         e.forget(ids)
         return out
 

@@ -96,8 +96,8 @@ class Monitor:
       ``error``), logged on the ``tripwire.monitor`` logger, and ``observe`` returns an empty
       report whose ``rejected`` names the reason. ``strict=True`` raises instead.
     - Thread-safe: concurrent ``observe`` calls are serialized per monitor (converting the
-      input happens outside the lock); within a stream, batches count in the order they take
-      the lock.
+      input, and feeding metrics and alerts, happen outside the lock); within a stream,
+      batches count in the order they take the lock.
     - ``metrics``: a :class:`tripwire.metrics.MonitorMetrics` fed after every batch (rows,
       latency, flagged rows and events per assertion, rejected batches by reason);
       ``alerts``: :class:`tripwire.alerts.Alert` rules (or one ``AlertManager``) on the rolling
@@ -143,6 +143,7 @@ class Monitor:
         self._adapters: list | None = None  # (assertion, adapter) of those not native
         self._native: NativeBoxes | None = None  # the box assertions checked natively
         self._last_seen: dict[Any, float] = {}  # stream -> monotonic time (ttl)
+        self._next_expiry = float("-inf")  # no stream expires before this time (ttl)
         self._lock = threading.Lock()
         self._plain_schema = pa.schema([])  # the last schema as_table returned a table of as is
         self._slots: list = []
@@ -163,9 +164,13 @@ class Monitor:
                 self._plain_schema = table.schema
         with self._lock:
             try:
-                return self._observe(table, t0)
+                report = self._observe(table, t0)
             except Exception as e:
                 return self._reject(_reason(e), e, t0)
+        # metrics and alerts have locks of their own: fed outside the monitor's (a short
+        # critical section: concurrent requests wait only for the checks themselves)
+        self._record(report, table.num_rows)
+        return report
 
     def flush(self) -> Report:
         """Check and forget everything held back (the end of the stream)."""
@@ -204,7 +209,7 @@ class Monitor:
         """Adapters for the first batch's schema: the box assertions the native engine takes
         (one call per batch for all of them), an adapter for each of the others."""
         members = native_members(list(self.suite), schema, self.backend)
-        native = NativeBoxes(members, schema) if members else None
+        native = NativeBoxes(members, schema, self.horizon) if members else None
         adapters = [(a, adapter_for(a, schema, self.horizon)) for a in self.suite if a not in members]
         if native is not None:
             for _, ad in adapters:  # appear by track: the engine keeps the same clock
@@ -238,6 +243,10 @@ class Monitor:
                 if native is not None:
                     native.abort()
                 raise
+        seen = None  # the streams of this batch (ttl), when the engine has them at hand
+        if self.ttl is not None and native is not None and native.cols.stream == self.stream \
+                and table.column(native.cols.frame).null_count == 0:
+            seen = native.touched()  # every row has a frame: the engine saw every stream
         engine = native.commit() if native is not None else []
         for _, ad in adapters:
             ad.commit()
@@ -249,12 +258,15 @@ class Monitor:
             results.append((a, self._nothing(n) if r is None or not len(r.rows) else r))
         if self.ttl is not None:
             now = self.clock()
-            self._touch(table, now)
+            if seen is None:
+                self._touch(table, now)
+            else:
+                for s in seen:
+                    self._last_seen[s] = now
             more = self._expired(now, be)
-            results = [(a, _merge([r] + more.get(a, []), n)) for a, r in results]
-        report = Report(results, {"rows": table}, be, time.perf_counter() - t0)
-        self._record(report, n)
-        return report
+            if more:
+                results = [(a, _merge([r] + more.get(a, []), n)) for a, r in results]
+        return Report(results, {"rows": table}, be, time.perf_counter() - t0)
 
     def _nothing(self, n: int) -> Result:
         """An empty result for a batch of ``n`` rows, shared by the assertions of a report (and
@@ -275,9 +287,12 @@ class Monitor:
     def _expired(self, now: float, be: str) -> dict:
         """{assertion: [results]} of the streams idle for longer than ``ttl`` (flushed and
         forgotten)."""
-        if self.ttl is None or self._adapters is None:
+        if self.ttl is None or self._adapters is None or now <= self._next_expiry:
             return {}
         idle = {s for s, t in self._last_seen.items() if now - t > self.ttl}
+        # no stream can be idle for longer than ttl before the oldest last-seen time + ttl
+        # (last-seen times only grow): until then, no scan per batch
+        self._next_expiry = min((t for s, t in self._last_seen.items() if s not in idle), default=now) + self.ttl
         if not idle:
             return {}
         for s in idle:
