@@ -15,6 +15,8 @@ backend, and the per-box cost is small next to the per-point work.
 """
 from __future__ import annotations
 
+import functools
+
 import math
 
 import numpy as np
@@ -39,6 +41,12 @@ _OPTIONS = ("--fmad=false", "-std=c++14")
 def module(source: str) -> "cp.RawModule":
     """A compiled CUDA module (compiled once per process, on first launch; CuPy caches on disk)."""
     return cp.RawModule(code=source, options=_OPTIONS)
+
+
+@functools.lru_cache(maxsize=None)
+def static_module(source: str) -> "cp.RawModule":
+    """:func:`module` of a family's fixed kernel source, kept for the process (built on first use)."""
+    return module(source)
 
 
 def launch(mod: "cp.RawModule", name: str, n: int, *args) -> None:

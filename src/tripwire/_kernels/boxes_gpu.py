@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _boxes_cy
-from ._gpu import check, connected_labels, cp, dev, emit_groups, launch, link_ends, module, overlap_links
+from ._gpu import check, connected_labels, cp, dev, emit_groups, launch, link_ends, overlap_links, static_module
 
 _F32, _I64, _U8 = np.float32, np.int64, np.uint8
 _KEYS = (np.int32, np.int64)
@@ -110,14 +110,8 @@ extern "C" __global__ void life_extents(
 }
 """
 
-_MOD = None
-
-
 def _mod():
-    global _MOD
-    if _MOD is None:
-        _MOD = module(_SRC)
-    return _MOD
+    return static_module(_SRC)
 
 
 def multibox(x1, y1, x2, y2, score, score_valid, offsets, iou, min_boxes):

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _ecg_cy
-from ._gpu import check, cp, dev, launch, module
+from ._gpu import check, cp, dev, launch, static_module
 
 _F32, _F64, _I64 = np.float32, np.float64, np.int64
 _KEYS = (np.int32, np.int64)
@@ -463,14 +463,8 @@ extern "C" __global__ void pairs(const double* t0, const i64* ps_, const i64* pe
     out[q] = cnt;
 }
 """
-_MOD = None
-
-
 def _mod():
-    global _MOD
-    if _MOD is None:
-        _MOD = module(_SRC)
-    return _MOD
+    return static_module(_SRC)
 
 
 def _check_bounds(x, lo, hi, n_win):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._gpu import (THREADS, check, connected_labels, cp, dev, emit_groups, frame_of, host_cos_sin, launch,
-                   link_ends, module, overlap_links)
+                   link_ends, overlap_links, static_module)
 
 _F32, _F64, _I64, _U8 = np.float32, np.float64, np.int64, np.uint8
 _PAD_REL = 1e-6
@@ -336,14 +336,8 @@ extern "C" __global__ void few_points(const long long* counts, const unsigned ch
 }
 """
 
-_MOD = None
-
-
 def _mod():
-    global _MOD
-    if _MOD is None:
-        _MOD = module(_SRC)
-    return _MOD
+    return static_module(_SRC)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _rows_cy
-from ._gpu import check, cp, dev, launch, module
+from ._gpu import check, cp, dev, launch, module, static_module
 
 _I64, _U8, _F64 = np.int64, np.uint8, np.float64
 _KEYS = (np.int32, np.int64)
@@ -54,14 +54,8 @@ extern "C" __global__ void run_stats(const long long* run_group, const long long
     atomicMin(&group_first[g], run_first[r]);
 }
 """
-_MOD = None
-
-
 def _mod():
-    global _MOD
-    if _MOD is None:
-        _MOD = module(_SRC)
-    return _MOD
+    return static_module(_SRC)
 
 
 def _empty_i64():
