@@ -182,12 +182,18 @@ cdef struct yb_t:  # a box of a young object (appear), a row of a track (class_c
     uint8_t has_score
 
 
+cdef struct cr_t:  # a row of a track (class_consistency): 16 bytes, its class kept apart
+    int64_t row, frame  # frame INT64_MIN: null (class_consistency reads rows without one)
+
+
 cdef struct ident_t:  # a (stream, track) of appear / class_consistency by track
     int64_t first, last, last_row  # frames (appear), the newest row (both)
     int64_t first_cls
     uint8_t done  # appear: lived min_frames (never flagged: boxes dropped)
     uint8_t bad  # class_consistency: more than one class seen
-    vector[yb_t] rows  # appear: the young track's boxes; class_consistency: every row
+    vector[yb_t] rows  # appear: the young track's boxes
+    vector[cr_t] crows  # class_consistency: every row
+    vector[int64_t] ccls  # class_consistency: the class per row, kept only once bad (before: first_cls)
 
 
 cdef inline bint _bit(const uint8_t* bits, int64_t i) noexcept nogil:
@@ -259,6 +265,7 @@ cdef class BoxEngine:
     # flicker by track
     cdef vector[int64_t] fl_gap
     cdef vector[vector[unordered_map[int64_t, last_t]]] fl_last  # [assertion][stream]
+    cdef vector[vector[tw_flat]] fl_idx  # the same records, indexed for the per-row lookup
     cdef vector[int64_t] fl_prune_at
     # valid
     cdef vector[double] va_w, va_h
@@ -325,6 +332,7 @@ cdef class BoxEngine:
             self.fl_gap.push_back(g)
             self.fl_prune_at.push_back(1024)
         self.fl_last.resize(len(flicker))
+        self.fl_idx.resize(len(flicker))
         for w, h in valid:
             self.va_w.push_back(float(w) if w else 0.0)
             self.va_h.push_back(float(h) if h else 0.0)
@@ -350,6 +358,7 @@ cdef class BoxEngine:
             self.mb_open[a].resize(s + 1)
         for a in range(self.fl_last.size()):
             self.fl_last[a].resize(s + 1)
+            self.fl_idx[a].resize(s + 1)
         for a in range(self.io_open.size()):
             self.io_open[a].resize(s + 1)
             self.io_act[a].resize(s + 1)
@@ -874,7 +883,9 @@ cdef class BoxEngine:
         cdef col_t* c = self.col
         cdef bint has_score = self.idx[R_SCORE] >= 0, in_order = True
         cdef last_t cur
-        cdef unordered_map[int64_t, last_t].iterator it, jt
+        cdef last_t* lp
+        cdef vector[tw_flat]* idx = &self.fl_idx[a]
+        cdef unordered_map[int64_t, last_t].iterator jt
         cdef float sc
         cdef bint hs
         if self.idx[R_TRACK] < 0:
@@ -909,28 +920,24 @@ cdef class BoxEngine:
                 else:
                     sc = 0
                     hs = 0
-                it = last[0][s].find(tr)
-                if it != last[0][s].end():
-                    cur = deref(it).second
-                    g = f - cur.frame - 1
+                lp = <last_t*>idx[0][s].find(tr)
+                if lp != NULL:
+                    g = f - lp.frame - 1
                     if g >= 1 and g <= gap:
-                        starts.push_back(cur.row)
+                        starts.push_back(lp.row)
                         ends.push_back(self.row0 + i)
-                        sev.push_back(_mean2(cur.score, cur.has_score, sc, hs))
-                        fr.push_back(cur.frame)
+                        sev.push_back(_mean2(lp.score, lp.has_score, sc, hs))
+                        fr.push_back(lp.frame)
                         fr.push_back(f)
                         st.push_back(s)
                         trk.push_back(tr)
-                    deref(it).second.frame = f
-                    deref(it).second.row = self.row0 + i
-                    deref(it).second.score = sc
-                    deref(it).second.has_score = hs
                 else:
-                    cur.frame = f
-                    cur.row = self.row0 + i
-                    cur.score = sc
-                    cur.has_score = hs
-                    last[0][s][tr] = cur
+                    lp = &last[0][s][tr]  # node-based: the address stays valid
+                    idx[0][s].put(tr, lp)
+                lp.frame = f
+                lp.row = self.row0 + i
+                lp.score = sc
+                lp.has_score = hs
             # forget the tracks no later frame can close a gap from (amortized: when the
             # tables doubled since the last pass)
             for k in range(last.size()):
@@ -945,6 +952,7 @@ cdef class BoxEngine:
                         jt = last[0][k].begin()
                         while jt != last[0][k].end():
                             if deref(jt).second.frame < f - gap - 1:
+                                idx[0][k].erase(deref(jt).first)
                                 jt = last[0][k].erase(jt)
                             else:
                                 inc(jt)
@@ -960,9 +968,11 @@ cdef class BoxEngine:
         if streams is None:
             for k in range(self.fl_last[a].size()):
                 self.fl_last[a][k].clear()
+                self.fl_idx[a][k].clear()
         else:
             for s in streams:
                 self.fl_last[a][<size_t>s].clear()
+                self.fl_idx[a][<size_t>s].clear()
 
     # ------------------------------------------------------------------ flicker / appear by IoU
     cdef void _class_codes(self) noexcept nogil:
@@ -1272,7 +1282,7 @@ cdef class BoxEngine:
         cut by its stream's first or last frame (as ``lifetimes``); ``class_consistency``: its
         rows not holding the most common non-null class, ties to the class seen first (as
         ``_rows_cy.consistent`` with ``flag_minority``)."""
-        cdef size_t k, j, m = r.rows.size()
+        cdef size_t k, j, m = r.rows.size() if self.id_kind[a] == 0 else r.crows.size()
         cdef double ssum = 0
         cdef int64_t scount = 0, ev, best_cnt = -1, best = 0, cnt
         cdef float sv
@@ -1305,26 +1315,26 @@ cdef class BoxEngine:
         cdef unordered_map[int64_t, int64_t] counts
         cdef unordered_map[int64_t, int64_t].iterator it
         for k in range(m):
-            counts[r.rows[k].cls] += 1
+            counts[r.ccls[k]] += 1
         for k in range(m):  # first occurrences in row order: ties keep the earliest
-            if r.rows[k].cls == -1:
+            if r.ccls[k] == -1:
                 continue
-            it = counts.find(r.rows[k].cls)
+            it = counts.find(r.ccls[k])
             cnt = deref(it).second
             if cnt > best_cnt:
                 best_cnt = cnt
-                best = r.rows[k].cls
+                best = r.ccls[k]
             deref(it).second = -1  # counted once: at its first row
         if best_cnt < 0:
             best_cnt = 0
             best = -2  # no non-null class: every row is flagged
         sv = <float>(<int64_t>m - best_cnt) / <float><int64_t>m
         ev = out.anchor.size()
-        out.anchor.push_back(r.rows[0].row)
+        out.anchor.push_back(r.crows[0].row)
         for k in range(m):
-            if r.rows[k].cls != best:
-                out.rows.push_back(r.rows[k].row)
-                out.frames.push_back(r.rows[k].frame)
+            if r.ccls[k] != best:
+                out.rows.push_back(r.crows[k].row)
+                out.frames.push_back(r.crows[k].frame)
                 out.ev.push_back(ev)
                 out.sids.push_back(s)
                 out.objs.push_back(track)
@@ -1342,6 +1352,8 @@ cdef class BoxEngine:
         cdef ident_t* r
         cdef ident_t blank
         cdef yb_t yb
+        cdef cr_t cr
+        cdef int64_t cls
         cdef vector[int64_t] streams
         cdef unordered_map[int64_t, ident_t].iterator it
         cdef _Out out
@@ -1381,6 +1393,18 @@ cdef class BoxEngine:
                         self.id_idx[a][s].put(tr, r)
                     r.last_row = self.row0 + i
                     has_frame = _ok(&c[R_FRAME], i)
+                    if not appear:  # a 16-byte record; classes only once a second one is seen
+                        cr.row = self.row0 + i
+                        cr.frame = _i64(&c[R_FRAME], i) if has_frame else INT64_MIN
+                        cls = self.bcls[i]
+                        if r.bad:
+                            r.ccls.push_back(cls)
+                        elif cls != r.first_cls:
+                            r.bad = 1
+                            r.ccls.assign(r.crows.size(), r.first_cls)
+                            r.ccls.push_back(cls)
+                        r.crows.push_back(cr)
+                        continue
                     yb.row = self.row0 + i
                     yb.frame = _i64(&c[R_FRAME], i) if has_frame else INT64_MIN
                     if appear:
@@ -1402,10 +1426,6 @@ cdef class BoxEngine:
                         else:
                             yb.score = 0
                             yb.has_score = 0
-                    else:
-                        yb.cls = self.bcls[i]
-                        if yb.cls != r.first_cls:
-                            r.bad = 1
                     r.rows.push_back(yb)
                 # judge the tracks quiet for horizon rows (amortized: once as many rows as
                 # there are tracks have come since the last pass, and at least horizon)
@@ -1518,6 +1538,7 @@ cdef class BoxEngine:
                 self.mb_open[k].clear()
             for k in range(self.fl_last.size()):
                 self.fl_last[k].clear()
+                self.fl_idx[k].clear()
             for k in range(self.io_open.size()):
                 self.io_open[k].clear()
                 self.io_act[k].clear()
@@ -1544,6 +1565,7 @@ cdef class BoxEngine:
                 self.mb_open[k][s].clear()
             for k in range(self.fl_last.size()):
                 self.fl_last[k][s].clear()
+                self.fl_idx[k][s].clear()
             for k in range(self.io_open.size()):
                 self.io_open[k][s].clear()
                 for j in range(self.io_act[k][s].size()):
@@ -1580,7 +1602,7 @@ cdef class BoxEngine:
             for s in range(self.id_map[a].size()):
                 jt = self.id_map[a][s].begin()
                 while jt != self.id_map[a][s].end():
-                    total += max(deref(jt).second.rows.size(), 1)
+                    total += max(deref(jt).second.rows.size() + deref(jt).second.crows.size(), 1)
                     inc(jt)
         return total
 
