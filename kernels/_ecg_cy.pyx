@@ -566,6 +566,26 @@ cdef inline double _slope2(const double* y, int64_t c, int64_t W) noexcept nogil
     return best
 
 
+cdef struct rr8_t:  # the last eight RR intervals (samples) and their running mean
+    int64_t buf[8]
+    int64_t n
+    int64_t pos
+    double sum
+    double avg
+
+
+cdef inline void _rr_push(rr8_t* rr, int64_t gap) noexcept nogil:
+    """One more RR interval: the oldest of eight drops out of the running sum."""
+    if rr.n == 8:
+        rr.sum = rr.sum - <double>rr.buf[rr.pos]
+    else:
+        rr.n += 1
+    rr.buf[rr.pos] = gap
+    rr.sum = rr.sum + <double>gap
+    rr.pos = (rr.pos + 1) & 7
+    rr.avg = rr.sum / <double>rr.n
+
+
 cdef int64_t _detect(const float* x, int64_t n, const double* P, double* y, double* m, double* ring,
                      int64_t* peaks) noexcept nogil:
     """R peaks of one window into ``peaks`` (window-relative, increasing); returns how many.
@@ -576,10 +596,13 @@ cdef int64_t _detect(const float* x, int64_t n, const double* P, double* y, doub
     cdef double hb0 = P[P_HB0], hb1 = P[P_HB1], hb2 = P[P_HB2], ha1 = P[P_HA1], ha2 = P[P_HA2]
     cdef double lb0 = P[P_LB0], lb1 = P[P_LB1], lb2 = P[P_LB2], la1 = P[P_LA1], la2 = P[P_LA2]
     cdef double held = 0.0, xv, hx1, hx2, hy1 = 0.0, hy2 = 0.0, lx1 = 0.0, lx2 = 0.0, ly1 = 0.0, ly2 = 0.0
-    cdef double h, l, d, s, S = 0.0, mx0, sum0 = 0.0, spki, npki, thr1, v, rr_sum = 0.0, rr_avg, sl
+    cdef double h, l, d, s, S = 0.0, mx0, sum0 = 0.0, spki, npki, thr1, v, sl
     cdef double last_slope = 0.0, sb_v = 0.0, ay, best
-    cdef int64_t i, c, k, p, ref_i, last = -1, sb_c = -1, npk = 0, n_rr = 0, rr_pos = 0, r = 0
-    cdef int64_t rr_buf[8]
+    cdef int64_t i, c, k, p, ref_i, last = -1, sb_c = -1, npk = 0, r = 0
+    cdef rr8_t rr
+    rr.n = 0
+    rr.pos = 0
+    rr.sum = 0.0
     cdef float xi
     if n <= 0:
         return 0
@@ -628,7 +651,7 @@ cdef int64_t _detect(const float* x, int64_t n, const double* P, double* y, doub
         sum0 = sum0 + m[i]
     spki = 0.25 * mx0
     npki = 0.5 * (sum0 / <double>L0)
-    rr_avg = P[P_RR0]
+    rr.avg = P[P_RR0]
     for c in range(1, n - 1):
         v = m[c]
         if not (m[c - 1] < v and v >= m[c + 1]):
@@ -636,18 +659,11 @@ cdef int64_t _detect(const float* x, int64_t n, const double* P, double* y, doub
         # search back: no QRS for 1.66 RR, take the best candidate above half the threshold
         ref_i = last if last >= 0 else 0
         thr1 = npki + 0.25 * (spki - npki)
-        if sb_c >= 0 and <double>(c - ref_i) > 1.66 * rr_avg and sb_v > 0.5 * thr1:
+        if sb_c >= 0 and <double>(c - ref_i) > 1.66 * rr.avg and sb_v > 0.5 * thr1:
             spki = 0.25 * sb_v + 0.75 * spki
             last_slope = _slope2(y, sb_c, W)
             if last >= 0:
-                if n_rr == 8:
-                    rr_sum = rr_sum - <double>rr_buf[rr_pos]
-                else:
-                    n_rr += 1
-                rr_buf[rr_pos] = sb_c - last
-                rr_sum = rr_sum + <double>(sb_c - last)
-                rr_pos = (rr_pos + 1) & 7
-                rr_avg = rr_sum / <double>n_rr
+                _rr_push(&rr, sb_c - last)
             last = sb_c
             peaks[npk] = sb_c
             npk += 1
@@ -664,14 +680,7 @@ cdef int64_t _detect(const float* x, int64_t n, const double* P, double* y, doub
             spki = 0.125 * v + 0.875 * spki
             last_slope = sl
             if last >= 0:
-                if n_rr == 8:
-                    rr_sum = rr_sum - <double>rr_buf[rr_pos]
-                else:
-                    n_rr += 1
-                rr_buf[rr_pos] = c - last
-                rr_sum = rr_sum + <double>(c - last)
-                rr_pos = (rr_pos + 1) & 7
-                rr_avg = rr_sum / <double>n_rr
+                _rr_push(&rr, c - last)
             last = c
             peaks[npk] = c
             npk += 1
@@ -684,7 +693,7 @@ cdef int64_t _detect(const float* x, int64_t n, const double* P, double* y, doub
                 sb_v = v
     ref_i = last if last >= 0 else 0
     thr1 = npki + 0.25 * (spki - npki)
-    if sb_c >= 0 and <double>(n - 1 - ref_i) > 1.66 * rr_avg and sb_v > 0.5 * thr1:
+    if sb_c >= 0 and <double>(n - 1 - ref_i) > 1.66 * rr.avg and sb_v > 0.5 * thr1:
         peaks[npk] = sb_c
         npk += 1
     # R peak: the largest |band-passed| sample in the integration window, less the filter delay

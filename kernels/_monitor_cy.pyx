@@ -176,8 +176,8 @@ cdef struct act_t:  # an active object of IoU identity: its last box
     uint8_t young  # appear: still younger than min_frames (its boxes are in io_young)
 
 
-cdef struct yb_t:  # a box of a young object (appear), a row of a track (class_consistency)
-    int64_t row, frame, cls  # frame INT64_MIN: null (class_consistency reads rows without one)
+cdef struct yb_t:  # a box of a young object (appear)
+    int64_t row, frame
     float score
     uint8_t has_score
 
@@ -384,10 +384,6 @@ cdef class BoxEngine:
         key = value.encode("utf-8")
         jt = self.str_ids.find(key)
         return -1 if jt == self.str_ids.end() else deref(jt).second
-
-    def known_streams(self):
-        """Ids of the streams with a clock (seen and not forgotten)."""
-        return [s for s in range(self.newest.size()) if self.newest[s] != INT64_MIN]
 
     def clock(self, bint with_pending=True):
         """{stream value: (oldest, newest)}, with the prepared batch when ``with_pending``."""
@@ -1407,25 +1403,24 @@ cdef class BoxEngine:
                         continue
                     yb.row = self.row0 + i
                     yb.frame = _i64(&c[R_FRAME], i) if has_frame else INT64_MIN
-                    if appear:
-                        f = yb.frame
-                        if f < r.first:
-                            r.first = f
-                        if f > r.last:
-                            r.last = f
-                        if r.done:
-                            continue
-                        if r.last - r.first + 1 >= mf:  # lived min_frames: never flagged
-                            r.done = 1
-                            r.rows.clear()
-                            r.rows.shrink_to_fit()
-                            continue
-                        if self.idx[R_SCORE] >= 0:
-                            yb.score = _f32(&c[R_SCORE], i)
-                            yb.has_score = _ok(&c[R_SCORE], i)
-                        else:
-                            yb.score = 0
-                            yb.has_score = 0
+                    f = yb.frame
+                    if f < r.first:
+                        r.first = f
+                    if f > r.last:
+                        r.last = f
+                    if r.done:
+                        continue
+                    if r.last - r.first + 1 >= mf:  # lived min_frames: never flagged
+                        r.done = 1
+                        r.rows.clear()
+                        r.rows.shrink_to_fit()
+                        continue
+                    if self.idx[R_SCORE] >= 0:
+                        yb.score = _f32(&c[R_SCORE], i)
+                        yb.has_score = _ok(&c[R_SCORE], i)
+                    else:
+                        yb.score = 0
+                        yb.has_score = 0
                     r.rows.push_back(yb)
                 # judge the tracks quiet for horizon rows (amortized: once as many rows as
                 # there are tracks have come since the last pass, and at least horizon)

@@ -33,7 +33,6 @@ with the batch ``associate``), with the same results.
 """
 from __future__ import annotations
 
-import copy
 import functools
 from typing import Any
 
@@ -905,7 +904,7 @@ class NativeBoxes:
         from . import boxes
 
         c, empty = self.cols, table.slice(0, 0)
-        for a in self.multibox:
+        if self.multibox:
             _frames_mod.group_frames(empty, c.frame, c.stream)
         if self.multibox or self.valid:
             boxes._coords(empty, c)
@@ -1053,16 +1052,13 @@ class NativeBoxes:
             ids = [i for i in (e.stream_id(s) for s in streams) if i >= 0]
         out = {}
         for k, a in enumerate(self.multibox):
-            got = e.flush_multibox(k, ids)
-            out[a] = None if got is None else self._result(a, got, 0)
+            out[a] = self.result(a, e.flush_multibox(k, ids), 0)
         for k, _ in enumerate(self.flicker):
             e.forget_tracks(k, ids)
         for k, a in enumerate(self.by_iou):
-            got = e.flush_iou(k, ids)
-            out[a] = None if got is None else self._result(a, got, 0)
+            out[a] = self.result(a, e.flush_iou(k, ids), 0)
         for k, a in enumerate(self.ident):
-            got = e.flush_ident(k, ids)
-            out[a] = None if got is None else self._result(a, got, 0)
+            out[a] = self.result(a, e.flush_ident(k, ids), 0)
         e.forget(ids)
         return out
 

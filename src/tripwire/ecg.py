@@ -507,12 +507,13 @@ class rhythm_flip(Assertion):
         src_rows = row(src)[ev]
         anchors = row(first)
         # canonical order: events by their first row, rows ascending inside an event
+        order = np.argsort(anchors, kind="stable")
         rank = np.empty(len(anchors), np.int64)
-        rank[np.argsort(anchors, kind="stable")] = np.arange(len(anchors))
+        rank[order] = np.arange(len(anchors))
         ev = rank[ev]
         o = np.lexsort((vrows, ev))
         out_rows, out_ev = vrows[o], ev[o]
-        out_sev = sev.astype(np.float32)[rank.argsort()][out_ev] if len(o) else np.empty(0, np.float32)
+        out_sev = sev.astype(np.float32)[order][out_ev] if len(o) else np.empty(0, np.float32)
         src_out = src_rows[o]
         return Result(out_rows, out_ev, out_sev, n, {
             "record": functools.partial(_context, table, c.record, out_rows, pa.string()),

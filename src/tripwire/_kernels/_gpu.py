@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised where CuPy is missing
         "`pip install tripwire[gpu]` (an NVIDIA GPU and driver are needed too)"
     ) from exc
 
-__all__ = ["cp", "module", "launch", "dev", "check", "host_cos_sin", "frame_of", "overlap_links", "link_ends",
+__all__ = ["cp", "module", "static_module", "launch", "dev", "check", "host_cos_sin", "frame_of", "overlap_links", "link_ends",
            "connected_labels", "emit_groups"]
 
 THREADS = 256
@@ -125,23 +125,20 @@ extern "C" __global__ void compress(long long* lab, long long n) {
     lab[v] = r;
 }
 """
-_CC = None
 
 
 def connected_labels(n: int, a: "cp.ndarray", b: "cp.ndarray") -> np.ndarray:
     """Per position ``0..n-1`` the smallest position of its connected component under the links
     ``a[k] -- b[k]`` (device arrays), as a host array. Hook and compress rounds until no link
     joins two trees (a few rounds: each halves the trees along a chain at least)."""
-    global _CC
-    if _CC is None:
-        _CC = module(_CC_SRC)
+    cc = static_module(_CC_SRC)
     lab = cp.arange(max(n, 1), dtype=cp.int64)
     n_edges = int(a.shape[0])
     changed = cp.zeros(1, cp.int32)
     while n_edges:
         changed.fill(0)
-        launch(_CC, "hook", n_edges, a, b, np.int64(n_edges), lab, changed)
-        launch(_CC, "compress", n, lab, np.int64(n))
+        launch(cc, "hook", n_edges, a, b, np.int64(n_edges), lab, changed)
+        launch(cc, "compress", n, lab, np.int64(n))
         if not int(changed.get()[0]):
             break
     return cp.asnumpy(lab[:n])

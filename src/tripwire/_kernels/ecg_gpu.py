@@ -265,6 +265,17 @@ __device__ double slope2(const double* y, i64 st, i64 c, i64 W) {
     return best;
 }
 
+struct rr8 { i64 buf[8]; i64 n, pos; double sum, avg; };  // last eight RR intervals
+
+__device__ void rr_push(rr8* rr, i64 gap) {  // the oldest of eight drops out of the running sum
+    if (rr->n == 8) rr->sum = rr->sum - (double)rr->buf[rr->pos];
+    else rr->n += 1;
+    rr->buf[rr->pos] = gap;
+    rr->sum = rr->sum + (double)gap;
+    rr->pos = (rr->pos + 1) & 7;
+    rr->avg = rr->sum / (double)rr->n;
+}
+
 __device__ i64 detect(const float* x, i64 n, const double* P, double* y, double* m, i64 st, double* ring,
                       i64 rst, i64* peaks) {
     const i64 W = (i64)P[10], REF = (i64)P[11], TW = (i64)P[12], D = (i64)P[15];
@@ -272,9 +283,10 @@ __device__ i64 detect(const float* x, i64 n, const double* P, double* y, double*
     const double hb0 = P[0], hb1 = P[1], hb2 = P[2], ha1 = P[3], ha2 = P[4];
     const double lb0 = P[5], lb1 = P[6], lb2 = P[7], la1 = P[8], la2 = P[9];
     double held = 0.0, hx1, hx2, hy1 = 0.0, hy2 = 0.0, lx1 = 0.0, lx2 = 0.0, ly1 = 0.0, ly2 = 0.0;
-    double S = 0.0, sum0 = 0.0, rr_sum = 0.0, last_slope = 0.0, sb_v = 0.0;
-    i64 last = -1, sb_c = -1, npk = 0, n_rr = 0, rr_pos = 0, r = 0;
-    i64 rr_buf[8];
+    double S = 0.0, sum0 = 0.0, last_slope = 0.0, sb_v = 0.0;
+    i64 last = -1, sb_c = -1, npk = 0, r = 0;
+    rr8 rr;
+    rr.n = 0; rr.pos = 0; rr.sum = 0.0;
     if (n <= 0) return 0;
     for (i64 i = 0; i < n; i++) {  // the filters start as if the signal had been constant
         float xi = x[i];
@@ -308,7 +320,8 @@ __device__ i64 detect(const float* x, i64 n, const double* P, double* y, double*
     }
     double spki = 0.25 * mx0;
     double npki = 0.5 * (sum0 / (double)L0);
-    double rr_avg = P[14], thr1;
+    double thr1;
+    rr.avg = P[14];
     double mprev = m[0], v = n > 1 ? m[st] : 0.0;
     for (i64 c = 1; c < n - 1; c++) {
         double mnext = m[(c + 1) * st];
@@ -319,16 +332,11 @@ __device__ i64 detect(const float* x, i64 n, const double* P, double* y, double*
         if (!(mp < vc && vc >= mnext)) continue;
         i64 ref_i = last >= 0 ? last : 0;
         thr1 = npki + 0.25 * (spki - npki);
-        if (sb_c >= 0 && (double)(c - ref_i) > 1.66 * rr_avg && sb_v > 0.5 * thr1) {
+        if (sb_c >= 0 && (double)(c - ref_i) > 1.66 * rr.avg && sb_v > 0.5 * thr1) {
             spki = 0.25 * sb_v + 0.75 * spki;
             last_slope = slope2(y, st, sb_c, W);
             if (last >= 0) {
-                if (n_rr == 8) rr_sum = rr_sum - (double)rr_buf[rr_pos];
-                else n_rr += 1;
-                rr_buf[rr_pos] = sb_c - last;
-                rr_sum = rr_sum + (double)(sb_c - last);
-                rr_pos = (rr_pos + 1) & 7;
-                rr_avg = rr_sum / (double)n_rr;
+                rr_push(&rr, sb_c - last);
             }
             last = sb_c;
             peaks[npk++] = sb_c;
@@ -346,12 +354,7 @@ __device__ i64 detect(const float* x, i64 n, const double* P, double* y, double*
             spki = 0.125 * vc + 0.875 * spki;
             last_slope = sl;
             if (last >= 0) {
-                if (n_rr == 8) rr_sum = rr_sum - (double)rr_buf[rr_pos];
-                else n_rr += 1;
-                rr_buf[rr_pos] = c - last;
-                rr_sum = rr_sum + (double)(c - last);
-                rr_pos = (rr_pos + 1) & 7;
-                rr_avg = rr_sum / (double)n_rr;
+                rr_push(&rr, c - last);
             }
             last = c;
             peaks[npk++] = c;
@@ -364,7 +367,7 @@ __device__ i64 detect(const float* x, i64 n, const double* P, double* y, double*
     }
     i64 ref_i = last >= 0 ? last : 0;
     thr1 = npki + 0.25 * (spki - npki);
-    if (sb_c >= 0 && (double)(n - 1 - ref_i) > 1.66 * rr_avg && sb_v > 0.5 * thr1) peaks[npk++] = sb_c;
+    if (sb_c >= 0 && (double)(n - 1 - ref_i) > 1.66 * rr.avg && sb_v > 0.5 * thr1) peaks[npk++] = sb_c;
     for (i64 q = 0; q < npk; q++) {  // R peak: the largest |band-passed| sample, less the delay
         i64 c = peaks[q], p = c;
         double best = -1.0;
@@ -589,7 +592,7 @@ def detector_plan(d_x, lo, hi, params, stats: bool):
     return run
 
 
-def _split(x, lo, hi, params):
+def _split(lo, hi):
     """Windows for the GPU (short, non-empty) and for the Cython kernel (long)."""
     n = hi - lo
     long_ = n > LONG_WINDOW
@@ -605,7 +608,7 @@ def rpeaks(x, lo, hi, params):
     params = _params(params, n_win)
     _check_bounds(x, lo, hi, n_win)
     counts = np.zeros(n_win, _I64)
-    g, c = _split(x, lo, hi, params)
+    g, c = _split(lo, hi)
     parts = {}
     if len(g):
         pg, counts[g] = _detect(x, lo[g], hi[g], params[g], False)
@@ -636,7 +639,7 @@ def rr_stats(x, lo, hi, params):
     _check_bounds(x, lo, hi, n_win)
     npk = np.zeros(n_win, _I64)
     outs = [np.full(n_win, np.nan) for _ in range(4)]
-    g, c = _split(x, lo, hi, params)
+    g, c = _split(lo, hi)
     for wins, run in ((g, lambda a, b, p: _detect(x, a, b, p, True)),
                       (c, lambda a, b, p: _ecg_cy.rr_stats(x, a, b, p))):  # long windows: Cython
         if len(wins):

@@ -253,6 +253,18 @@ def _slope2(y, c, W):
 
 
 @njit(**_JIT)
+def _rr_push(rr_buf, rr_sum, n_rr, rr_pos, gap):
+    """One more RR interval: the oldest of eight drops out of the running sum."""
+    if n_rr == 8:
+        rr_sum = rr_sum - rr_buf[rr_pos]
+    else:
+        n_rr += 1
+    rr_buf[rr_pos] = gap
+    rr_sum = rr_sum + gap
+    return rr_sum, n_rr, (rr_pos + 1) & 7, rr_sum / n_rr
+
+
+@njit(**_JIT)
 def _detect(x, P, peaks):
     n = x.shape[0]
     if n <= 0:
@@ -326,14 +338,7 @@ def _detect(x, P, peaks):
             spki = 0.25 * sb_v + 0.75 * spki
             last_slope = _slope2(y, sb_c, W)
             if last >= 0:
-                if n_rr == 8:
-                    rr_sum = rr_sum - rr_buf[rr_pos]
-                else:
-                    n_rr += 1
-                rr_buf[rr_pos] = sb_c - last
-                rr_sum = rr_sum + (sb_c - last)
-                rr_pos = (rr_pos + 1) & 7
-                rr_avg = rr_sum / n_rr
+                rr_sum, n_rr, rr_pos, rr_avg = _rr_push(rr_buf, rr_sum, n_rr, rr_pos, sb_c - last)
             last = sb_c
             peaks[npk] = sb_c
             npk += 1
@@ -350,14 +355,7 @@ def _detect(x, P, peaks):
             spki = 0.125 * v + 0.875 * spki
             last_slope = sl
             if last >= 0:
-                if n_rr == 8:
-                    rr_sum = rr_sum - rr_buf[rr_pos]
-                else:
-                    n_rr += 1
-                rr_buf[rr_pos] = c - last
-                rr_sum = rr_sum + (c - last)
-                rr_pos = (rr_pos + 1) & 7
-                rr_avg = rr_sum / n_rr
+                rr_sum, n_rr, rr_pos, rr_avg = _rr_push(rr_buf, rr_sum, n_rr, rr_pos, c - last)
             last = c
             peaks[npk] = c
             npk += 1
