@@ -168,3 +168,16 @@ cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax
         act_used[a] = 1
         box_used[j] = 1
         match[j] = a
+
+
+# ---- threads: OpenMP's default team size, or 1 when the module was built without OpenMP ----
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int tw_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int tw_max_threads(void) { return 1; }
+    #endif
+    """
+    int tw_max_threads() noexcept nogil

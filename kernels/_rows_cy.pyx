@@ -14,16 +14,19 @@ Conventions shared with the siblings:
 """
 import numpy as np
 cimport numpy as cnp
+
+from tripwire import _config
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, INT64_MIN, INT32_MAX
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, isfinite, nextafterf, INFINITY
 from libcpp.vector cimport vector
 from libcpp.pair cimport pair
-from libcpp.algorithm cimport sort as cpp_sort
+from libcpp.algorithm cimport sort as cpp_sort, is_sorted as cpp_is_sorted, inplace_merge as cpp_inplace_merge
 
 from _types cimport key_t, key2_t, num_t
 
-from _common cimport is_valid, to_numpy, valid_ptr
+from _common cimport is_valid, to_numpy, tw_max_threads, valid_ptr
+from cython.parallel cimport prange
 
 cnp.import_array()
 
@@ -310,6 +313,119 @@ cdef bint _contiguous_stream(const key_t[::1] ids, int64_t id_offset, int64_t n_
     return True
 
 
+# Fast path when a violation is always a pair of consecutive presences: at most one transition
+# allowed (a single gap exceeds it) and a window too short to reach back past the presence before
+# a gap (the one before that is at least 1 + the smallest gap spacing earlier). The paper's
+# defaults (window=3, allowed_transitions=1, frames) are such a case. State: 16 bytes per id.
+cdef struct pres_t:
+    int64_t t   # latest distinct time
+    int64_t r   # its first row in arrival order (-1: id not seen)
+
+
+cdef bint _pairs_part(const key_t* ids, int64_t id_offset, const uint8_t* id_valid_p,
+                      const int64_t* times, const uint8_t* time_valid_p, Py_ssize_t lo, Py_ssize_t hi,
+                      pres_t* S, pres_t* F, int64_t window, int64_t step,
+                      vector[kv_t]& pairs) noexcept nogil:
+    """Rows ``lo .. hi``: (previous presence row, row) at each gap shorter than ``window``.
+    ``F`` (may be NULL) records each id's first presence in the part. False when some id's
+    times decrease."""
+    cdef Py_ssize_t i
+    cdef int64_t k, t
+    cdef uint64_t d
+    cdef pres_t* P
+    for i in range(lo, hi):
+        if not (is_valid(id_valid_p, i) and is_valid(time_valid_p, i)):
+            continue
+        k = ids[i] - id_offset
+        t = times[i]
+        P = &S[k]
+        if P.r >= 0:
+            if t == P.t:
+                continue  # a repeated time is one presence
+            if t < P.t:
+                return False
+            d = <uint64_t>t - <uint64_t>P.t
+            if d != <uint64_t>step and d < <uint64_t>window:
+                pairs.push_back(kv_t(P.r, i))
+        elif F != NULL:
+            F[k].t = t
+            F[k].r = i
+        P.t = t
+        P.r = i
+    return True
+
+
+cdef bint _contiguous_pairs(const key_t[::1] ids, int64_t id_offset, int64_t n_ids,
+                            const uint8_t[::1] id_valid, const int64_t[::1] times,
+                            const uint8_t[::1] time_valid, int64_t window, int64_t step,
+                            int parts, vector[kv_t]& pairs, vector[Py_ssize_t]& runs) noexcept nogil:
+    """The fast path over ``parts`` row ranges in parallel, each with its own state, then joined
+    id by id in row order (the gap across a cut; a time repeated across a cut keeps the earlier
+    row). ``pairs`` gets (start row, row) per violation, in ``runs`` (offsets) that are each in
+    row order of the second row. False when some id's times decrease."""
+    cdef Py_ssize_t n = ids.shape[0], p, j, e, cut
+    cdef int64_t k
+    cdef uint64_t d
+    cdef vector[pres_t] S, F
+    cdef vector[int64_t] first_row, carry
+    cdef vector[vector[kv_t]] part_pairs
+    cdef vector[uint8_t] ok
+    cdef pres_t blank
+    cdef const uint8_t* id_valid_p = valid_ptr(id_valid)
+    cdef const uint8_t* time_valid_p = valid_ptr(time_valid)
+    blank.t = 0
+    blank.r = -1
+    if n == 0:
+        return True
+    S.assign(parts * n_ids, blank)
+    F.assign(parts * n_ids, blank)
+    part_pairs.resize(parts)
+    ok.assign(parts, 0)
+    runs.push_back(0)
+    if parts == 1:
+        return _pairs_part(&ids[0], id_offset, id_valid_p, &times[0], time_valid_p, 0, n,
+                           &S[0], NULL, window, step, pairs)
+    for p in prange(parts, num_threads=parts, schedule="static"):
+        ok[p] = _pairs_part(&ids[0], id_offset, id_valid_p, &times[0], time_valid_p,
+                            n * p // parts, n * (p + 1) // parts, &S[p * n_ids], &F[p * n_ids],
+                            window, step, part_pairs[p])
+    for p in range(parts):
+        if not ok[p]:
+            return False
+    # join: S[0 .. n_ids] accumulates every id's latest presence over parts 0 .. p
+    carry.assign(n_ids, -1)  # the earlier row standing for a time repeated across the cut
+    pairs.swap(part_pairs[0])
+    runs.push_back(0)
+    for p in range(1, parts):
+        runs.push_back(pairs.size())
+        for k in range(n_ids):
+            carry[k] = -1
+            if F[p * n_ids + k].r < 0:
+                continue  # id absent from part p
+            if S[k].r < 0:
+                S[k] = S[p * n_ids + k]
+                continue
+            if F[p * n_ids + k].t < S[k].t:
+                return False
+            if F[p * n_ids + k].t == S[k].t:
+                carry[k] = S[k].r
+                if S[p * n_ids + k].r != F[p * n_ids + k].r:
+                    S[k] = S[p * n_ids + k]
+                continue
+            d = <uint64_t>F[p * n_ids + k].t - <uint64_t>S[k].t
+            if d != <uint64_t>step and d < <uint64_t>window:
+                pairs.push_back(kv_t(S[k].r, F[p * n_ids + k].r))
+            S[k] = S[p * n_ids + k]
+        runs.push_back(pairs.size())
+        for e in range(<Py_ssize_t>part_pairs[p].size()):
+            j = part_pairs[p][e].first
+            k = ids[j] - id_offset
+            if carry[k] >= 0 and j == F[p * n_ids + k].r:
+                j = carry[k]
+            pairs.push_back(kv_t(j, part_pairs[p][e].second))
+    return True
+
+
 def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uint8_t[::1] id_valid,
                const int64_t[::1] times, const uint8_t[::1] time_valid,
                int64_t window, int64_t step, int64_t allowed):
@@ -336,6 +452,33 @@ def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef vector[int64_t] ut, ur    # distinct times of one group and their first rows
     cdef int64_t ev = 0, m = 0
     cdef bint streamed = False
+    cdef int parts = 1
+    cdef vector[kv_t] pairs
+    cdef vector[Py_ssize_t] runs
+    if allowed < 2 and window <= (3 if step == 1 else 2) and \
+            n_ids <= STREAM_SLOTS_PER_ROW * n + 65536:
+        if n >= _config.CONTIGUOUS_PARALLEL_MIN_ROWS:
+            parts = _config.CONTIGUOUS_PARTS or tw_max_threads()
+            if n_ids * parts > STREAM_SLOTS_PER_ROW * n + 65536:
+                parts = 1
+        with nogil:
+            streamed = _contiguous_pairs(ids, id_offset, n_ids, id_valid, times, time_valid,
+                                         window, step, max(parts, 1), pairs, runs)
+            if streamed:
+                # events in start-row order (the canonical order: each start opens one event):
+                # each run is usually sorted already (rows in time order), then runs are merged
+                runs.push_back(pairs.size())
+                for p in range(<Py_ssize_t>runs.size() - 1):
+                    if not cpp_is_sorted(pairs.begin() + runs[p], pairs.begin() + runs[p + 1]):
+                        cpp_sort(pairs.begin() + runs[p], pairs.begin() + runs[p + 1])
+                    if p > 0:
+                        cpp_inplace_merge(pairs.begin(), pairs.begin() + runs[p], pairs.begin() + runs[p + 1])
+        if streamed:
+            flat = np.empty(2 * pairs.size(), np.int64)
+            if pairs.size():
+                memcpy(<void*>cnp.PyArray_DATA(flat), pairs.data(), pairs.size() * sizeof(kv_t))
+            return flat, np.repeat(np.arange(pairs.size(), dtype=np.int64), 2), \
+                np.full(len(flat), 2 - allowed, np.float32), flat[0::2].copy()
     if n < 2**31 - 1 and allowed < STREAM_MAX_ALLOWED and \
             n_ids * (allowed // 2 + 4) <= STREAM_SLOTS_PER_ROW * n + 65536:
         with nogil:

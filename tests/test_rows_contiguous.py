@@ -111,6 +111,57 @@ def test_unsorted_equals_sorted_mapped_back(backend, case):
     assert sorted(mapped.values()) == events(s.check(table, backend=backend))
 
 
+@st.composite
+def arrival_ordered(draw):
+    """Rows as a tracker emits them: times never go back for an id (repeats and gaps allowed),
+    with an occasional step back so that some tables leave the fast path mid-way."""
+    n = draw(st.integers(0, 60))
+    n_ids = draw(st.integers(1, 3))
+    clock = [0] * n_ids
+    ids, times = [], []
+    for _ in range(n):
+        k = draw(st.integers(0, n_ids - 1))
+        clock[k] += draw(st.sampled_from([0, 0, 1, 1, 2, 3]))
+        if draw(st.integers(0, 40)) == 0:
+            clock[k] -= 2
+        ids.append(k)
+        times.append(clock[k])
+    return ids, times
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=arrival_ordered(), parts=st.integers(1, 6), window=st.integers(1, 3),
+       allowed=st.integers(0, 1), step=st.integers(1, 2), nulls=st.booleans())
+def test_fast_path_cut_into_parts_matches_reference(monkeypatch, case, parts, window, allowed, step, nulls):
+    """The fast path (at most one transition, short window) checks row ranges in parallel and
+    joins them: gaps, repeated times and a step back across every cut give the reference's
+    violations for any number of ranges."""
+    from tripwire import _config
+
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARTS", parts)
+    ids, times = case
+    if nulls:
+        ids = [None if i % 7 == 3 else k for i, k in enumerate(ids)]
+    s = suite(window=window, allowed_transitions=allowed, step=step)
+    table = table_of(ids, times)
+    got = s.check(table, backend="cython")
+    assert_same_report(got, s.check(table, backend="reference"), keys=True, context=f"{parts} parts")
+
+
+def test_fast_path_repeat_across_a_cut_keeps_the_first_row(monkeypatch):
+    """id 1 at time 5 in rows 1 and 2, cut between them: the gap to time 7 pairs row 1 (the
+    first row of that presence), not row 2."""
+    from tripwire import _config
+
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARTS", 2)
+    t = table_of([0, 1, 1, 0], [0, 5, 5, 1])
+    assert violations(suite().check(t, backend="cython")) == []
+    t = table_of([0, 1, 1, 1], [0, 5, 5, 7])
+    assert violations(suite().check(t, backend="cython")) == [(1, 0, 1.0), (3, 0, 1.0)]
+
+
 # ----------------------------------------------------------------------------------------------
 # semantics by hand
 # ----------------------------------------------------------------------------------------------

@@ -34,6 +34,11 @@ GPU_MIN_ROWS_FAMILY = {"rows": _env_int("GPU_MIN_ROWS_ROWS", 2_000_000),
 KEY_DIRECT_SLOTS_PER_ROW = _env_int("KEY_DIRECT_SLOTS_PER_ROW", 4)
 KEY_DIRECT_MIN_SLOTS = _env_int("KEY_DIRECT_MIN_SLOTS", 1 << 16)
 
+# rows.contiguous, fast path (at most one transition allowed, window too short to see past one
+# gap): from this many rows, the rows are cut into ranges checked by parallel threads, one per
+# OpenMP thread (or CONTIGUOUS_PARTS ranges when > 0; the ranges are joined exactly either way).
+CONTIGUOUS_PARALLEL_MIN_ROWS = _env_int("CONTIGUOUS_PARALLEL_MIN_ROWS", 1 << 18)
+CONTIGUOUS_PARTS = _env_int("CONTIGUOUS_PARTS", 0)
 # Compile-time kernel constants live in kernels/_rows_cy.pyx (rebuild to change them): the
 # rows.check block (1024 rows, fits L1) and the contiguous streaming-state limits.
 
