@@ -123,7 +123,7 @@ def main() -> None:
     p.add_argument("--no-monitor", action="store_true", help="serve without the Monitor (for comparison)")
     args = p.parse_args()
     server = make_server(args.port, monitor=not args.no_monitor)
-    print(f"serving on http://127.0.0.1:{server.server_address[1]}/infer?stream=cam1 and /metrics")
+    print(f"serving on http://127.0.0.1:{server.server_address[1]}/infer?stream=cam1 and /metrics", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -132,7 +132,8 @@ def main() -> None:
         server.server_close()
         if server.monitor is not None:
             t0 = time.perf_counter()
-            print(f"flushed {len(server.monitor.flush())} held-back violations in {time.perf_counter() - t0:.3f} s")
+            print(f"flushed {len(server.monitor.flush())} held-back violations in {time.perf_counter() - t0:.3f} s",
+                  flush=True)
 
 
 if __name__ == "__main__":
