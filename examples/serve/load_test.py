@@ -5,9 +5,11 @@ path, one without, each alone in its process as in a deployment. ``clients`` cli
 processes each hold one keep-alive connection per server and ask for the frames of their own
 camera stream, all clients at once; rounds alternate between the servers so that both see the
 same machine load. Latency is measured in the clients (request sent to body read); the
-monitor's own time per ``observe`` comes from the server's ``/metrics``. Processes, not
-threads: clients in the servers' process would make the servers wait for the clients' GIL,
-and the monitor's share would be measured against the load test's own work.
+monitor's own time per ``observe`` comes from the server's ``/metrics``, and each server's
+CPU time per request from Linux's ``/proc`` (the monitor's cost with less of the waiting
+that other work on the machine adds to latency). Processes, not threads: clients in the
+servers' process would make the servers wait for the clients' GIL, and the monitor's share
+would be measured against the load test's own work.
 
     python examples/serve/load_test.py --requests 2000 --clients 4
 """
@@ -217,11 +219,10 @@ def run(requests: int = 2000, clients: int = 4, rounds: int = 10) -> dict:
     if out["with"]["cpu_us"] is not None and out["without"]["cpu_us"] is not None:
         out["added_cpu_us"] = out["with"]["cpu_us"] - out["without"]["cpu_us"]
         out["overhead_cpu"] = out["added_cpu_us"] / out["with"]["cpu_us"]
-    batches = series[f"tripwire_batches_total{label}"]
-    seconds = f"tripwire_observe_seconds_sum{label}"
-    out["observe_mean_us"] = 1e6 * (series[seconds] - warm[seconds]) / (batches - warm[f"tripwire_batches_total{label}"])
-    out["batches"] = int(batches)
-    out["warm_up_batches"] = int(warm[f"tripwire_batches_total{label}"])
+    batches, seconds = f"tripwire_batches_total{label}", f"tripwire_observe_seconds_sum{label}"
+    out["observe_mean_us"] = 1e6 * (series[seconds] - warm[seconds]) / (series[batches] - warm[batches])
+    out["batches"] = int(series[batches])
+    out["warm_up_batches"] = int(warm[batches])
     out["rows"] = int(series[f"tripwire_rows_total{label}"])
     out["rejected"] = {re.search(r'reason="([^"]*)"', k).group(1): int(v) for k, v in series.items()
                        if k.startswith("tripwire_rejected_batches_total{") and v}
@@ -245,7 +246,8 @@ def main() -> None:
     print(f"with monitor:    p50 {r['with']['p50']:.0f} us, p99 {r['with']['p99']:.0f} us")
     print(f"added by the monitor: p50 {r['added_p50_us']:.0f} us ({100 * r['overhead_p50']:.1f} % of the request), "
           f"p99 {r['added_p99_us']:.0f} us; observe itself: {r['observe_mean_us']:.0f} us mean over "
-          f"{r['batches'] - r['warm_up_batches']} batches after warm-up; rejected: {r['rejected'] or 'none'} (bar: <= 5 % at p50)")
+          f"{r['batches'] - r['warm_up_batches']} batches after warm-up; rejected: {r['rejected'] or 'none'} "
+          f"(bar: <= 5 % at p50)")
     if "added_cpu_us" in r:
         print(f"server CPU per request: without {r['without']['cpu_us']:.0f} us, with {r['with']['cpu_us']:.0f} us; "
               f"added {r['added_cpu_us']:.0f} us ({100 * r['overhead_cpu']:.1f} % of the server's CPU time)")
