@@ -106,7 +106,8 @@ def test_tv_news_agrees_with_the_paper_library(tv_news):
 def test_serve_example_load_test():
     """The example server answers with replayed real detections, its Monitor checks every
     frame (nothing rejected), /metrics exports the counts, and the load test measures both
-    ways. Bounded: 200 requests per server on 127.0.0.1."""
+    ways, servers and clients in their own processes. Bounded: 200 requests per server on
+    127.0.0.1."""
     pytest.importorskip("prometheus_client")
     sys.path.insert(0, str(EXAMPLES / "serve"))
     try:
@@ -115,9 +116,14 @@ def test_serve_example_load_test():
     finally:
         sys.path.remove(str(EXAMPLES / "serve"))
     assert r["with"]["requests"] == r["without"]["requests"] == 200
-    assert r["rejected"] == {} and r["batches"] == 200 + 8  # + the warm-up requests
+    # every request's frame was observed (read back from the server's /metrics)
+    assert r["rejected"] == {} and r["warm_up_batches"] == 8 and r["batches"] == 200 + 8
     assert r["rows"] > 0 and r["observe_mean_us"] > 0
+    assert r["flushed_violations"] >= 0  # the server flushed its monitor on Ctrl-C and said so
     assert r["with"]["p50"] > 0 and r["without"]["p99"] >= r["without"]["p50"]
+    if sys.platform == "linux":  # the servers' CPU time per request, from /proc
+        assert r["with"]["cpu_us"] > 0 and r["without"]["cpu_us"] > 0
+        assert r["added_cpu_us"] == pytest.approx(r["with"]["cpu_us"] - r["without"]["cpu_us"])
 
 
 def test_serve_example_metrics_endpoint():

@@ -714,3 +714,58 @@ def test_metrics_and_alerts_are_fed_by_the_monitor():
     assert value("tripwire_rejected_batches_total", reason="column") == 1
     assert value("tripwire_observe_seconds_count") == 4
     assert [e.state for e in fired] == ["firing", "resolved"]  # 3/4 after two batches, 0/4 at the end
+
+
+def test_clean_and_flagged_batches_of_varying_lengths_feed_exact_counts():
+    """Batches that flag nothing share cached empty results (per length) and feed metrics and
+    alerts with empty counts: reports, counters and rolling rates stay what every batch's own
+    results say."""
+    prometheus_client = pytest.importorskip("prometheus_client")
+    registry = prometheus_client.CollectorRegistry()
+    metrics = tw.MonitorMetrics(registry, monitor="cam", rate_window=7)
+    suite = tw.Suite([tw.boxes.valid(width=100, height=100), tw.rows.check("score > 0.8", name="high")])
+    mon = tw.Monitor(suite, metrics=metrics, name="cam", ttl=60, clock=lambda: 0.0,
+                     alerts=[tw.Alert("high", rate_above=0.5, over=5)])
+    rng = random.Random(4)
+    reports, sizes, frame = [], [], 0
+    for _ in range(60):
+        n = rng.choice([1, 2, 3, 3, 5])
+        bad = rng.random() < 0.3  # a third of the batches flag something
+        score = [0.9 if bad and rng.random() < 0.5 else 0.1 for _ in range(n)]
+        x2 = [150.0 if bad and rng.random() < 0.3 else 10.0 for _ in range(n)]  # 150: out of the image
+        reports.append(mon.observe(pa.table({
+            "stream": ["a"] * n, "frame": [frame] * n, "score": pa.array(score, pa.float32()),
+            "x1": [0.0] * n, "y1": [0.0] * n, "x2": x2, "y2": [10.0] * n})))
+        sizes.append(n)
+        frame += 1
+    flagged = {a.name: [] for a in suite}
+    for r, n in zip(reports, sizes):
+        assert r.rejected is None
+        assert r.summary().column("rows").to_pylist() == [n, n]
+        for a, res in r.results:
+            flagged[a.name].append(len(res.rows))
+    assert len({id(r.results) for r in reports}) == len(reports)  # a list of its own per report
+    assert sum(flagged["high"]) > 0 and sum(flagged["boxes.valid"]) > 0
+    assert sum(1 for i in range(len(reports)) if not len(reports[i])) > 10
+
+    def value(name, **labels):
+        return registry.get_sample_value(name, {"monitor": "cam", **labels})
+
+    assert value("tripwire_rows_total") == sum(sizes) and value("tripwire_batches_total") == len(sizes)
+    for name in flagged:
+        assert value("tripwire_violations_total", assertion=name) == sum(flagged[name])
+        assert value("tripwire_events_total", assertion=name) == sum(r.summary().column("events")[
+            [a.name for a, _ in r.results].index(name)].as_py() for r in reports)
+
+    def window(over, name):  # the smallest run of latest batches holding >= over rows
+        rows = hits = 0
+        for n, f in zip(reversed(sizes), reversed(flagged[name])):
+            if rows >= over:
+                break
+            rows, hits = rows + n, hits + f
+        return hits / rows
+
+    for name in flagged:
+        assert metrics.rate(name) == window(7, name)
+    alert = mon.alerts.alerts[0]
+    assert mon.alerts.rate(alert) == window(5, "high")

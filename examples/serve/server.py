@@ -33,6 +33,11 @@ import tripwire as tw
 
 DATA = os.path.join(os.path.dirname(tw.__file__), "data")
 BOX_COLUMNS = ["cls", "score", "x1", "y1", "x2", "y2"]  # what the "model" answers
+# the columns each frame gets, as fields made once: appending by field (not by name) spares a
+# new field per frame, and reused fields keep their cached Arrow fingerprints, which makes
+# the monitor's per-batch schema check cheaper
+STREAM_FIELD = pa.field("stream", pa.string())
+FRAME_FIELD = pa.field("frame", pa.int64())
 
 
 class Replay:
@@ -59,8 +64,8 @@ class Replay:
         self.next[stream] = i + 1
         boxes = self.frames[i % self.n_frames]
         n = boxes.num_rows
-        return boxes.append_column("stream", pa.array([stream] * n, pa.string())) \
-                    .append_column("frame", pa.array(np.full(n, i, np.int64)))
+        return boxes.append_column(STREAM_FIELD, pa.array([stream] * n, pa.string())) \
+                    .append_column(FRAME_FIELD, pa.array(np.full(n, i, np.int64)))
 
 
 def make_server(port: int = 0, *, monitor: bool = True, registry=None) -> ThreadingHTTPServer:
@@ -123,7 +128,7 @@ def main() -> None:
     p.add_argument("--no-monitor", action="store_true", help="serve without the Monitor (for comparison)")
     args = p.parse_args()
     server = make_server(args.port, monitor=not args.no_monitor)
-    print(f"serving on http://127.0.0.1:{server.server_address[1]}/infer?stream=cam1 and /metrics")
+    print(f"serving on http://127.0.0.1:{server.server_address[1]}/infer?stream=cam1 and /metrics", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -132,7 +137,8 @@ def main() -> None:
         server.server_close()
         if server.monitor is not None:
             t0 = time.perf_counter()
-            print(f"flushed {len(server.monitor.flush())} held-back violations in {time.perf_counter() - t0:.3f} s")
+            print(f"flushed {len(server.monitor.flush())} held-back violations in {time.perf_counter() - t0:.3f} s",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -34,19 +34,22 @@ class RollingRate:
     def add(self, n_rows: int, flagged: dict[str, int]) -> None:
         if n_rows <= 0:
             return
-        kept = dict(flagged)  # a copy: the caller may reuse its dict (zeros are harmless)
         batches, sums, window = self._batches, self._flagged, self.window
+        kept = None  # a batch that flagged nothing (most) is kept as its row count alone
+        if flagged:
+            # a copy of the non-zero counts: the caller may reuse its dict
+            kept = {a: n for a, n in flagged.items() if n} or None
+            if kept:
+                for a, n in kept.items():
+                    sums[a] = sums.get(a, 0) + n
         batches.append((n_rows, kept))
         rows = self.rows + n_rows
-        for a, n in kept.items():
-            if n:
-                sums[a] = sums.get(a, 0) + n
         # drop the oldest batch while the rest still covers the window
         while rows - batches[0][0] >= window:
             old_rows, old = batches.popleft()
             rows -= old_rows
-            for a, n in old.items():
-                if n:
+            if old:
+                for a, n in old.items():
                     sums[a] -= n
         self.rows = rows
 

@@ -263,7 +263,8 @@ class AlertManager:
     def record_batch(self, n_rows: int, flagged: dict[str, int]) -> list[AlertEvent]:
         """Feed one observed batch; deliver and return the transitions it caused (usually [])."""
         try:
-            if min(flagged.values(), default=0) < 0:
+            counts = flagged.values()  # (refuses what is not a mapping, as None)
+            if counts and min(counts) < 0:  # no min() call for the usual {}
                 raise ValueError(f"negative count in flagged={flagged!r}")
             events = []
             with self._lock:
@@ -271,7 +272,8 @@ class AlertManager:
                     window.add(n_rows, flagged)
                 firing = self._firing
                 for i, a, window in self._rules:
-                    rate = window.rate(a.assertion)
+                    rows = window.rows  # window.rate(a.assertion), inline: once per rule and batch
+                    rate = window._flagged.get(a.assertion, 0) / rows if rows else 0.0
                     if firing[i]:
                         if rate <= a.clear_below:
                             firing[i] = False

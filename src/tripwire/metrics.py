@@ -265,14 +265,16 @@ class MonitorMetrics:
             # checked before any count changes, so a bad call changes nothing
             if not (n_rows >= 0 and seconds >= 0):  # also refuses NaN
                 raise ValueError(f"n_rows and seconds must be >= 0, got {n_rows!r}, {seconds!r}")
-            if min(flagged.values(), default=0) < 0 or min(events.values(), default=0) < 0:
+            fv, ev = flagged.values(), events.values()  # (refuses what is not a mapping, as None)
+            if (fv and min(fv) < 0) or (ev and min(ev) < 0):  # no min() call for the usual {}
                 raise ValueError(f"negative count in flagged={flagged!r} or events={events!r}")
             i = bisect_left(c.bounds, seconds)  # first bucket with seconds <= bound
             with c.lock:
-                for counter, per_assertion in ((c.violations, flagged), (c.events, events)):
-                    for a, n in per_assertion.items():
-                        if n:
-                            counter[a] = counter.get(a, 0) + n
+                if flagged or events:  # most batches flag nothing: no loops for them
+                    for counter, per_assertion in ((c.violations, flagged), (c.events, events)):
+                        for a, n in per_assertion.items():
+                            if n:
+                                counter[a] = counter.get(a, 0) + n
                 c.rows += n_rows
                 c.batches += 1
                 c.buckets[i] += 1

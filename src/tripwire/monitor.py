@@ -148,6 +148,7 @@ class Monitor:
         self._plain_schema = pa.schema([])  # the last schema as_table returned a table of as is
         self._slots: list = []
         self._empty = _nothing(0)
+        self._clean_results: dict[int, tuple] = {}  # batch length -> _clean's results
 
     # ------------------------------------------------------------------ public
     def observe(self, batch: Any) -> Report:
@@ -164,12 +165,13 @@ class Monitor:
                 self._plain_schema = table.schema
         with self._lock:
             try:
-                report = self._observe(table, t0)
+                report, found = self._observe(table, t0)
             except Exception as e:
                 return self._reject(_reason(e), e, t0)
         # metrics and alerts have locks of their own: fed outside the monitor's (a short
         # critical section: concurrent requests wait only for the checks themselves)
-        self._record(report, table.num_rows)
+        if self.metrics is not None or self.alerts is not None:
+            self._record(report, table.num_rows, found)
         return report
 
     def flush(self) -> Report:
@@ -244,18 +246,26 @@ class Monitor:
                     native.abort()
                 raise
         seen = None  # the streams of this batch (ttl), when the engine has them at hand
+        # (native._indices: the frame column's position is its second role; by position, as
+        # by name costs a field lookup per batch)
         if self.ttl is not None and native is not None and native.cols.stream == self.stream \
-                and table.column(native.cols.frame).null_count == 0:
+                and table.column(native._indices[1]).null_count == 0:
             seen = native.touched()  # every row has a frame: the engine saw every stream
         engine = native.commit() if native is not None else []
         for _, ad in adapters:
             ad.commit()
         self.rows += n
         self.batches += 1
-        results = []
-        for a, source, k in self._slots:
-            r = native.result(a, engine[k], n) if source == "native" else got[k]
-            results.append((a, self._nothing(n) if r is None or not len(r.rows) else r))
+        if not any(engine) and all(r is None or not len(r.rows) for r in got):
+            # the usual batch: nothing found (no per-assertion calls)
+            results = list(self._clean(n))
+            found = False
+        else:
+            results = []
+            for a, source, k in self._slots:
+                r = native.result(a, engine[k], n) if source == "native" else got[k]
+                results.append((a, self._nothing(n) if r is None or not len(r.rows) else r))
+            found = True
         if self.ttl is not None:
             now = self.clock()
             if seen is None:
@@ -266,7 +276,9 @@ class Monitor:
             more = self._expired(now, be)
             if more:
                 results = [(a, _merge([r] + more.get(a, []), n)) for a, r in results]
-        return Report(results, {"rows": table}, be, time.perf_counter() - t0)
+                found = True
+        # found: some result may hold violations (False: every one is the shared empty one)
+        return Report(results, {"rows": table}, be, time.perf_counter() - t0), found
 
     def _nothing(self, n: int) -> Result:
         """An empty result for a batch of ``n`` rows, shared by the assertions of a report (and
@@ -275,6 +287,18 @@ class Monitor:
         if empty.n_rows_checked != n:
             empty = self._empty = _nothing(n)
         return empty
+
+    def _clean(self, n: int) -> tuple:
+        """The results of a batch of ``n`` rows where no assertion found anything: every
+        assertion with one shared empty result (cached per batch length, as frames' lengths
+        vary; each report gets its own list of them)."""
+        clean = self._clean_results.get(n)
+        if clean is None:
+            if len(self._clean_results) >= 256:  # bounded: batches of many lengths
+                self._clean_results.clear()
+            empty = _nothing(n)
+            clean = self._clean_results[n] = tuple((a, empty) for a in self.suite)
+        return clean
 
     def _touch(self, table: pa.Table, now: float) -> None:
         if table.schema.get_field_index(self.stream) < 0:
@@ -318,14 +342,18 @@ class Monitor:
         report.rejected, report.error = reason, str(e)
         return report
 
-    def _record(self, report: Report, n: int) -> None:
-        if self.metrics is None and self.alerts is None:
-            return
+    def _record(self, report: Report, n: int, found: bool) -> None:
+        """Feed metrics and alerts; ``found``: some assertion may have flagged rows (else the
+        counts are empty dicts: assertions with 0 may be absent, and nothing is counted)."""
         try:
-            flagged = {a.name: len(r.rows) for a, r in report.results}
+            flagged, events = {}, {}
+            if found:
+                for a, r in report.results:
+                    if len(r.rows):
+                        flagged[a.name] = len(r.rows)
+                        events[a.name] = r.n_events
             if self.metrics is not None:
-                self.metrics.record_batch(n, report.seconds, flagged,
-                                          {a.name: r.n_events for a, r in report.results})
+                self.metrics.record_batch(n, report.seconds, flagged, events)
             if self.alerts is not None:
                 self.alerts.record_batch(n, flagged)
         except Exception:  # metrics and alerts must never take the host down
