@@ -97,6 +97,10 @@ def canonical_events(rows: np.ndarray, events: np.ndarray, severity: np.ndarray,
 def _already_canonical(rows: np.ndarray, events: np.ndarray, anchors: np.ndarray) -> bool:
     """O(n) check that kernels already emitted canonical order (the common case for streaming
     kernels on sorted input), sparing an O(n log n) sort."""
+    if all(type(x) is np.ndarray and x.dtype == np.int64 and x.flags.c_contiguous for x in (rows, events, anchors)):
+        from ._kernels._rows_cy import events_canonical  # one native pass (NumPy's takes ~10)
+
+        return events_canonical(rows, events, anchors)
     if len(anchors) > 1 and not (anchors[1:] > anchors[:-1]).all():
         return False
     if events[0] != 0 or not (np.diff(events) >= 0).all() or events[-1] != len(anchors) - 1:
