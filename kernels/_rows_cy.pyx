@@ -378,13 +378,13 @@ cdef bint _contiguous_pairs(const key_t[::1] ids, int64_t id_offset, int64_t n_i
     if n == 0:
         return True
     S.assign(parts * n_ids, blank)
-    F.assign(parts * n_ids, blank)
-    part_pairs.resize(parts)
-    ok.assign(parts, 0)
     runs.push_back(0)
     if parts == 1:
         return _pairs_part(&ids[0], id_offset, id_valid_p, &times[0], time_valid_p, 0, n,
                            &S[0], NULL, window, step, pairs)
+    F.assign(parts * n_ids, blank)
+    part_pairs.resize(parts)
+    ok.assign(parts, 0)
     for p in prange(parts, num_threads=parts, schedule="static"):
         ok[p] = _pairs_part(&ids[0], id_offset, id_valid_p, &times[0], time_valid_p,
                             n * p // parts, n * (p + 1) // parts, &S[p * n_ids], &F[p * n_ids],
