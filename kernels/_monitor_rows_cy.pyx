@@ -53,6 +53,7 @@ cdef extern from *:
     };
     #endif
     static inline void tw_rows_release(struct ArrowArray* a) { if (a->release) a->release(a); }
+    static inline void tw_prefetch(const void* p) { __builtin_prefetch(p, 1, 3); }
     static inline uint64_t tw_mix64(uint64_t x) {
       x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
       return x;
@@ -76,6 +77,7 @@ cdef extern from *:
         ArrowArray* dictionary
         void (*release)(ArrowArray*)
     void tw_rows_release(ArrowArray* a) nogil
+    void tw_prefetch(const void* p) nogil
     uint64_t tw_mix64(uint64_t x) nogil
     uint64_t tw_hash_bytes(const char* p, int64_t n) nogil
 
@@ -135,6 +137,7 @@ cdef struct ct_t:  # rows.contiguous, per identity: its presences in arrival ord
 
 cdef enum:
     ESCAPE = 0x8000  # a presence written in full (then 4 words of time, 4 of row)
+    CHUNK = 2048  # rows per pass of the per-row loops
 
 
 cdef inline void _append(ct_t* c, int64_t t, int64_t row, int64_t step) noexcept nogil:
@@ -159,11 +162,13 @@ cdef inline void _append(ct_t* c, int64_t t, int64_t row, int64_t step) noexcept
 
 
 cdef inline void _unpack(const ct_t* c, int64_t step, vector[rec_t]& out) noexcept nogil:
-    """An identity's presences (time, row) in arrival order."""
+    """An identity's presences (time, row) in arrival order, into ``out[:c.n]`` (``out`` only
+    grows: resizing it down and up again would clear it every time)."""
     cdef size_t k = 0, n = c.words.size()
     cdef const uint16_t* w = c.words.data()
     cdef int64_t t = 0, row = 0
-    out.resize(c.n)
+    if out.size() < <size_t>c.n:
+        out.resize(c.n)
     cdef rec_t* o = out.data()
     while k < n:
         if w[k] == ESCAPE:
@@ -529,25 +534,39 @@ cdef class RowsEngine:
             self.sv_uns.push_back(t.unsorted)
 
     cdef void _rows(self, int64_t n, int64_t row0) noexcept nogil:
-        """The batch's rows into their identities: a pass finding each row's slot, then a
-        pass per member (short loops the compiler keeps in registers)."""
+        """The batch's rows into their identities, CHUNK rows at a time: the chunk's slots,
+        then a pass per member over it (short loops; the identities' state stays in cache
+        between the passes instead of being pushed out by a whole batch's columns)."""
+        cdef int64_t a, b, lo = 0
+        cdef bint direct = not self.id_str and self._direct_range(n, &lo)
+        self.slot_of.resize(CHUNK)
+        a = 0
+        while a < n:
+            b = a + CHUNK if a + CHUNK < n else n
+            if direct:
+                self._slots_direct(a, b, row0, lo)
+            else:
+                self._slots_hashed(a, b, row0)
+            self._members(a, b, row0)
+            a = b
+        if direct:
+            self._direct_done()
+
+    cdef void _members(self, int64_t a, int64_t b, int64_t row0) noexcept nogil:
+        """Rows ``a .. b`` (their slots in ``slot_of``) into each member's state."""
         cdef int64_t i, s, v, length = 0, row, t, step
         cdef const char* p = NULL
-        cdef bint str_ids = self.id_str, null, text, minority
+        cdef bint null, text, minority
         cdef size_t m, n_cs = self.n_cs, n_ct = self.n_ct
         cdef col_t* c
         cdef cs_t* cs
         cdef ct_t* ct
-        cdef int64_t* slot_of
-        self.slot_of.resize(n)
-        slot_of = self.slot_of.data()
-        if str_ids or not self._slots_direct(n, row0, slot_of):
-            self._slots_hashed(n, row0, slot_of)
+        cdef const int64_t* slot_of = self.slot_of.data() - a  # indexed by row
         for m in range(n_cs):
             c = &self.cols[m]
             text = self.cs_str[m]
             minority = self.cs_min[m]
-            for i in range(n):
+            for i in range(a, b):
                 s = slot_of[i]
                 if s < 0:
                     continue
@@ -579,7 +598,7 @@ cdef class RowsEngine:
         for m in range(n_ct):
             c = &self.cols[n_cs + m]
             step = self.ct_step[m]
-            for i in range(n):
+            for i in range(a, b):
                 s = slot_of[i]
                 if s < 0 or not _ok(c, i):
                     continue
@@ -589,37 +608,54 @@ cdef class RowsEngine:
                     continue  # a repeated time is one presence: its first row stands for it
                 _append(ct, t, row0 + i, step)
 
-    cdef bint _slots_direct(self, int64_t n, int64_t row0, int64_t* slot_of) noexcept nogil:
+    cdef bint _direct_range(self, int64_t n, int64_t* lo_out) noexcept nogil:
         """Integer ids over a small range in this batch (the common case: tracker ids): a
-        table by id for the batch, so the index is probed once per id, not once per row, and
-        each identity's newest row and row count are gathered in it. False: the range is too
-        wide (the caller hashes row by row)."""
+        table by id for the batch (``dslot``, ``dlast``, ``dcount``), so the index is probed
+        once per id, not once per row, and each identity's newest row and row count are
+        gathered there. False: the range is too wide, or every id is null (rows are hashed)."""
         cdef col_t* idc = &self.idc
-        cdef int64_t i, v, lo = INT64_MAX, hi = INT64_MIN, code, s, span, added = 0, cnt
-        cdef bint created
-        for i in range(n):
-            if _ok(idc, i):
-                v = _int(idc, i)
+        cdef int64_t i, v, lo = INT64_MAX, hi = INT64_MIN, span
+        cdef const int64_t* ids
+        if idc.kind == K_I64 and idc.valid == NULL:
+            ids = <const int64_t*>idc.data + idc.off  # the common layout: a plain loop
+            for i in range(n):
+                v = ids[i]
                 lo = v if v < lo else lo
                 hi = v if v > hi else hi
-        if hi < lo:  # every id null
+        else:
             for i in range(n):
-                slot_of[i] = -1
-            return True
-        if <uint64_t>hi - <uint64_t>lo >= <uint64_t>(4 * n + 4096):
+                if _ok(idc, i):
+                    v = _int(idc, i)
+                    lo = v if v < lo else lo
+                    hi = v if v > hi else hi
+        if hi < lo or <uint64_t>hi - <uint64_t>lo >= <uint64_t>(4 * n + 4096):
             return False
         span = hi - lo + 1
         self.dslot.assign(span, -1)
         self.dlast.resize(span)
         self.dcount.assign(span, 0)
+        lo_out[0] = lo
+        return True
+
+    cdef void _slots_direct(self, int64_t a, int64_t b, int64_t row0, int64_t lo) noexcept nogil:
+        cdef col_t* idc = &self.idc
+        cdef int64_t i, code, s
+        cdef bint created
+        cdef const int64_t* ids = NULL
+        cdef int64_t* slot_of = self.slot_of.data() - a
         cdef int64_t* dslot = self.dslot.data()
         cdef int64_t* dlast = self.dlast.data()
         cdef int64_t* dcount = self.dcount.data()
-        for i in range(n):
-            if not _ok(idc, i):
+        if idc.kind == K_I64 and idc.valid == NULL:
+            ids = <const int64_t*>idc.data + idc.off
+        for i in range(a, b):
+            if ids != NULL:
+                code = ids[i] - lo
+            elif not _ok(idc, i):
                 slot_of[i] = -1
                 continue
-            code = _int(idc, i) - lo
+            else:
+                code = _int(idc, i) - lo
             s = dslot[code]
             if s < 0:
                 created = False
@@ -630,17 +666,21 @@ cdef class RowsEngine:
             slot_of[i] = s
             dlast[code] = row0 + i
             dcount[code] += 1
-        for code in range(span):
-            s = dslot[code]
+
+    cdef void _direct_done(self) noexcept nogil:
+        """The batch's newest row and row count of each identity, from the direct table."""
+        cdef size_t code
+        cdef int64_t s, cnt, added = 0
+        for code in range(self.dslot.size()):
+            s = self.dslot[code]
             if s >= 0:
-                cnt = dcount[code]
-                self.slots[s].last_row = dlast[code]
+                cnt = self.dcount[code]
+                self.slots[s].last_row = self.dlast[code]
                 self.slots[s].nrows += cnt
                 added += cnt
         self.live_rows += added
-        return True
 
-    cdef void _slots_hashed(self, int64_t n, int64_t row0, int64_t* slot_of) noexcept nogil:
+    cdef void _slots_hashed(self, int64_t a, int64_t b, int64_t row0) noexcept nogil:
         """Each row's slot through the index (string ids, or integer ids over a wide range)."""
         cdef int64_t i, s = -1, v, prev_v = 0, length = 0, prev_len = -1, added = 0
         cdef const char* p = NULL
@@ -648,7 +688,8 @@ cdef class RowsEngine:
         cdef bint created, str_ids = self.id_str, has_prev = False
         cdef col_t* idc = &self.idc
         cdef slot_t* sl
-        for i in range(n):
+        cdef int64_t* slot_of = self.slot_of.data() - a
+        for i in range(a, b):
             if not _ok(idc, i):
                 slot_of[i] = -1
                 continue
@@ -891,18 +932,18 @@ cdef class RowsEngine:
         if ct.n <= G:  # fewer than G + 1 distinct times: never G gaps
             return
         _unpack(ct, step, self.scratch)
+        u = r.data()
+        nu = ct.n
         if ct.unsorted:
-            cpp_sort(r.begin(), r.end())  # (time, row): the first row of each time leads its run
+            cpp_sort(u, u + nu)  # (time, row): the first row of each time leads its run
             w = 0
-            for q in range(<int64_t>r.size()):
-                if q == 0 or r[0][q].first != r[0][w - 1].first:
-                    r[0][w] = r[0][q]
+            for q in range(nu):
+                if q == 0 or u[q].first != u[w - 1].first:
+                    u[w] = u[q]
                     w += 1
-            r.resize(w)
-        nu = r.size()
+            nu = w
         if nu <= G:
             return
-        u = r.data()
         self.gap_t.assign(GR, 0)
         for q in range(1, nu):
             t = u[q].first

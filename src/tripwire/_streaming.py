@@ -1182,9 +1182,18 @@ class _RowsGroup:
         (same errors), and how the engine reads them."""
         from . import rows
 
-        empty = schema.empty_table()
+        def present(name: str, role: str, expected: str) -> None:
+            if schema.get_field_index(name) < 0:  # missing (or twice): the batch check's own error
+                _arrow.column(schema.empty_table(), name, role=role, expected=expected)
+
         for a in self.members:
-            a.evaluate(empty, "cython")
+            present(a.id, "id", _arrow._KEY_EXPECTED)
+            if isinstance(a, rows.consistent):
+                present(a.attr, "attr", _arrow._KEY_EXPECTED)
+            else:
+                present(a.time, "time", "integer")
+                if _time_kind(schema.field(a.time).type) is None:  # as rows.contiguous refuses it
+                    _arrow.numeric_column(schema.empty_table(), a.time, role="time", integer=True)
         if self.engine is None:
             self._start(schema)
 
