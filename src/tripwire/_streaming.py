@@ -29,7 +29,11 @@ their adapters: :class:`NativeBoxes` checks them all in one native call per batc
 (``tripwire._kernels._monitor_cy.BoxEngine``: the newest frame per stream, the last box per
 track, the active objects per stream and young objects' boxes, per-track records until quiet
 for ``horizon`` rows, and the stream clock kept in place; IoU matching shares ``match_frame``
-with the batch ``associate``), with the same results.
+with the batch ``associate``), with the same results. ``rows.consistent`` and ``rows.contiguous`` on the Cython backend skip
+``ByIdentity`` too: :class:`NativeRows` feeds each batch once to a native engine per id column
+(``tripwire._kernels._monitor_rows_cy.RowsEngine``: per identity its distinct attribute values
+with counts and first rows, its presences packed about two bytes per row, judged once quiet
+for ``horizon`` rows or at flush), with the same results.
 """
 from __future__ import annotations
 
