@@ -132,6 +132,8 @@ cdef struct ct_t:  # rows.contiguous, per identity: its presences in arrival ord
     # logs at once costs in the cache lines they touch
     vector[uint16_t] words
     int64_t n, last_t, last_row  # presences; the newest one's time and row
+    int64_t gaps  # presences not ``step`` after the previous one: with fewer than allowed // 2 + 1
+    # and times in order, nothing to flag (judging skips the log)
     uint8_t unsorted  # a time went backwards
 
 
@@ -154,8 +156,10 @@ cdef inline void _append(ct_t* c, int64_t t, int64_t row, int64_t step) noexcept
         c.words[k] = ESCAPE
         memcpy(&c.words[k + 1], &t, 8)
         memcpy(&c.words[k + 5], &row, 8)
-    if c.n and t < c.last_t:
-        c.unsorted = 1
+    if c.n and <uint64_t>t - <uint64_t>c.last_t != <uint64_t>step:
+        c.gaps += 1
+        if t < c.last_t:
+            c.unsorted = 1
     c.n += 1
     c.last_t = t
     c.last_row = row
@@ -444,6 +448,7 @@ cdef class RowsEngine:
             if t.words.capacity() > 16384:
                 vector[uint16_t]().swap(t.words)
             t.n = 0
+            t.gaps = 0
             t.unsorted = 0
         self.free_slots.push_back(s)
 
@@ -531,6 +536,7 @@ cdef class RowsEngine:
             self.sv_ct.push_back(t.n)
             self.sv_ct.push_back(t.last_t)
             self.sv_ct.push_back(t.last_row)
+            self.sv_ct.push_back(t.gaps)
             self.sv_uns.push_back(t.unsorted)
 
     cdef void _rows(self, int64_t n, int64_t row0) noexcept nogil:
@@ -832,10 +838,11 @@ cdef class RowsEngine:
                     c.more.resize(self.sv_cs[2 * (k * n_cs + m) + 1])
                 for m in range(n_ct):
                     t = &self.ct[s * n_ct + m]
-                    t.words.resize(self.sv_ct[4 * (k * n_ct + m)])
-                    t.n = self.sv_ct[4 * (k * n_ct + m) + 1]
-                    t.last_t = self.sv_ct[4 * (k * n_ct + m) + 2]
-                    t.last_row = self.sv_ct[4 * (k * n_ct + m) + 3]
+                    t.words.resize(self.sv_ct[5 * (k * n_ct + m)])
+                    t.n = self.sv_ct[5 * (k * n_ct + m) + 1]
+                    t.last_t = self.sv_ct[5 * (k * n_ct + m) + 2]
+                    t.last_row = self.sv_ct[5 * (k * n_ct + m) + 3]
+                    t.gaps = self.sv_ct[5 * (k * n_ct + m) + 4]
                     t.unsorted = self.sv_uns[k * n_ct + m]
             for k in range(self.judged.size()):
                 s = self.judged[k]
@@ -929,7 +936,7 @@ cdef class RowsEngine:
         cdef int64_t nu, p, q, w
         cdef float sev = <float>(2 * G - allowed)
         cdef rec_t* u
-        if ct.n <= G:  # fewer than G + 1 distinct times: never G gaps
+        if ct.n <= G or (not ct.unsorted and ct.gaps < G):  # never G gaps
             return
         _unpack(ct, step, self.scratch)
         u = r.data()
