@@ -634,8 +634,8 @@ cdef class RowsEngine:
                     v = _int(idc, i)
                     lo = v if v < lo else lo
                     hi = v if v > hi else hi
-        if hi < lo or <uint64_t>hi - <uint64_t>lo >= <uint64_t>(4 * n + 4096):
-            return False
+        if hi < lo or <uint64_t>hi - <uint64_t>lo >= <uint64_t>(n + 4096):
+            return False  # the table would cost more than the rows (24 bytes per id of the range)
         span = hi - lo + 1
         self.dslot.assign(span, -1)
         self.dlast.resize(span)
@@ -685,6 +685,10 @@ cdef class RowsEngine:
                 self.slots[s].nrows += cnt
                 added += cnt
         self.live_rows += added
+        if self.dslot.capacity() > 1 << 20:  # a huge batch's table: not kept for the next one
+            vector[int64_t]().swap(self.dslot)
+            vector[int64_t]().swap(self.dlast)
+            vector[int64_t]().swap(self.dcount)
 
     cdef void _slots_hashed(self, int64_t a, int64_t b, int64_t row0) noexcept nogil:
         """Each row's slot through the index (string ids, or integer ids over a wide range)."""
