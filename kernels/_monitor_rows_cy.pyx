@@ -568,6 +568,44 @@ cdef class RowsEngine:
         cdef cs_t* cs
         cdef ct_t* ct
         cdef const int64_t* slot_of = self.slot_of.data() - a  # indexed by row
+        cdef const int64_t* tp
+        cdef const int32_t* ap32 = NULL
+        cdef const int64_t* ap64 = NULL
+        cdef col_t* tc
+        if n_cs == 1 and n_ct == 1 and not self.cs_str[0] and not self.cs_min[0]:
+            c = &self.cols[0]
+            tc = &self.cols[1]
+            if c.valid == NULL and tc.valid == NULL and (c.kind == K_I32 or c.kind == K_I64) and tc.kind == K_I64:
+                # the common shape (one of each, flag="first", integer columns without nulls):
+                # one pass over the rows for both, columns read as they are
+                if c.kind == K_I32:
+                    ap32 = <const int32_t*>c.data + c.off
+                else:
+                    ap64 = <const int64_t*>c.data + c.off
+                tp = <const int64_t*>tc.data + tc.off
+                step = self.ct_step[0]
+                for i in range(a, b):
+                    s = slot_of[i]
+                    if s < 0:
+                        continue
+                    row = row0 + i
+                    cs = &self.cs[s]
+                    v = ap32[i] if ap32 != NULL else ap64[i]
+                    if cs.count and not cs.null and cs.iv == v:
+                        cs.count += 1
+                    elif cs.count == 0:
+                        cs.null = 0
+                        cs.iv = v
+                        cs.first_row = row
+                        cs.count = 1
+                    else:
+                        self._another(s, False, v, NULL, 0, row, 0)
+                    t = tp[i]
+                    ct = &self.ct[s]
+                    if ct.n and t == ct.last_t:
+                        continue  # a repeated time is one presence: its first row stands for it
+                    _append(ct, t, row, step)
+                return
         for m in range(n_cs):
             c = &self.cols[m]
             text = self.cs_str[m]

@@ -121,6 +121,26 @@ def test_any_split_equals_suite_check(parts, id_how, attr_how, time_how, window,
     assert _native(mon) == ["first", "minority", "contiguous"]
 
 
+@pytest.mark.slow
+@PROPERTY
+@given(parts=rows_and_splits(), attr_how=st.sampled_from(["int32", "int64"]), window=st.sampled_from([2, 4, 9]),
+       allowed=st.sampled_from([0, 1, 2]), horizon=st.sampled_from([None, 3, 8]))
+def test_one_of_each_on_plain_integer_columns(parts, attr_how, window, allowed, horizon):
+    """The engine's one-pass path (one consistent with flag="first" and one contiguous, integer
+    attribute and int64 time without nulls) and its general path on batches with nulls, in one
+    stream."""
+    rows = [r for p in parts for r in p]
+    assume(horizon is None or _longest_absence(rows) <= horizon)
+    batches = [rows_table(p, "int64", "int32", "int64") for p in parts]
+    if attr_how == "int64":
+        batches = [b.set_column(1, "cls", b.column("cls").cast(pa.int64())) for b in batches]
+    s = tw.Suite([tw.rows.consistent(id="track", attr="cls"),
+                  tw.rows.contiguous(id="track", time="frame", window=window, allowed_transitions=allowed)])
+    mon = tw.Monitor(s, horizon=horizon, strict=True)
+    assert streamed(mon, batches) == events_of(s.check(pa.concat_tables(batches)))
+    assert _native(mon) == ["rows.consistent", "rows.contiguous"]
+
+
 def _longest_absence(rows: list[tuple]) -> int:
     last, worst = {}, 0
     for i, (k, _, _) in enumerate(rows):
