@@ -29,7 +29,11 @@ their adapters: :class:`NativeBoxes` checks them all in one native call per batc
 (``tripwire._kernels._monitor_cy.BoxEngine``: the newest frame per stream, the last box per
 track, the active objects per stream and young objects' boxes, per-track records until quiet
 for ``horizon`` rows, and the stream clock kept in place; IoU matching shares ``match_frame``
-with the batch ``associate``), with the same results.
+with the batch ``associate``), with the same results. ``rows.consistent`` and ``rows.contiguous`` on the Cython backend skip
+``ByIdentity`` too: :class:`NativeRows` feeds each batch once to a native engine per id column
+(``tripwire._kernels._monitor_rows_cy.RowsEngine``: per identity its distinct attribute values
+with counts and first rows, its presences packed about two bytes per row, judged once quiet
+for ``horizon`` rows or at flush), with the same results.
 """
 from __future__ import annotations
 
@@ -754,8 +758,12 @@ class Whole(_Ordered):
         return Result.empty(table.num_rows)
 
 
-def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None) -> Adapter:
-    """The streaming form of ``a`` for batches of ``schema``."""
+def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None, *, backend: str | None = None,
+                shared: dict | None = None) -> Adapter:
+    """The streaming form of ``a`` for batches of ``schema``. With ``backend`` Cython (or
+    ``auto``) and a ``shared`` dict (one per monitor), ``rows.consistent`` and
+    ``rows.contiguous`` go native (:class:`NativeRows`, one engine per id column in
+    ``shared``) when the engine reads their columns."""
     from . import boxes, points, rows
     from .udf import UserAssertion
 
@@ -788,6 +796,11 @@ def adapter_for(a: Assertion, schema: pa.Schema, horizon: int | None) -> Adapter
         return ByIdentity(a, needed, stream, lambda t: boxes._track_keys(t, c), horizon,
                           frame=c.frame, track=c.track)
     if isinstance(a, (rows.consistent, rows.contiguous)):
+        if shared is not None and backend in ("auto", "cython") and _rows_native_ok(a, schema):
+            key = ("rows", a.id)
+            if key not in shared:
+                shared[key] = _RowsGroup(a.id, horizon)
+            return NativeRows(a, needed, shared[key])
         return ByIdentity(a, needed, None, lambda t: _arrow.encode_keys(t, a.id, role="id"), horizon)
     if isinstance(a, UserAssertion) and a.per == "group":
         return ByIdentity(a, needed, None, lambda t: _arrow.encode_keys(t, a.by, role="by"), horizon)
@@ -1076,3 +1089,233 @@ def _late(s: Any, lo: int, prev: int) -> OutOfOrder:
     return OutOfOrder(f"frame {lo}{where} arrived after frame {prev}",
                       expected="the frames of each stream in order across batches (any order inside one batch)",
                       fix="send each stream's frames in order, or check unordered data with Suite.check / tripwire scan")
+
+
+# ----------------------------------------------------------------------------------------------
+# the native path for the generic per-identity checks: one engine call per batch for the
+# rows.consistent and rows.contiguous assertions sharing an id column
+# ----------------------------------------------------------------------------------------------
+_ROWS_KINDS = {pa.int8(): 1, pa.int16(): 2, pa.int32(): 3, pa.int64(): 4, pa.uint8(): 5, pa.uint16(): 6,
+               pa.uint32(): 7, pa.uint64(): 8, pa.string(): 9, pa.large_string(): 10}  # RowsEngine's K_*
+_K_I32, _K_I64, _K_U64 = 3, 4, 8
+
+
+def _rows_kind(typ: pa.DataType) -> int | None:
+    """How the rows engine reads an id or attribute column of type ``typ`` (dictionaries as
+    their values); ``None``: it cannot (floats, booleans, dates...: the adapter keeps them)."""
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    return _ROWS_KINDS.get(typ)
+
+
+def _time_kind(typ: pa.DataType) -> int | None:
+    """How the rows engine reads a time column (as ``rows.contiguous`` does: integer ticks)."""
+    if pa.types.is_timestamp(typ) or pa.types.is_duration(typ) or pa.types.is_date64(typ):
+        return _K_I64
+    if pa.types.is_date32(typ):
+        return _K_I32
+    return _ROWS_KINDS.get(typ) if pa.types.is_integer(typ) else None
+
+
+def _time_unit(typ: pa.DataType) -> tuple:
+    """What a time column's ticks mean (``rows.contiguous`` turns windows into ticks by it):
+    batches may change the integer width, not the unit."""
+    if pa.types.is_timestamp(typ) or pa.types.is_duration(typ):
+        return ("unit", typ.unit)
+    if pa.types.is_date64(typ) or pa.types.is_date32(typ):
+        return (str(typ),)
+    return ("integer",)
+
+
+def _is_text(kind: int) -> bool:
+    return kind >= 9
+
+
+def _rows_native_ok(a: Assertion, schema: pa.Schema) -> bool:
+    """Whether the rows engine reads ``a``'s columns in batches of ``schema``."""
+    from . import rows
+
+    names = set(schema.names)
+    if a.id not in names or _rows_kind(schema.field(a.id).type) is None:
+        return False
+    if isinstance(a, rows.consistent):
+        return a.attr in names and _rows_kind(schema.field(a.attr).type) is not None
+    return a.time in names and _time_kind(schema.field(a.time).type) is not None
+
+
+class _RowsGroup:
+    """The assertions of a monitor that read one id column natively, and their
+    ``tripwire._kernels._monitor_rows_cy.RowsEngine``: the first member observing a batch
+    feeds it to the engine (for all of them); the others take their results."""
+
+    def __init__(self, id_col: str, horizon: int | None):
+        self.id, self.horizon = id_col, horizon
+        self.members: list[Assertion] = []
+        self.engine: Any = None
+        self._schema: pa.Schema | None = None  # the last schema adopted
+        self._plan: tuple = ()
+        self._casts: dict[str, pa.DataType] = {}
+        self._u64 = False
+        self._observing = False  # the engine holds a batch not committed yet
+        self._results: dict = {}
+        self._flushed: dict = {}
+
+    def _start(self, schema: pa.Schema) -> None:
+        """The engine, from the first batch's schema (which column kinds, which tick unit)."""
+        from . import rows
+        from ._kernels import _monitor_rows_cy
+
+        cs = [a for a in self.members if isinstance(a, rows.consistent)]
+        ct = [a for a in self.members if isinstance(a, rows.contiguous)]
+        self.order = cs + ct  # the engine's result order
+        self.id_text = _is_text(_rows_kind(schema.field(self.id).type))
+        self.attr_text = {a.attr: _is_text(_rows_kind(schema.field(a.attr).type)) for a in cs}
+        self.units = {a.time: _time_unit(schema.field(a.time).type) for a in ct}
+        ticks = []
+        for a in ct:  # as rows.contiguous.evaluate: the column's unit, ms for date64, days for date32
+            typ = schema.field(a.time).type
+            unit = typ.unit if pa.types.is_timestamp(typ) or pa.types.is_duration(typ) else \
+                "ms" if pa.types.is_date64(typ) else None
+            ticks.append((rows._as_ticks(a.window, unit, "window", a.kind),
+                          rows._as_ticks(a.step, unit, "step", a.kind), a.allowed))
+        self.engine = _monitor_rows_cy.RowsEngine(self.id_text, [(self.attr_text[a.attr], a.flag == "minority")
+                                                                for a in cs], ticks, self.horizon)
+
+    def _adopt(self, schema: pa.Schema) -> None:
+        """A batch with a new schema: its columns checked as the batch assertions check them
+        (same errors), and how the engine reads them."""
+        from . import rows
+
+        def present(name: str, role: str, expected: str) -> None:
+            if schema.get_field_index(name) < 0:  # missing (or twice): the batch check's own error
+                _arrow.column(schema.empty_table(), name, role=role, expected=expected)
+
+        for a in self.members:
+            present(a.id, "id", _arrow._KEY_EXPECTED)
+            if isinstance(a, rows.consistent):
+                present(a.attr, "attr", _arrow._KEY_EXPECTED)
+            else:
+                present(a.time, "time", "integer")
+                if _time_kind(schema.field(a.time).type) is None:  # as rows.contiguous refuses it
+                    _arrow.numeric_column(schema.empty_table(), a.time, role="time", integer=True)
+        if self.engine is None:
+            self._start(schema)
+
+        def kind(name: str, role: str, text: bool | None, how=_rows_kind) -> tuple[int, int]:
+            typ = schema.field(name).type
+            k = how(typ)
+            if k is None or (text is not None and _is_text(k) != text):
+                raise InputError(f"column {name!r} ({role}) is {typ} in this batch, unlike earlier batches",
+                                 expected="the column types of the earlier batches", found=str(typ),
+                                 fix="send every batch with the same column types")
+            return schema.get_field_index(name), k
+
+        id_plan = kind(self.id, "id", self.id_text)
+        attrs = [kind(a.attr, "attr", self.attr_text[a.attr]) for a in self.order if isinstance(a, rows.consistent)]
+        times = []
+        for a in self.order:
+            if isinstance(a, rows.contiguous):
+                times.append(kind(a.time, "time", None, _time_kind))
+                if _time_unit(schema.field(a.time).type) != self.units[a.time]:
+                    kind(a.time, "time", None, lambda t: None)  # another unit: windows would change meaning
+        self._casts = {n: schema.field(n).type.value_type for n in {self.id, *(a.attr for a in self.order
+                                                                           if isinstance(a, rows.consistent))}
+                       if pa.types.is_dictionary(schema.field(n).type)}
+        self._u64 = id_plan[1] == _K_U64
+        self._plan = (id_plan, attrs, times)
+        self._schema = schema
+
+    def observe(self, a: Assertion, table: pa.Table, offset: int) -> Result | None:
+        if not self._observing:
+            self._run(table, offset)
+        return self._results.get(a)
+
+    def _run(self, table: pa.Table, offset: int) -> None:
+        if self._schema is None or not table.schema.equals(self._schema):
+            self._adopt(table.schema)
+        t = table
+        for name, typ in self._casts.items():  # dictionaries as their values (batches differ in dictionary)
+            i = t.schema.get_field_index(name)
+            t = t.set_column(i, name, t.column(i).cast(typ))
+        (id_i, id_k), attrs, times = self._plan
+        e = self.engine
+        row = offset
+        try:
+            for b in t.to_batches():  # chunked columns: one call per record batch, no copy
+                if b.num_rows:
+                    e.feed(b, row, id_i, id_k, attrs, times)
+                row += b.num_rows
+            got = e.finish(offset + table.num_rows)
+        except BaseException:
+            e.abort()
+            raise
+        self._observing = True
+        n = table.num_rows
+        self._results = {a: self._result(a, g, n) for a, g in zip(self.order, got)}
+
+    def _result(self, a: Assertion, got: tuple | None, n_checked: int) -> Result | None:
+        if got is None:
+            return None
+        rows_, events, severity, keys = got
+        if self.id_text:
+            key = functools.partial(pa.array, keys, pa.string())
+        else:
+            values = keys.view(np.uint64) if self._u64 else keys
+            key = lambda: pc.cast(pa.array(values), pa.string())  # noqa: E731
+        return Result(rows_, events, severity, n_checked, {"key": key}, [])
+
+    def commit(self) -> None:
+        if self._observing:
+            self.engine.commit()
+            self._observing, self._results = False, {}
+
+    def abort(self) -> None:
+        if self.engine is not None:
+            self.engine.abort()
+        self._observing, self._results = False, {}
+
+    def flush(self, a: Assertion, streams: set | None) -> Result:
+        if streams is not None or self.engine is None:
+            return Result.empty(0)  # rows without a stream end only at a full flush
+        if a not in self._flushed:  # the first member flushing: the engine judges all of them
+            self._flushed = {m: self._result(m, g, 0) for m, g in zip(self.order, self.engine.flush())}
+        r = self._flushed.pop(a)
+        return Result.empty(0) if r is None else r
+
+    def retained_rows(self) -> int:
+        return 0 if self.engine is None else self.engine.live_rows
+
+
+class NativeRows(Adapter):
+    """``rows.consistent`` / ``rows.contiguous`` on the Cython backend: state kept in place per
+    identity by a native engine shared by the assertions reading the same id column
+    (``tripwire._kernels._monitor_rows_cy.RowsEngine``: each identity's distinct attribute
+    values with counts and first rows, its presences as (time, row); judged once quiet for
+    ``horizon`` rows, as :class:`ByIdentity` judges, or at ``flush``). Same violations as
+    ``ByIdentity``, without re-reading held rows: one engine pass over each batch's columns.
+
+    ``observe`` applies the batch; ``restore`` undoes it (another assertion refused the
+    batch), ``commit`` keeps it."""
+
+    def __init__(self, a: Assertion, needed: list[str], group: _RowsGroup):
+        super().__init__(a, needed)
+        self.group = group
+        group.members.append(a)
+
+    def snapshot(self) -> Any:
+        return None  # the engine remembers what a batch changed until commit
+
+    def restore(self, state: Any) -> None:
+        self.group.abort()
+
+    def observe(self, table: pa.Table, offset: int, backend: str) -> Result | None:
+        return self.group.observe(self.a, table, offset)
+
+    def commit(self) -> None:
+        self.group.commit()
+
+    def flush(self, backend: str, streams: set | None = None) -> Result:
+        return self.group.flush(self.a, streams)
+
+    def retained_rows(self) -> int:
+        return self.group.retained_rows()

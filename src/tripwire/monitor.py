@@ -212,7 +212,9 @@ class Monitor:
         (one call per batch for all of them), an adapter for each of the others."""
         members = native_members(list(self.suite), schema, self.backend)
         native = NativeBoxes(members, schema, self.horizon) if members else None
-        adapters = [(a, adapter_for(a, schema, self.horizon)) for a in self.suite if a not in members]
+        shared: dict = {}  # native engines the adapters share (one per id column of rows checks)
+        adapters = [(a, adapter_for(a, schema, self.horizon, backend=self.backend, shared=shared))
+                    for a in self.suite if a not in members]
         if native is not None:
             for _, ad in adapters:  # appear by track: the engine keeps the same clock
                 if isinstance(ad, ByIdentity) and ad.ordered and ad.stream == native.stream \
