@@ -21,7 +21,7 @@ Hypothesis property test checks that against ``Suite.check``.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uintptr_t, INT64_MIN, INT64_MAX
+from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uint64_t, uintptr_t, INT64_MIN, INT64_MAX
 from libc.math cimport isfinite, NAN
 from libc.string cimport memcmp
 from cython.operator cimport dereference as deref, preincrement as inc
@@ -91,6 +91,18 @@ cdef extern from *:
       void clear() { keys.clear(); vals.clear(); mask = 0; count = 0; }
     };
     static inline void tw_release_schema(struct ArrowSchema* a) { if (a->release) a->release(a); }
+    /* LEB128 varints: class_consistency keeps each row of a track as deltas to its previous row
+       (typically 2 bytes instead of 16: the rows of live tracks are written once and read only
+       when a track turns out bad, so the bytes written per row are what it costs) */
+    static inline void tw_put_varint(std::vector<uint8_t>& v, uint64_t x) {
+      while (x >= 0x80) { v.push_back((uint8_t)(x | 0x80)); x >>= 7; }
+      v.push_back((uint8_t)x);
+    }
+    static inline uint64_t tw_get_varint(const uint8_t* p, size_t* pos) {
+      uint64_t x = 0; int shift = 0; uint8_t b;
+      do { b = p[(*pos)++]; x |= (uint64_t)(b & 0x7f) << shift; shift += 7; } while (b & 0x80);
+      return x;
+    }
     """
     cdef struct ArrowSchema:
         const char* format
@@ -109,6 +121,8 @@ cdef extern from *:
         void (*release)(ArrowArray*)
     void tw_release_array(ArrowArray* a) nogil
     void tw_release_schema(ArrowSchema* a) nogil
+    void tw_put_varint(vector[uint8_t]& v, uint64_t x) nogil
+    uint64_t tw_get_varint(const uint8_t* p, size_t* pos) nogil
     cppclass tw_flat:
         void* find(int64_t k) nogil
         void put(int64_t k, void* v) nogil
@@ -128,6 +142,9 @@ cdef enum:
     R_Y2 = 7
     R_CLS = 8
     N_ROLES = 9
+
+cdef enum:
+    CR_POOL = 1 << 22  # class_consistency: row bytes kept for reuse (4 MiB)
 
 # stream column kinds
 cdef enum:
@@ -182,8 +199,6 @@ cdef struct yb_t:  # a box of a young object (appear)
     uint8_t has_score
 
 
-cdef struct cr_t:  # a row of a track (class_consistency): 16 bytes, its class kept apart
-    int64_t row, frame  # frame INT64_MIN: null (class_consistency reads rows without one)
 
 
 cdef struct ident_t:  # a (stream, track) of appear / class_consistency by track
@@ -192,7 +207,10 @@ cdef struct ident_t:  # a (stream, track) of appear / class_consistency by track
     uint8_t done  # appear: lived min_frames (never flagged: boxes dropped)
     uint8_t bad  # class_consistency: more than one class seen
     vector[yb_t] rows  # appear: the young track's boxes
-    vector[cr_t] crows  # class_consistency: every row
+    # class_consistency: every row as varints (tw_put_varint): (row - previous row) * 2 + (frame
+    # null), then, with a frame, (frame - previous frame) zigzagged; classes kept apart
+    vector[uint8_t] crows
+    int64_t ccount, cprev_row, cprev_frame  # rows held; the last row and frame encoded
     vector[int64_t] ccls  # class_consistency: the class per row, kept only once bad (before: first_cls)
 
 
@@ -244,6 +262,25 @@ cdef inline float _mean2(float a, bint ha, float b, bint hb) noexcept nogil:
     return m if m > <float>1e-6 else <float>1e-6
 
 
+cdef cppclass _MbScratch:  # multibox's complete boxes (structure of arrays), kept between batches
+    vector[float] x1, y1, x2, y2, sc
+    vector[uint8_t] sv
+    vector[int64_t] row, frame, stream
+
+    void swap_with(vector[float]& x1, vector[float]& y1, vector[float]& x2, vector[float]& y2,
+                   vector[float]& sc, vector[uint8_t]& sv, vector[int64_t]& row, vector[int64_t]& frame,
+                   vector[int64_t]& stream) noexcept nogil:
+        this.x1.swap(x1)
+        this.y1.swap(y1)
+        this.x2.swap(x2)
+        this.y2.swap(y2)
+        this.sc.swap(sc)
+        this.sv.swap(sv)
+        this.row.swap(row)
+        this.frame.swap(frame)
+        this.stream.swap(stream)
+
+
 cdef class BoxEngine:
     """Streaming state of a suite's box assertions over one column mapping (see the module
     docstring). ``multibox``: ``[(iou, min_boxes)]``; ``flicker``: ``[max_gap]`` (identity
@@ -287,6 +324,14 @@ cdef class BoxEngine:
     cdef vector[vector[tw_flat]] id_idx  # the same records, indexed for the per-row lookup
     cdef int64_t horizon  # -1: until flush
     cdef vector[int64_t] sany  # stream id per row whatever its frame (-1: null stream)
+    # class_consistency: judged tracks' emptied row vectors, reused by new tracks (no malloc and
+    # regrowth per track); at most CR_POOL rows of capacity in all
+    cdef vector[vector[uint8_t]] cr_pool
+    cdef int64_t cr_pooled
+    # scratch of the per-batch passes, kept between batches: allocated anew, vectors of a
+    # batch's size come from fresh pages each time (page faults cost more than the pass)
+    cdef _MbScratch mbw
+    cdef vector[int64_t] fl_rows, mb_evof
     # the prepared batch
     cdef ArrowArray arr
     cdef bint pending
@@ -299,6 +344,7 @@ cdef class BoxEngine:
 
     def __cinit__(self):
         self.pending = False
+        self.cr_pooled = 0
         self.arr.release = NULL
 
     def __init__(self, int stream_kind, multibox=(), flicker=(), valid=(), iou=(), int cls_kind=0,
@@ -669,6 +715,17 @@ cdef class BoxEngine:
         cdef bint sorted_ = True, coords_null
         cdef col_t* c = self.col
         cdef bint has_score = self.idx[R_SCORE] >= 0
+        cdef float* px1
+        cdef float* py1
+        cdef float* px2
+        cdef float* py2
+        cdef float* par_a
+        cdef int64_t* pst
+        cdef int64_t* pfr
+        cdef int64_t* par
+        cdef int64_t* siz
+        cdef uint8_t* pok
+        self.mbw.swap_with(bx1, by1, bx2, by2, bsc, bsv, brow, bframe, bstream)  # back before returning
         if flushing:
             if which is None:
                 for s in range(<int64_t>opened.size()):
@@ -773,10 +830,18 @@ cdef class BoxEngine:
                 _permute_i(brow, items)
                 _permute_i(bframe, items)
                 _permute_i(bstream, items)
+            # raw pointers: through the vectors, the compiler reloads each one's data pointer in
+            # the pair loop (join's stores might alias them)
+            px1 = bx1.data()
+            py1 = by1.data()
+            px2 = bx2.data()
+            py2 = by2.data()
+            pst = bstream.data()
+            pfr = bframe.data()
             g0 = 0
             while g0 < m:
                 g1 = g0 + 1
-                while g1 < m and bstream[g1] == bstream[g0] and bframe[g1] == bframe[g0]:
+                while g1 < m and pst[g1] == pst[g0] and pfr[g1] == pfr[g0]:
                     g1 += 1
                 q = g1 - g0
                 if q >= min_boxes and q >= 2:
@@ -784,31 +849,35 @@ cdef class BoxEngine:
                     bok.resize(q)
                     parent.resize(q)
                     size.resize(q)
+                    par = parent.data()
+                    siz = size.data()
+                    par_a = area.data()
+                    pok = bok.data()
                     for u in range(q):
                         j = g0 + u
-                        parent[u] = u
-                        size[u] = 1
-                        bok[u] = isfinite(bx1[j]) and isfinite(by1[j]) and isfinite(bx2[j]) and isfinite(by2[j])
-                        area[u] = (bx2[j] - bx1[j]) * (by2[j] - by1[j])
+                        par[u] = u
+                        siz[u] = 1
+                        pok[u] = isfinite(px1[j]) and isfinite(py1[j]) and isfinite(px2[j]) and isfinite(py2[j])
+                        par_a[u] = (px2[j] - px1[j]) * (py2[j] - py1[j])
                     # as _boxes_cy.multibox: linked when inter >= iou * union
                     for u in range(q):
-                        if not bok[u]:
+                        if not pok[u]:
                             continue
                         i = g0 + u
                         for v in range(u + 1, q):
-                            if not bok[v]:
+                            if not pok[v]:
                                 continue
                             j = g0 + v
-                            ix = _minf(bx2[i], bx2[j]) - _maxf(bx1[i], bx1[j])
+                            ix = _minf(px2[i], px2[j]) - _maxf(px1[i], px1[j])
                             if ix <= 0:
                                 continue
-                            iy = _minf(by2[i], by2[j]) - _maxf(by1[i], by1[j])
+                            iy = _minf(py2[i], py2[j]) - _maxf(py1[i], py1[j])
                             if iy <= 0:
                                 continue
                             inter = ix * iy
-                            uni = area[u] + area[v] - inter
+                            uni = par_a[u] + par_a[v] - inter
                             if inter >= t * uni:
-                                join(&parent[0], &size[0], u, v)
+                                join(par, siz, u, v)
                     v_pos.clear()
                     v_ev.clear()
                     anchors.clear()
@@ -821,6 +890,7 @@ cdef class BoxEngine:
                         out_anchor.push_back(anchors[j])
                 g0 = g1
         if out_pos.size() == 0:
+            self.mbw.swap_with(bx1, by1, bx2, by2, bsc, bsv, brow, bframe, bstream)
             return None
         # canonical order (as tripwire._assertion.canonical_events): events numbered by their
         # anchor row (each group's first box, its lowest row), rows ascending inside one
@@ -850,6 +920,7 @@ cdef class BoxEngine:
         cdef int64_t[::1] rv = rows, fv = frames, sv = sids, evv = events
         cdef float[::1] sevv = sev
         cdef vector[int64_t] ev_of
+        ev_of.swap(self.mb_evof)
         ev_of.resize(m)
         for k in range(n_out):
             ev_of[out_pos[k]] = out_ev[k]
@@ -860,6 +931,8 @@ cdef class BoxEngine:
             sv[k] = bstream[j]
             evv[k] = entries[k].stream
             sevv[k] = ev_sev[ev_of[j]]
+        ev_of.swap(self.mb_evof)
+        self.mbw.swap_with(bx1, by1, bx2, by2, bsc, bsv, brow, bframe, bstream)
         return rows, events, sev, frames, sids
 
     def flush_multibox(self, size_t a, streams=None):
@@ -886,6 +959,8 @@ cdef class BoxEngine:
         cdef bint hs
         if self.idx[R_TRACK] < 0:
             return None
+        rows.swap(self.fl_rows)
+        rows.clear()
         with nogil:
             # rows with a stream, frame and track, in row order; when some stream's frames go
             # back in time inside the batch, in frame order (stable: rows of a frame in order)
@@ -954,6 +1029,7 @@ cdef class BoxEngine:
                                 inc(jt)
                     total += last[0][k].size()
                 self.fl_prune_at[a] = 2 * total + 1024
+        rows.swap(self.fl_rows)
         if starts.size() == 0:
             return None
         return _gap_result(starts, ends, sev, fr, st, trk)
@@ -1278,7 +1354,7 @@ cdef class BoxEngine:
         cut by its stream's first or last frame (as ``lifetimes``); ``class_consistency``: its
         rows not holding the most common non-null class, ties to the class seen first (as
         ``_rows_cy.consistent`` with ``flag_minority``)."""
-        cdef size_t k, j, m = r.rows.size() if self.id_kind[a] == 0 else r.crows.size()
+        cdef size_t k, j, m = r.rows.size() if self.id_kind[a] == 0 else <size_t>r.ccount
         cdef double ssum = 0
         cdef int64_t scount = 0, ev, best_cnt = -1, best = 0, cnt
         cdef float sv
@@ -1326,11 +1402,23 @@ cdef class BoxEngine:
             best = -2  # no non-null class: every row is flagged
         sv = <float>(<int64_t>m - best_cnt) / <float><int64_t>m
         ev = out.anchor.size()
-        out.anchor.push_back(r.crows[0].row)
-        for k in range(m):
+        cdef size_t pos = 0
+        cdef uint64_t code, zz
+        cdef int64_t row = 0, frame = 0, fr
+        for k in range(m):  # decode the rows (see ident_t.crows)
+            code = tw_get_varint(r.crows.data(), &pos)
+            row = <int64_t>(<uint64_t>row + (code >> 1))
+            if code & 1:
+                fr = INT64_MIN
+            else:
+                zz = tw_get_varint(r.crows.data(), &pos)
+                frame = <int64_t>(<uint64_t>frame + ((zz >> 1) ^ (0 - (zz & 1))))
+                fr = frame
+            if k == 0:
+                out.anchor.push_back(row)
             if r.ccls[k] != best:
-                out.rows.push_back(r.crows[k].row)
-                out.frames.push_back(r.crows[k].frame)
+                out.rows.push_back(row)
+                out.frames.push_back(fr)
                 out.ev.push_back(ev)
                 out.sids.push_back(s)
                 out.objs.push_back(track)
@@ -1348,7 +1436,7 @@ cdef class BoxEngine:
         cdef ident_t* r
         cdef ident_t blank
         cdef yb_t yb
-        cdef cr_t cr
+        cdef uint64_t d
         cdef int64_t cls
         cdef vector[int64_t] streams
         cdef unordered_map[int64_t, ident_t].iterator it
@@ -1364,6 +1452,9 @@ cdef class BoxEngine:
         blank.last = INT64_MIN
         blank.done = 0
         blank.bad = 0
+        blank.ccount = 0
+        blank.cprev_row = 0
+        blank.cprev_frame = 0
         with nogil:
             if flushing:
                 for k in range(streams.size()):
@@ -1387,19 +1478,29 @@ cdef class BoxEngine:
                         r = &self.id_map[a][s][tr]
                         r[0] = blank
                         self.id_idx[a][s].put(tr, r)
+                        if not appear and self.cr_pool.size():
+                            r.crows.swap(self.cr_pool.back())
+                            self.cr_pooled -= r.crows.capacity()
+                            self.cr_pool.pop_back()
                     r.last_row = self.row0 + i
                     has_frame = _ok(&c[R_FRAME], i)
-                    if not appear:  # a 16-byte record; classes only once a second one is seen
-                        cr.row = self.row0 + i
-                        cr.frame = _i64(&c[R_FRAME], i) if has_frame else INT64_MIN
+                    if not appear:  # a few bytes (see ident_t.crows); classes only once a second one is seen
+                        f = self.row0 + i
+                        tw_put_varint(r.crows, ((<uint64_t>(f - r.cprev_row)) << 1) | (not has_frame))
+                        r.cprev_row = f
+                        if has_frame:  # zigzag: frames may go back inside a batch (wrapping arithmetic)
+                            f = _i64(&c[R_FRAME], i)
+                            d = <uint64_t>f - <uint64_t>r.cprev_frame
+                            tw_put_varint(r.crows, (d << 1) ^ (0 - (d >> 63)))
+                            r.cprev_frame = f
                         cls = self.bcls[i]
                         if r.bad:
                             r.ccls.push_back(cls)
                         elif cls != r.first_cls:
                             r.bad = 1
-                            r.ccls.assign(r.crows.size(), r.first_cls)
+                            r.ccls.assign(r.ccount, r.first_cls)
                             r.ccls.push_back(cls)
-                        r.crows.push_back(cr)
+                        r.ccount += 1
                         continue
                     yb.row = self.row0 + i
                     yb.frame = _i64(&c[R_FRAME], i) if has_frame else INT64_MIN
@@ -1440,6 +1541,11 @@ cdef class BoxEngine:
                             r = &deref(it).second
                             if r.last_row < end - self.horizon and (not appear or r.last < top):
                                 self._judge_track(a, s, deref(it).first, r, first_frame, top, &out)
+                                if not appear and self.cr_pooled + <int64_t>r.crows.capacity() <= CR_POOL:
+                                    r.crows.clear()
+                                    self.cr_pooled += r.crows.capacity()
+                                    self.cr_pool.resize(self.cr_pool.size() + 1)
+                                    self.cr_pool.back().swap(r.crows)
                                 self.id_idx[a][s].erase(deref(it).first)
                                 it = self.id_map[a][s].erase(it)
                             else:
@@ -1597,7 +1703,7 @@ cdef class BoxEngine:
             for s in range(self.id_map[a].size()):
                 jt = self.id_map[a][s].begin()
                 while jt != self.id_map[a][s].end():
-                    total += max(deref(jt).second.rows.size() + deref(jt).second.crows.size(), 1)
+                    total += max(deref(jt).second.rows.size() + <size_t>deref(jt).second.ccount, 1)
                     inc(jt)
         return total
 
