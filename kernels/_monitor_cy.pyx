@@ -144,7 +144,7 @@ cdef enum:
     N_ROLES = 9
 
 cdef enum:
-    CR_POOL = 1 << 22  # class_consistency: row bytes kept for reuse (4 MiB)
+    KEEP_BYTES = 1 << 12  # a freed slot keeps its row vectors' capacity up to this (reuse, no malloc)
 
 # stream column kinds
 cdef enum:
@@ -175,6 +175,7 @@ cdef struct last_t:  # flicker: a (stream, track)'s last box
     int64_t frame, row
     float score
     uint8_t has_score
+    uint8_t held  # the slot holds a box for this assertion
 
 
 cdef struct item_t:  # a box in a complete frame, before grouping
@@ -202,6 +203,7 @@ cdef struct yb_t:  # a box of a young object (appear)
 
 
 cdef struct ident_t:  # a (stream, track) of appear / class_consistency by track
+    uint8_t held  # the slot holds a track for this assertion
     int64_t first, last, last_row  # frames (appear), the newest row (both)
     int64_t first_cls
     uint8_t done  # appear: lived min_frames (never flagged: boxes dropped)
@@ -301,9 +303,8 @@ cdef class BoxEngine:
     cdef vector[vector[vector[box_t]]] mb_open  # [assertion][stream] -> open frame's boxes
     # flicker by track
     cdef vector[int64_t] fl_gap
-    cdef vector[vector[unordered_map[int64_t, last_t]]] fl_last  # [assertion][stream]
-    cdef vector[vector[tw_flat]] fl_idx  # the same records, indexed for the per-row lookup
-    cdef vector[int64_t] fl_prune_at
+    cdef vector[vector[last_t]] fl_d  # [assertion][track slot]
+    cdef vector[int64_t] fl_n, fl_prune_at  # slots held per assertion; prune when above
     # valid
     cdef vector[double] va_w, va_h
     # flicker / appear by IoU: per assertion, per stream the open frame and the active
@@ -317,17 +318,19 @@ cdef class BoxEngine:
     cdef unordered_map[int64_t, int64_t] cls_int
     cdef tw_flat cls_idx  # cls_int indexed for the per-row lookup (value: code + 1)
     cdef vector[int64_t] bcls  # the batch's class codes (when an IoU assertion reads them)
-    # appear (kind 0) / class_consistency (kind 1) by track: per assertion, per stream, each
-    # track's record until it has been quiet for ``horizon`` rows
-    cdef vector[int64_t] id_kind, id_min, id_swept
-    cdef vector[vector[unordered_map[int64_t, ident_t]]] id_map
-    cdef vector[vector[tw_flat]] id_idx  # the same records, indexed for the per-row lookup
+    # appear (kind 0) / class_consistency (kind 1) by track: per assertion, each track's record
+    # until it has been quiet for ``horizon`` rows
+    cdef vector[int64_t] id_kind, id_min, id_swept, id_n
+    cdef vector[vector[ident_t]] id_d  # [assertion][track slot]
+    # track slots: the by-track assertions find a row's (stream, track) record through one
+    # lookup per row for all of them (``tslot``), then index their own dense arrays. A slot is
+    # freed when no assertion holds it (tk_refs), its arrays' entries are reused
+    cdef vector[tw_flat] tk_idx  # per stream id: track -> slot + 1
+    cdef vector[int64_t] tk_track, tk_stream, tk_refs, tk_free, tk_new  # tk_stream -1: a free slot
+    cdef vector[int64_t] tk_zero  # slots no assertion holds any more, freed after the batch
+    cdef vector[int64_t] tslot  # per row of the batch: its slot, -1: none (null stream or track)
     cdef int64_t horizon  # -1: until flush
     cdef vector[int64_t] sany  # stream id per row whatever its frame (-1: null stream)
-    # class_consistency: judged tracks' emptied row vectors, reused by new tracks (no malloc and
-    # regrowth per track); at most CR_POOL rows of capacity in all
-    cdef vector[vector[uint8_t]] cr_pool
-    cdef int64_t cr_pooled
     # scratch of the per-batch passes, kept between batches: allocated anew, vectors of a
     # batch's size come from fresh pages each time (page faults cost more than the pass)
     cdef _MbScratch mbw
@@ -344,7 +347,6 @@ cdef class BoxEngine:
 
     def __cinit__(self):
         self.pending = False
-        self.cr_pooled = 0
         self.arr.release = NULL
 
     def __init__(self, int stream_kind, multibox=(), flicker=(), valid=(), iou=(), int cls_kind=0,
@@ -359,8 +361,8 @@ cdef class BoxEngine:
             self.id_kind.push_back(k)
             self.id_min.push_back(m)
             self.id_swept.push_back(0)
-        self.id_map.resize(len(ident))
-        self.id_idx.resize(len(ident))
+        self.id_d.resize(len(ident))
+        self.id_n.assign(len(ident), 0)
         for t, g, m in iou:
             self.io_iou.push_back(<float>t)
             self.io_gap.push_back(g)
@@ -377,8 +379,8 @@ cdef class BoxEngine:
         for g in flicker:
             self.fl_gap.push_back(g)
             self.fl_prune_at.push_back(1024)
-        self.fl_last.resize(len(flicker))
-        self.fl_idx.resize(len(flicker))
+            self.fl_n.push_back(0)
+        self.fl_d.resize(len(flicker))
         for w, h in valid:
             self.va_w.push_back(float(w) if w else 0.0)
             self.va_h.push_back(float(h) if h else 0.0)
@@ -402,15 +404,10 @@ cdef class BoxEngine:
         self.mark.push_back(0)
         for a in range(self.mb_open.size()):
             self.mb_open[a].resize(s + 1)
-        for a in range(self.fl_last.size()):
-            self.fl_last[a].resize(s + 1)
-            self.fl_idx[a].resize(s + 1)
+        self.tk_idx.resize(s + 1)
         for a in range(self.io_open.size()):
             self.io_open[a].resize(s + 1)
             self.io_act[a].resize(s + 1)
-        for a in range(self.id_map.size()):
-            self.id_map[a].resize(s + 1)
-            self.id_idx[a].resize(s + 1)
         return s
 
     def stream_id(self, value):
@@ -671,16 +668,23 @@ cdef class BoxEngine:
         try:
             for a in range(self.mb_iou.size()):
                 out.append(self._multibox(a, False, None))
+            if self.fl_gap.size() or self.id_d.size():
+                self._track_slots()
             for a in range(self.fl_gap.size()):
                 out.append(self._flicker(a))
             for a in range(self.va_w.size()):
                 out.append(self._valid(a))
-            if self.io_iou.size() or self.id_map.size():
+            if self.io_iou.size() or self.id_d.size():
                 self._class_codes()
             for a in range(self.io_iou.size()):
                 out.append(self._iou(a, False, None))
-            for a in range(self.id_map.size()):
+            for a in range(self.id_d.size()):
                 out.append(self._ident(a, False, None))
+            for k in range(self.tk_new.size()):  # new slots no assertion took (rows without a frame)
+                if self.tk_refs[self.tk_new[k]] == 0:
+                    self.tk_zero.push_back(self.tk_new[k])
+            self.tk_new.clear()
+            self._free_slots()
             for k in range(self.touched.size()):
                 s = self.touched[k]
                 if self.hi[s] != INT64_MIN:
@@ -941,20 +945,87 @@ cdef class BoxEngine:
             raise ValueError("tripwire: flush with a prepared batch")
         return self._multibox(a, True, streams)
 
+    # ------------------------------------------------------------------ track slots
+    cdef void _track_slots(self) noexcept nogil:
+        """``tslot``: each row's track slot, for every by-track assertion (new (stream, track)
+        pairs get one, listed in ``tk_new``); -1 without a stream or a track."""
+        cdef int64_t n = self.n, i, s, tr, k
+        cdef size_t a
+        cdef col_t* tc = &self.col[R_TRACK]
+        cdef const int64_t* sany = self.sany.data()
+        cdef int64_t* ts
+        self.tslot.resize(n)
+        ts = self.tslot.data()
+        self.tk_new.clear()
+        for i in range(n):
+            s = sany[i]
+            if s < 0 or self.idx[R_TRACK] < 0 or not _ok(tc, i):
+                ts[i] = -1
+                continue
+            tr = _i64(tc, i)
+            k = <int64_t><intptr_t>self.tk_idx[s].find(tr) - 1
+            if k < 0:
+                if self.tk_free.size():
+                    k = self.tk_free.back()
+                    self.tk_free.pop_back()
+                else:  # a new slot: every assertion's arrays grow (entries not held)
+                    k = self.tk_track.size()
+                    self.tk_track.push_back(0)
+                    self.tk_stream.push_back(0)
+                    self.tk_refs.push_back(0)
+                    for a in range(self.fl_d.size()):
+                        self.fl_d[a].resize(k + 1)
+                    for a in range(self.id_d.size()):
+                        self.id_d[a].resize(k + 1)
+                self.tk_track[k] = tr
+                self.tk_stream[k] = s
+                self.tk_refs[k] = 0
+                self.tk_idx[s].put(tr, <void*><intptr_t>(k + 1))
+                self.tk_new.push_back(k)
+            ts[i] = k
+
+    cdef inline void _unref(self, int64_t k) noexcept nogil:
+        """An assertion lets go of slot ``k``; once none holds it, it is freed by
+        ``_free_slots`` (after the batch: a later assertion may still take it for this batch's
+        rows, which already point to it)."""
+        self.tk_refs[k] -= 1
+        if self.tk_refs[k] == 0:
+            self.tk_zero.push_back(k)
+
+    cdef void _free_slots(self) noexcept nogil:
+        cdef size_t q
+        cdef int64_t k
+        for q in range(self.tk_zero.size()):
+            k = self.tk_zero[q]
+            if self.tk_refs[k] == 0 and self.tk_stream[k] >= 0:
+                self.tk_idx[self.tk_stream[k]].erase(self.tk_track[k])
+                self.tk_stream[k] = -1
+                self.tk_free.push_back(k)
+        self.tk_zero.clear()
+
+    cdef vector[uint8_t] _picked(self, object streams):
+        """Per stream id: 1 when in ``streams`` (ids; all when ``None``)."""
+        cdef vector[uint8_t] pick
+        cdef uint8_t every = streams is None  # (not a conditional expression in the call: Cython
+        pick.assign(self.newest.size(), every)  # passes it through a reference to a temporary)
+        if streams is not None:
+            for s in streams:
+                pick[<size_t>s] = 1
+        return pick
+
     # ------------------------------------------------------------------ flicker by track
     cdef object _flicker(self, size_t a):
-        cdef int64_t n = self.n, i, j, s, f, g, tr, gap = self.fl_gap[a], total = 0
-        cdef size_t k
-        cdef vector[unordered_map[int64_t, last_t]]* last = &self.fl_last[a]
+        cdef int64_t n = self.n, i, s, f, g, gap = self.fl_gap[a], k
+        cdef size_t q
         cdef vector[int64_t] rows, starts, ends, fr, st, trk
         cdef vector[float] sev
         cdef vector[int64_t] prev_frame
         cdef col_t* c = self.col
         cdef bint has_score = self.idx[R_SCORE] >= 0, in_order = True
-        cdef last_t cur
         cdef last_t* lp
-        cdef vector[tw_flat]* idx = &self.fl_idx[a]
-        cdef unordered_map[int64_t, last_t].iterator jt
+        cdef last_t* d
+        cdef const int64_t* sid = self.sid.data()
+        cdef const int64_t* ts = self.tslot.data()
         cdef float sc
         cdef bint hs
         if self.idx[R_TRACK] < 0:
@@ -966,8 +1037,8 @@ cdef class BoxEngine:
             # back in time inside the batch, in frame order (stable: rows of a frame in order)
             prev_frame.assign(self.newest.size(), INT64_MIN)
             for i in range(n):
-                s = self.sid[i]
-                if s < 0 or not _ok(&c[R_TRACK], i):
+                s = sid[i]
+                if s < 0 or ts[i] < 0:
                     continue
                 f = _i64(&c[R_FRAME], i)
                 if f < prev_frame[s]:
@@ -976,23 +1047,23 @@ cdef class BoxEngine:
                 rows.push_back(i)
             if not in_order:
                 fr.resize(n)
-                for k in range(rows.size()):
-                    fr[rows[k]] = _i64(&c[R_FRAME], rows[k])
+                for q in range(rows.size()):
+                    fr[rows[q]] = _i64(&c[R_FRAME], rows[q])
                 _sort_by_frame(rows, fr)
                 fr.clear()
-            for k in range(rows.size()):
-                i = rows[k]
-                s = self.sid[i]
+            d = self.fl_d[a].data()
+            for q in range(rows.size()):
+                i = rows[q]
+                k = ts[i]
                 f = _i64(&c[R_FRAME], i)
-                tr = _i64(&c[R_TRACK], i)
                 if has_score:
                     sc = _f32(&c[R_SCORE], i)
                     hs = _ok(&c[R_SCORE], i)
                 else:
                     sc = 0
                     hs = 0
-                lp = <last_t*>idx[0][s].find(tr)
-                if lp != NULL:
+                lp = &d[k]
+                if lp.held:
                     g = f - lp.frame - 1
                     if g >= 1 and g <= gap:
                         starts.push_back(lp.row)
@@ -1000,35 +1071,32 @@ cdef class BoxEngine:
                         sev.push_back(_mean2(lp.score, lp.has_score, sc, hs))
                         fr.push_back(lp.frame)
                         fr.push_back(f)
-                        st.push_back(s)
-                        trk.push_back(tr)
+                        st.push_back(sid[i])
+                        trk.push_back(self.tk_track[k])
                 else:
-                    lp = &last[0][s][tr]  # node-based: the address stays valid
-                    idx[0][s].put(tr, lp)
+                    lp.held = 1
+                    self.tk_refs[k] += 1
+                    self.fl_n[a] += 1
                 lp.frame = f
                 lp.row = self.row0 + i
                 lp.score = sc
                 lp.has_score = hs
             # forget the tracks no later frame can close a gap from (amortized: when the
-            # tables doubled since the last pass)
-            for k in range(last.size()):
-                total += last[0][k].size()
-            if total > self.fl_prune_at[a]:
-                total = 0
-                for k in range(last.size()):
-                    f = self.newest[k]
-                    if self.hi[k] != INT64_MIN and self.hi[k] > f:
-                        f = self.hi[k]
-                    if f != INT64_MIN:
-                        jt = last[0][k].begin()
-                        while jt != last[0][k].end():
-                            if deref(jt).second.frame < f - gap - 1:
-                                idx[0][k].erase(deref(jt).first)
-                                jt = last[0][k].erase(jt)
-                            else:
-                                inc(jt)
-                    total += last[0][k].size()
-                self.fl_prune_at[a] = 2 * total + 1024
+            # held slots doubled since the last pass)
+            if self.fl_n[a] > self.fl_prune_at[a]:
+                for k in range(<int64_t>self.tk_track.size()):
+                    lp = &d[k]
+                    if not lp.held:
+                        continue
+                    s = self.tk_stream[k]
+                    f = self.newest[s]
+                    if self.hi[s] != INT64_MIN and self.hi[s] > f:
+                        f = self.hi[s]
+                    if f != INT64_MIN and lp.frame < f - gap - 1:
+                        lp.held = 0
+                        self.fl_n[a] -= 1
+                        self._unref(k)
+                self.fl_prune_at[a] = 2 * self.fl_n[a] + 1024
         rows.swap(self.fl_rows)
         if starts.size() == 0:
             return None
@@ -1036,15 +1104,14 @@ cdef class BoxEngine:
 
     def forget_tracks(self, size_t a, streams=None):
         """Forget the last boxes of ``streams`` (ids; all when ``None``): no gap can close."""
-        cdef size_t k
-        if streams is None:
-            for k in range(self.fl_last[a].size()):
-                self.fl_last[a][k].clear()
-                self.fl_idx[a][k].clear()
-        else:
-            for s in streams:
-                self.fl_last[a][<size_t>s].clear()
-                self.fl_idx[a][<size_t>s].clear()
+        cdef vector[uint8_t] pick = self._picked(streams)
+        cdef int64_t k
+        for k in range(<int64_t>self.tk_track.size()):
+            if self.fl_d[a][k].held and pick[self.tk_stream[k]]:
+                self.fl_d[a][k].held = 0
+                self.fl_n[a] -= 1
+                self._unref(k)
+        self._free_slots()
 
     # ------------------------------------------------------------------ flicker / appear by IoU
     cdef void _class_codes(self) noexcept nogil:
@@ -1424,64 +1491,67 @@ cdef class BoxEngine:
                 out.objs.push_back(track)
         out.sev.push_back(sv)
 
+    cdef void _drop_ident(self, size_t a, int64_t k) noexcept nogil:
+        """Assertion ``a`` lets go of slot ``k`` (its vectors kept for the next track, when small)."""
+        cdef ident_t* r = &self.id_d[a][k]
+        r.held = 0
+        r.rows.clear()
+        r.crows.clear()
+        r.ccls.clear()
+        if r.crows.capacity() > KEEP_BYTES:
+            r.crows.shrink_to_fit()
+        if r.ccls.capacity() * 8 > KEEP_BYTES:
+            r.ccls.shrink_to_fit()
+        if r.rows.capacity() * sizeof(yb_t) > KEEP_BYTES:
+            r.rows.shrink_to_fit()
+        self.id_n[a] -= 1
+        self._unref(k)
+
     cdef object _ident(self, size_t a, bint flushing, object which):
         """Add the batch's rows to their tracks' records; judge the tracks quiet for ``horizon``
         rows (``appear``: whose stream has moved past their last frame); ``flushing``: judge
         every track of the streams in ``which`` (all when ``None``)."""
-        cdef int64_t n = 0 if flushing else self.n, i, s, f, tr, end = self.row0 + self.n, top, first_frame
-        cdef int64_t mf = self.id_min[a], live = 0
+        cdef int64_t n = 0 if flushing else self.n, i, s, f, k, end = self.row0 + self.n, top, first_frame
+        cdef int64_t mf = self.id_min[a], live, n_slots = self.tk_track.size()
         cdef bint appear = self.id_kind[a] == 0, has_frame
-        cdef size_t k
         cdef col_t* c = self.col
         cdef ident_t* r
-        cdef ident_t blank
+        cdef ident_t* d = self.id_d[a].data()
         cdef yb_t yb
-        cdef uint64_t d
-        cdef int64_t cls
-        cdef vector[int64_t] streams
-        cdef unordered_map[int64_t, ident_t].iterator it
+        cdef uint64_t du
+        cdef const int64_t* sid = self.sid.data() if appear else self.sany.data()
+        cdef const int64_t* ts = self.tslot.data()
+        cdef vector[uint8_t] pick
         cdef _Out out
         if flushing:
-            if which is None:
-                for s in range(<int64_t>self.id_map[a].size()):
-                    streams.push_back(s)
-            else:
-                for s in which:
-                    streams.push_back(s)
-        blank.first = INT64_MAX
-        blank.last = INT64_MIN
-        blank.done = 0
-        blank.bad = 0
-        blank.ccount = 0
-        blank.cprev_row = 0
-        blank.cprev_frame = 0
+            pick = self._picked(which)
         with nogil:
             if flushing:
-                for k in range(streams.size()):
-                    s = streams[k]
-                    it = self.id_map[a][s].begin()
-                    while it != self.id_map[a][s].end():
-                        self._judge_track(a, s, deref(it).first, &deref(it).second, self.oldest[s],
-                                          self.newest[s], &out)
-                        inc(it)
-                    self.id_map[a][s].clear()
-                    self.id_idx[a][s].clear()
+                for k in range(n_slots):
+                    r = &d[k]
+                    if not r.held or not pick[self.tk_stream[k]]:
+                        continue
+                    s = self.tk_stream[k]
+                    self._judge_track(a, s, self.tk_track[k], r, self.oldest[s], self.newest[s], &out)
+                    self._drop_ident(a, k)
             else:
                 for i in range(n):
-                    s = self.sid[i] if appear else self.sany[i]
-                    if s < 0 or not _ok(&c[R_TRACK], i):
+                    k = ts[i]
+                    if sid[i] < 0 or k < 0:
                         continue
-                    tr = _i64(&c[R_TRACK], i)
-                    r = <ident_t*>self.id_idx[a][s].find(tr)
-                    if r == NULL:
-                        blank.first_cls = self.bcls[i] if not appear else 0
-                        r = &self.id_map[a][s][tr]
-                        r[0] = blank
-                        self.id_idx[a][s].put(tr, r)
-                        if not appear and self.cr_pool.size():
-                            r.crows.swap(self.cr_pool.back())
-                            self.cr_pooled -= r.crows.capacity()
-                            self.cr_pool.pop_back()
+                    r = &d[k]
+                    if not r.held:
+                        r.held = 1
+                        self.tk_refs[k] += 1
+                        self.id_n[a] += 1
+                        r.first = INT64_MAX
+                        r.last = INT64_MIN
+                        r.done = 0
+                        r.bad = 0
+                        r.first_cls = self.bcls[i] if not appear else 0
+                        r.ccount = 0
+                        r.cprev_row = 0
+                        r.cprev_frame = 0
                     r.last_row = self.row0 + i
                     has_frame = _ok(&c[R_FRAME], i)
                     if not appear:  # a few bytes (see ident_t.crows); classes only once a second one is seen
@@ -1490,16 +1560,15 @@ cdef class BoxEngine:
                         r.cprev_row = f
                         if has_frame:  # zigzag: frames may go back inside a batch (wrapping arithmetic)
                             f = _i64(&c[R_FRAME], i)
-                            d = <uint64_t>f - <uint64_t>r.cprev_frame
-                            tw_put_varint(r.crows, (d << 1) ^ (0 - (d >> 63)))
+                            du = <uint64_t>f - <uint64_t>r.cprev_frame
+                            tw_put_varint(r.crows, (du << 1) ^ (0 - (du >> 63)))
                             r.cprev_frame = f
-                        cls = self.bcls[i]
                         if r.bad:
-                            r.ccls.push_back(cls)
-                        elif cls != r.first_cls:
+                            r.ccls.push_back(self.bcls[i])
+                        elif self.bcls[i] != r.first_cls:
                             r.bad = 1
                             r.ccls.assign(r.ccount, r.first_cls)
-                            r.ccls.push_back(cls)
+                            r.ccls.push_back(self.bcls[i])
                         r.ccount += 1
                         continue
                     yb.row = self.row0 + i
@@ -1514,7 +1583,6 @@ cdef class BoxEngine:
                     if r.last - r.first + 1 >= mf:  # lived min_frames: never flagged
                         r.done = 1
                         r.rows.clear()
-                        r.rows.shrink_to_fit()
                         continue
                     if self.idx[R_SCORE] >= 0:
                         yb.score = _f32(&c[R_SCORE], i)
@@ -1525,31 +1593,21 @@ cdef class BoxEngine:
                     r.rows.push_back(yb)
                 # judge the tracks quiet for horizon rows (amortized: once as many rows as
                 # there are tracks have come since the last pass, and at least horizon)
-                for s in range(<int64_t>self.id_map[a].size()):
-                    live += self.id_map[a][s].size()
+                live = self.id_n[a]
                 if self.horizon >= 0 and end - self.id_swept[a] >= (live if live > self.horizon else self.horizon):
                     self.id_swept[a] = end
-                    for s in range(<int64_t>self.id_map[a].size()):
-                        if self.id_map[a][s].size() == 0:
+                    for k in range(n_slots):
+                        r = &d[k]
+                        if not r.held:
                             continue
+                        s = self.tk_stream[k]
                         top = self.newest[s]
                         if self.hi[s] != INT64_MIN and self.hi[s] > top:
                             top = self.hi[s]
                         first_frame = self.oldest[s] if self.newest[s] != INT64_MIN else self.lo[s]
-                        it = self.id_map[a][s].begin()
-                        while it != self.id_map[a][s].end():
-                            r = &deref(it).second
-                            if r.last_row < end - self.horizon and (not appear or r.last < top):
-                                self._judge_track(a, s, deref(it).first, r, first_frame, top, &out)
-                                if not appear and self.cr_pooled + <int64_t>r.crows.capacity() <= CR_POOL:
-                                    r.crows.clear()
-                                    self.cr_pooled += r.crows.capacity()
-                                    self.cr_pool.resize(self.cr_pool.size() + 1)
-                                    self.cr_pool.back().swap(r.crows)
-                                self.id_idx[a][s].erase(deref(it).first)
-                                it = self.id_map[a][s].erase(it)
-                            else:
-                                inc(it)
+                        if r.last_row < end - self.horizon and (not appear or r.last < top):
+                            self._judge_track(a, s, self.tk_track[k], r, first_frame, top, &out)
+                            self._drop_ident(a, k)
         if out.anchor.size() == 0:
             return None
         return _events_result(out)
@@ -1558,7 +1616,9 @@ cdef class BoxEngine:
         """Judge every track of ``streams`` (ids; all when ``None``) and forget them."""
         if self.pending:
             raise ValueError("tripwire: flush with a prepared batch")
-        return self._ident(a, True, streams)
+        got = self._ident(a, True, streams)
+        self._free_slots()
+        return got
 
     # ------------------------------------------------------------------ valid
     cdef object _valid(self, size_t a):
@@ -1637,21 +1697,41 @@ cdef class BoxEngine:
             self.mark.clear()
             for k in range(self.mb_open.size()):
                 self.mb_open[k].clear()
-            for k in range(self.fl_last.size()):
-                self.fl_last[k].clear()
-                self.fl_idx[k].clear()
+            for k in range(self.fl_d.size()):
+                self.fl_d[k].clear()
+                self.fl_n[k] = 0
             for k in range(self.io_open.size()):
                 self.io_open[k].clear()
                 self.io_act[k].clear()
                 self.io_young[k].clear()
-            for k in range(self.id_map.size()):
-                self.id_map[k].clear()
-                self.id_idx[k].clear()
+            for k in range(self.id_d.size()):
+                self.id_d[k].clear()
+                self.id_n[k] = 0
+            self.tk_idx.clear()
+            self.tk_track.clear()
+            self.tk_stream.clear()
+            self.tk_refs.clear()
+            self.tk_free.clear()
+            self.tk_zero.clear()
             self.cls_str.clear()
             self.cls_int.clear()
             self.cls_idx.clear()
             self.values = []
             return
+        cdef vector[uint8_t] pick = self._picked(streams)
+        cdef int64_t t
+        for t in range(<int64_t>self.tk_track.size()):  # their tracks, in every assertion
+            if self.tk_refs[t] == 0 or not pick[self.tk_stream[t]]:
+                continue
+            for k in range(self.fl_d.size()):
+                if self.fl_d[k][t].held:
+                    self.fl_d[k][t].held = 0
+                    self.fl_n[k] -= 1
+                    self._unref(t)
+            for k in range(self.id_d.size()):
+                if self.id_d[k][t].held:
+                    self._drop_ident(k, t)
+        self._free_slots()
         for s in streams:
             v = self.values[s]
             if v is None and self.stream_kind != S_NONE:
@@ -1664,17 +1744,11 @@ cdef class BoxEngine:
             self.oldest[s] = INT64_MIN
             for k in range(self.mb_open.size()):
                 self.mb_open[k][s].clear()
-            for k in range(self.fl_last.size()):
-                self.fl_last[k][s].clear()
-                self.fl_idx[k][s].clear()
             for k in range(self.io_open.size()):
                 self.io_open[k][s].clear()
                 for j in range(self.io_act[k][s].size()):
                     self.io_young[k].erase(self.io_act[k][s][j].obj)
                 self.io_act[k][s].clear()
-            for k in range(self.id_map.size()):
-                self.id_map[k][s].clear()
-                self.id_idx[k][s].clear()
             if self.stream_kind != S_NONE:
                 self.values[s] = None
                 self.free_ids.push_back(s)
@@ -1688,9 +1762,8 @@ cdef class BoxEngine:
         for a in range(self.mb_open.size()):
             for s in range(self.mb_open[a].size()):
                 total += self.mb_open[a][s].size()
-        for a in range(self.fl_last.size()):
-            for s in range(self.fl_last[a].size()):
-                total += self.fl_last[a][s].size()
+        for a in range(self.fl_n.size()):
+            total += self.fl_n[a]
         for a in range(self.io_open.size()):
             for s in range(self.io_open[a].size()):
                 total += self.io_open[a][s].size() + self.io_act[a][s].size()
@@ -1698,13 +1771,10 @@ cdef class BoxEngine:
             while it != self.io_young[a].end():
                 total += deref(it).second.size()
                 inc(it)
-        cdef unordered_map[int64_t, ident_t].iterator jt
-        for a in range(self.id_map.size()):
-            for s in range(self.id_map[a].size()):
-                jt = self.id_map[a][s].begin()
-                while jt != self.id_map[a][s].end():
-                    total += max(deref(jt).second.rows.size() + <size_t>deref(jt).second.ccount, 1)
-                    inc(jt)
+        for a in range(self.id_d.size()):
+            for s in range(self.id_d[a].size()):
+                if self.id_d[a][s].held:
+                    total += max(self.id_d[a][s].rows.size() + <size_t>self.id_d[a][s].ccount, 1)
         return total
 
 
