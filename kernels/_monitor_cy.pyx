@@ -283,6 +283,67 @@ cdef cppclass _MbScratch:  # multibox's complete boxes (structure of arrays), ke
         this.stream.swap(stream)
 
 
+cdef struct _MbGroups:  # one _multibox call: union-find scratch, then what it flagged
+    vector[float] area, grp_best, ev_sev
+    vector[uint8_t] bok, grp_has
+    vector[int64_t] parent, size, grp_event, v_pos, v_ev, anchors
+    vector[int64_t] o_row, o_frame, o_stream, o_ev, o_anchor  # per flagged box; o_anchor per event
+
+
+cdef bint _mb_group(const float* x1, const float* y1, const float* x2, const float* y2, const float* sc,
+                    const uint8_t* sv, int64_t g0, int64_t q, float t, int64_t min_boxes, _MbGroups* w,
+                    int64_t* ev) noexcept nogil:
+    """The frame of boxes ``g0 .. g0 + q`` of the arrays, as ``_boxes_cy.multibox`` judges one:
+    union-find over the pairs linked when inter >= iou * union, then ``emit_groups``. True when
+    it flagged boxes (``w.v_pos``, ``w.v_ev``: positions, events; ``w.anchors``)."""
+    cdef int64_t u, v, i, j
+    cdef float ix, iy, inter, uni
+    cdef float* area
+    cdef int64_t* par
+    cdef int64_t* siz
+    cdef uint8_t* ok
+    if q < min_boxes or q < 2:
+        return False
+    w.area.resize(q)
+    w.bok.resize(q)
+    w.parent.resize(q)
+    w.size.resize(q)
+    area = w.area.data()
+    ok = w.bok.data()
+    par = w.parent.data()  # raw pointers: through the vectors, the compiler reloads each one's
+    siz = w.size.data()  # data pointer in the pair loop (join's stores might alias them)
+    for u in range(q):
+        j = g0 + u
+        par[u] = u
+        siz[u] = 1
+        ok[u] = isfinite(x1[j]) and isfinite(y1[j]) and isfinite(x2[j]) and isfinite(y2[j])
+        area[u] = (x2[j] - x1[j]) * (y2[j] - y1[j])
+    for u in range(q):
+        if not ok[u]:
+            continue
+        i = g0 + u
+        for v in range(u + 1, q):
+            if not ok[v]:
+                continue
+            j = g0 + v
+            ix = _minf(x2[i], x2[j]) - _maxf(x1[i], x1[j])
+            if ix <= 0:
+                continue
+            iy = _minf(y2[i], y2[j]) - _maxf(y1[i], y1[j])
+            if iy <= 0:
+                continue
+            inter = ix * iy
+            uni = area[u] + area[v] - inter
+            if inter >= t * uni:
+                join(par, siz, u, v)
+    w.v_pos.clear()
+    w.v_ev.clear()
+    w.anchors.clear()
+    emit_groups(g0, q, par, siz, min_boxes, sc, sv, w.grp_best, w.grp_has, w.grp_event, w.anchors, w.ev_sev,
+                w.v_pos, w.v_ev, ev)
+    return w.v_pos.size() > 0
+
+
 cdef class BoxEngine:
     """Streaming state of a suite's box assertions over one column mapping (see the module
     docstring). ``multibox``: ``[(iou, min_boxes)]``; ``flicker``: ``[max_gap]`` (identity
@@ -700,35 +761,26 @@ cdef class BoxEngine:
     cdef object _multibox(self, size_t a, bint flushing, object which):
         """Judge the frames this batch completes (``flushing``: every open frame of the
         streams in ``which``, all when ``None``) and keep the new open frames."""
-        cdef int64_t n = 0 if flushing else self.n, i, s, m = 0, g0, g1, j, q, ev = 0, u, v
+        cdef int64_t n = 0 if flushing else self.n, i, s, m = 0, g0, g1, j, q, ev = 0, f, ps, pf
         cdef size_t k
-        cdef float t = self.mb_iou[a], ix, iy, inter, uni
+        cdef float t = self.mb_iou[a]
         cdef int64_t min_boxes = self.mb_min[a]
         cdef vector[vector[box_t]]* opened = &self.mb_open[a]
         cdef vector[box_t] held  # held boxes this batch completes
         cdef vector[item_t] items
-        cdef vector[int64_t] parent, size, v_pos, v_ev, anchors, grp_event, out_pos, out_anchor, out_ev
-        cdef vector[float] ev_sev, grp_best, area
-        cdef vector[uint8_t] grp_has, bok
+        cdef _MbGroups w  # union-find scratch and the flagged boxes (rows, frames, streams, events)
         # the complete boxes, structure of arrays (grouped by (stream, frame) below)
         cdef vector[float] bx1, by1, bx2, by2, bsc
         cdef vector[uint8_t] bsv
         cdef vector[int64_t] brow, bframe, bstream
         cdef vector[int64_t] streams
         cdef box_t b
-        cdef bint sorted_ = True, coords_null
+        cdef bint sorted_ = True, coords_null, direct
         cdef col_t* c = self.col
         cdef bint has_score = self.idx[R_SCORE] >= 0
-        cdef float* px1
-        cdef float* py1
-        cdef float* px2
-        cdef float* py2
-        cdef float* par_a
+        cdef const int64_t* sid = self.sid.data()
         cdef int64_t* pst
         cdef int64_t* pfr
-        cdef int64_t* par
-        cdef int64_t* siz
-        cdef uint8_t* pok
         self.mbw.swap_with(bx1, by1, bx2, by2, bsc, bsv, brow, bframe, bstream)  # back before returning
         if flushing:
             if which is None:
@@ -744,13 +796,35 @@ cdef class BoxEngine:
                     for j in range(<int64_t>opened[0][s].size()):
                         held.push_back(opened[0][s][j])
                     opened[0][s].clear()
-            else:  # held open frames this batch closes
+            coords_null = c[R_X1].valid != NULL or c[R_Y1].valid != NULL or c[R_X2].valid != NULL \
+                or c[R_Y2].valid != NULL
+            # the common case: every row in a frame, rows in (stream, frame) order, no null
+            # coordinate or score: complete frames are judged where they lie in the batch's
+            # columns (no copy); only a held frame goes through the copy below
+            direct = not flushing and n > 0 and not coords_null and (not has_score or c[R_SCORE].valid == NULL)
+            ps = -1
+            pf = INT64_MIN
+            i = 0
+            while direct and i < n:
+                s = sid[i]
+                f = _i64(&c[R_FRAME], i)
+                if s < 0 or s < ps or (s == ps and f < pf):
+                    direct = False
+                ps = s
+                pf = f
+                i += 1
+            if direct:
+                self._multibox_direct(a, &w, &ev, bx1, by1, bx2, by2, bsc, bsv, brow, bframe)
+            elif not flushing:  # held open frames this batch closes
                 for k in range(self.touched.size()):
                     s = self.touched[k]
                     if self.hi[s] != INT64_MIN and opened[0][s].size() and self.hi[s] > opened[0][s][0].frame:
                         for j in range(<int64_t>opened[0][s].size()):
                             held.push_back(opened[0][s][j])
                         opened[0][s].clear()
+            if direct:
+                n = 0
+                held.clear()
             # held boxes first (lower rows), then the batch's in row order: arrival order
             m = held.size() + n
             bx1.resize(m)
@@ -775,8 +849,6 @@ cdef class BoxEngine:
                 bframe[m] = b.frame
                 bstream[m] = b.stream
                 m += 1
-            coords_null = c[R_X1].valid != NULL or c[R_Y1].valid != NULL or c[R_X2].valid != NULL \
-                or c[R_Y2].valid != NULL
             for i in range(n):
                 s = self.sid[i]
                 if s < 0:
@@ -834,12 +906,6 @@ cdef class BoxEngine:
                 _permute_i(brow, items)
                 _permute_i(bframe, items)
                 _permute_i(bstream, items)
-            # raw pointers: through the vectors, the compiler reloads each one's data pointer in
-            # the pair loop (join's stores might alias them)
-            px1 = bx1.data()
-            py1 = by1.data()
-            px2 = bx2.data()
-            py2 = by2.data()
             pst = bstream.data()
             pfr = bframe.data()
             g0 = 0
@@ -847,63 +913,28 @@ cdef class BoxEngine:
                 g1 = g0 + 1
                 while g1 < m and pst[g1] == pst[g0] and pfr[g1] == pfr[g0]:
                     g1 += 1
-                q = g1 - g0
-                if q >= min_boxes and q >= 2:
-                    area.resize(q)
-                    bok.resize(q)
-                    parent.resize(q)
-                    size.resize(q)
-                    par = parent.data()
-                    siz = size.data()
-                    par_a = area.data()
-                    pok = bok.data()
-                    for u in range(q):
-                        j = g0 + u
-                        par[u] = u
-                        siz[u] = 1
-                        pok[u] = isfinite(px1[j]) and isfinite(py1[j]) and isfinite(px2[j]) and isfinite(py2[j])
-                        par_a[u] = (px2[j] - px1[j]) * (py2[j] - py1[j])
-                    # as _boxes_cy.multibox: linked when inter >= iou * union
-                    for u in range(q):
-                        if not pok[u]:
-                            continue
-                        i = g0 + u
-                        for v in range(u + 1, q):
-                            if not pok[v]:
-                                continue
-                            j = g0 + v
-                            ix = _minf(px2[i], px2[j]) - _maxf(px1[i], px1[j])
-                            if ix <= 0:
-                                continue
-                            iy = _minf(py2[i], py2[j]) - _maxf(py1[i], py1[j])
-                            if iy <= 0:
-                                continue
-                            inter = ix * iy
-                            uni = par_a[u] + par_a[v] - inter
-                            if inter >= t * uni:
-                                join(par, siz, u, v)
-                    v_pos.clear()
-                    v_ev.clear()
-                    anchors.clear()
-                    emit_groups(g0, q, &parent[0], &size[0], min_boxes, &bsc[0] if has_score else NULL,
-                                &bsv[0], grp_best, grp_has, grp_event, anchors, ev_sev, v_pos, v_ev, &ev)
-                    for j in range(<int64_t>v_pos.size()):
-                        out_pos.push_back(v_pos[j])
-                        out_ev.push_back(v_ev[j])
-                    for j in range(<int64_t>anchors.size()):
-                        out_anchor.push_back(anchors[j])
+                if _mb_group(bx1.data(), by1.data(), bx2.data(), by2.data(), bsc.data() if has_score else NULL,
+                             bsv.data(), g0, g1 - g0, t, min_boxes, &w, &ev):
+                    for k in range(w.v_pos.size()):
+                        j = w.v_pos[k]
+                        w.o_row.push_back(brow[j])
+                        w.o_frame.push_back(bframe[j])
+                        w.o_stream.push_back(bstream[j])
+                        w.o_ev.push_back(w.v_ev[k])
+                    for k in range(w.anchors.size()):
+                        w.o_anchor.push_back(brow[w.anchors[k]])
                 g0 = g1
-        if out_pos.size() == 0:
-            self.mbw.swap_with(bx1, by1, bx2, by2, bsc, bsv, brow, bframe, bstream)
+        self.mbw.swap_with(bx1, by1, bx2, by2, bsc, bsv, brow, bframe, bstream)
+        if w.o_row.size() == 0:
             return None
         # canonical order (as tripwire._assertion.canonical_events): events numbered by their
         # anchor row (each group's first box, its lowest row), rows ascending inside one
-        cdef size_t n_out = out_pos.size(), n_ev = out_anchor.size()
+        cdef size_t n_out = w.o_row.size(), n_ev = w.o_anchor.size()
         cdef vector[item_t] by_anchor, entries
         cdef vector[int64_t] rank
         by_anchor.resize(n_ev)
         for k in range(n_ev):
-            by_anchor[k].stream = brow[out_anchor[k]]
+            by_anchor[k].stream = w.o_anchor[k]
             by_anchor[k].frame = 0
             by_anchor[k].seq = k
         stable_sort(by_anchor.begin(), by_anchor.end(), _item_less)
@@ -912,9 +943,9 @@ cdef class BoxEngine:
             rank[by_anchor[k].seq] = k
         entries.resize(n_out)
         for k in range(n_out):
-            entries[k].stream = rank[out_ev[k]]
-            entries[k].frame = brow[out_pos[k]]
-            entries[k].seq = out_pos[k]
+            entries[k].stream = rank[w.o_ev[k]]
+            entries[k].frame = w.o_row[k]
+            entries[k].seq = k
         stable_sort(entries.begin(), entries.end(), _item_less)
         rows = np.empty(n_out, np.int64)
         frames = np.empty(n_out, np.int64)
@@ -923,21 +954,108 @@ cdef class BoxEngine:
         sev = np.empty(n_out, np.float32)
         cdef int64_t[::1] rv = rows, fv = frames, sv = sids, evv = events
         cdef float[::1] sevv = sev
-        cdef vector[int64_t] ev_of
-        ev_of.swap(self.mb_evof)
-        ev_of.resize(m)
-        for k in range(n_out):
-            ev_of[out_pos[k]] = out_ev[k]
         for k in range(n_out):
             j = entries[k].seq
-            rv[k] = brow[j]
-            fv[k] = bframe[j]
-            sv[k] = bstream[j]
+            rv[k] = w.o_row[j]
+            fv[k] = w.o_frame[j]
+            sv[k] = w.o_stream[j]
             evv[k] = entries[k].stream
-            sevv[k] = ev_sev[ev_of[j]]
-        ev_of.swap(self.mb_evof)
-        self.mbw.swap_with(bx1, by1, bx2, by2, bsc, bsv, brow, bframe, bstream)
+            sevv[k] = w.ev_sev[w.o_ev[j]]
         return rows, events, sev, frames, sids
+
+    cdef void _multibox_direct(self, size_t a, _MbGroups* w, int64_t* ev, vector[float]& bx1, vector[float]& by1,
+                               vector[float]& bx2, vector[float]& by2, vector[float]& bsc, vector[uint8_t]& bsv,
+                               vector[int64_t]& brow, vector[int64_t]& bframe) noexcept nogil:
+        """``_multibox`` on a batch in (stream, frame) order with every row in a frame and no
+        null coordinate or score: each complete frame is judged in place in the batch's columns;
+        a held frame (with this batch's boxes of the same frame) through a copy (``bx1`` ...)."""
+        cdef int64_t n = self.n, i, g1, s, f, k, j, q, hf
+        cdef float t = self.mb_iou[a]
+        cdef int64_t min_boxes = self.mb_min[a]
+        cdef vector[vector[box_t]]* opened = &self.mb_open[a]
+        cdef col_t* c = self.col
+        cdef const int64_t* sid = self.sid.data()
+        cdef bint has_score = self.idx[R_SCORE] >= 0
+        cdef const float* px1 = <const float*>c[R_X1].data + c[R_X1].off
+        cdef const float* py1 = <const float*>c[R_Y1].data + c[R_Y1].off
+        cdef const float* px2 = <const float*>c[R_X2].data + c[R_X2].off
+        cdef const float* py2 = <const float*>c[R_Y2].data + c[R_Y2].off
+        cdef const float* psc = <const float*>c[R_SCORE].data + c[R_SCORE].off if has_score else NULL
+        cdef vector[box_t] hb
+        cdef box_t b
+        i = 0
+        while i < n:
+            s = sid[i]
+            f = _i64(&c[R_FRAME], i)
+            g1 = i + 1
+            while g1 < n and sid[g1] == s and _i64(&c[R_FRAME], g1) == f:
+                g1 += 1
+            if (i == 0 or sid[i - 1] != s) and opened[0][s].size() and self.hi[s] > opened[0][s][0].frame:
+                # the stream's held frame is complete: its boxes, then this batch's of that frame
+                hb.clear()
+                hb.swap(opened[0][s])
+                hf = hb[0].frame
+                q = hb.size() + (g1 - i if f == hf else 0)
+                bx1.resize(q)
+                by1.resize(q)
+                bx2.resize(q)
+                by2.resize(q)
+                bsc.resize(q)
+                bsv.resize(q)
+                brow.resize(q)
+                bframe.resize(q)
+                for k in range(q):
+                    if k < <int64_t>hb.size():
+                        b = hb[k]
+                    else:
+                        j = i + k - <int64_t>hb.size()
+                        b.x1 = px1[j]
+                        b.y1 = py1[j]
+                        b.x2 = px2[j]
+                        b.y2 = py2[j]
+                        b.score = psc[j] if has_score else 0
+                        b.has_score = has_score
+                        b.row = self.row0 + j
+                    bx1[k] = b.x1
+                    by1[k] = b.y1
+                    bx2[k] = b.x2
+                    by2[k] = b.y2
+                    bsc[k] = b.score
+                    bsv[k] = b.has_score
+                    brow[k] = b.row
+                if _mb_group(bx1.data(), by1.data(), bx2.data(), by2.data(), bsc.data() if has_score else NULL,
+                             bsv.data(), 0, q, t, min_boxes, w, ev):
+                    for k in range(<int64_t>w.v_pos.size()):
+                        w.o_row.push_back(brow[w.v_pos[k]])
+                        w.o_frame.push_back(hf)
+                        w.o_stream.push_back(s)
+                        w.o_ev.push_back(w.v_ev[k])
+                    for k in range(<int64_t>w.anchors.size()):
+                        w.o_anchor.push_back(brow[w.anchors[k]])
+                if f == hf:
+                    i = g1
+                    continue
+            if f == self.hi[s]:  # the newest frame of its stream: open
+                for j in range(i, g1):
+                    b.frame = f
+                    b.stream = s
+                    b.row = self.row0 + j
+                    b.x1 = px1[j]
+                    b.y1 = py1[j]
+                    b.x2 = px2[j]
+                    b.y2 = py2[j]
+                    b.score = psc[j] if has_score else 0
+                    b.has_score = has_score
+                    opened[0][s].push_back(b)
+            elif _mb_group(px1, py1, px2, py2, psc, NULL, i, g1 - i, t, min_boxes, w, ev):
+                for k in range(<int64_t>w.v_pos.size()):
+                    w.o_row.push_back(self.row0 + w.v_pos[k])
+                    w.o_frame.push_back(f)
+                    w.o_stream.push_back(s)
+                    w.o_ev.push_back(w.v_ev[k])
+                for k in range(<int64_t>w.anchors.size()):
+                    w.o_anchor.push_back(self.row0 + w.anchors[k])
+            i = g1
 
     def flush_multibox(self, size_t a, streams=None):
         """Judge the open frames of ``streams`` (ids; all when ``None``) and forget them."""
