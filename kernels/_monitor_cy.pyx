@@ -8,9 +8,14 @@ over as a ``pyarrow.RecordBatch``, read through the Arrow C data interface (zero
 
 - the stream clock: newest and oldest frame of each stream (frames in order across batches);
 - ``boxes.multibox``: the open (newest) frame of each stream; a frame is judged, with the same
-  union-find as the batch kernel, once a later frame of its stream arrives;
-- ``boxes.flicker`` by track: each (stream, track)'s last box, forgotten once no later frame
-  can close a gap from it;
+  union-find as the batch kernel, once a later frame of its stream arrives (in place in the
+  batch's columns when the batch is in (stream, frame) order without nulls);
+- the by-track assertions share one slot per (stream, track), found once per row for all of
+  them; each keeps a dense array of records by slot: ``boxes.flicker`` the last box, forgotten
+  once no later frame can close a gap from it; ``boxes.appear`` / ``boxes.class_consistency``
+  the track's young boxes / its rows (varint deltas), judged once it has been quiet for
+  ``horizon`` rows;
+- flicker / appear by IoU: per stream the open frame and the active objects;
 - ``boxes.valid``: nothing (judged row by row).
 
 ``prepare`` reads and checks a batch without changing any state (a batch may still be refused
