@@ -1072,11 +1072,18 @@ cdef class BoxEngine:
     cdef void _track_slots(self) noexcept nogil:
         """``tslot``: each row's track slot, for every by-track assertion (new (stream, track)
         pairs get one, listed in ``tk_new``); -1 without a stream or a track."""
-        cdef int64_t n = self.n, i, s, tr, k
+        cdef int64_t n = self.n, i, s, tr, k, h
         cdef size_t a
         cdef col_t* tc = &self.col[R_TRACK]
         cdef const int64_t* sany = self.sany.data()
         cdef int64_t* ts
+        # the batch's recent (stream, track) -> slot, direct-mapped by track: a frame's few
+        # tracks come back frame after frame (slots are not freed during a batch)
+        cdef int64_t c_tr[64]
+        cdef int64_t c_s[64]
+        cdef int64_t c_k[64]
+        for h in range(64):
+            c_s[h] = -1
         self.tslot.resize(n)
         ts = self.tslot.data()
         self.tk_new.clear()
@@ -1086,6 +1093,10 @@ cdef class BoxEngine:
                 ts[i] = -1
                 continue
             tr = _i64(tc, i)
+            h = tr & 63
+            if c_s[h] == s and c_tr[h] == tr:
+                ts[i] = c_k[h]
+                continue
             k = <int64_t><intptr_t>self.tk_idx[s].find(tr) - 1
             if k < 0:
                 if self.tk_free.size():
@@ -1106,6 +1117,9 @@ cdef class BoxEngine:
                 self.tk_idx[s].put(tr, <void*><intptr_t>(k + 1))
                 self.tk_new.push_back(k)
             ts[i] = k
+            c_s[h] = s
+            c_tr[h] = tr
+            c_k[h] = k
 
     cdef inline void _unref(self, int64_t k) noexcept nogil:
         """An assertion lets go of slot ``k``; once none holds it, it is freed by
