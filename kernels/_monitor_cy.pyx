@@ -8,9 +8,14 @@ over as a ``pyarrow.RecordBatch``, read through the Arrow C data interface (zero
 
 - the stream clock: newest and oldest frame of each stream (frames in order across batches);
 - ``boxes.multibox``: the open (newest) frame of each stream; a frame is judged, with the same
-  union-find as the batch kernel, once a later frame of its stream arrives;
-- ``boxes.flicker`` by track: each (stream, track)'s last box, forgotten once no later frame
-  can close a gap from it;
+  union-find as the batch kernel, once a later frame of its stream arrives (in place in the
+  batch's columns when the batch is in (stream, frame) order without nulls);
+- the by-track assertions share one slot per (stream, track), found once per row for all of
+  them; each keeps a dense array of records by slot: ``boxes.flicker`` the last box, forgotten
+  once no later frame can close a gap from it; ``boxes.appear`` / ``boxes.class_consistency``
+  the track's young boxes / its rows (varint deltas), judged once it has been quiet for
+  ``horizon`` rows;
+- flicker / appear by IoU: per stream the open frame and the active objects;
 - ``boxes.valid``: nothing (judged row by row).
 
 ``prepare`` reads and checks a batch without changing any state (a batch may still be refused
@@ -21,7 +26,7 @@ Hypothesis property test checks that against ``Suite.check``.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uintptr_t, INT64_MIN, INT64_MAX
+from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uint64_t, uintptr_t, INT64_MIN, INT64_MAX
 from libc.math cimport isfinite, NAN
 from libc.string cimport memcmp
 from cython.operator cimport dereference as deref, preincrement as inc
@@ -91,6 +96,18 @@ cdef extern from *:
       void clear() { keys.clear(); vals.clear(); mask = 0; count = 0; }
     };
     static inline void tw_release_schema(struct ArrowSchema* a) { if (a->release) a->release(a); }
+    /* LEB128 varints: class_consistency keeps each row of a track as deltas to its previous row
+       (typically 2 bytes instead of 16: the rows of live tracks are written once and read only
+       when a track turns out bad, so the bytes written per row are what it costs) */
+    static inline void tw_put_varint(std::vector<uint8_t>& v, uint64_t x) {
+      while (x >= 0x80) { v.push_back((uint8_t)(x | 0x80)); x >>= 7; }
+      v.push_back((uint8_t)x);
+    }
+    static inline uint64_t tw_get_varint(const uint8_t* p, size_t* pos) {
+      uint64_t x = 0; int shift = 0; uint8_t b;
+      do { b = p[(*pos)++]; x |= (uint64_t)(b & 0x7f) << shift; shift += 7; } while (b & 0x80);
+      return x;
+    }
     """
     cdef struct ArrowSchema:
         const char* format
@@ -109,6 +126,8 @@ cdef extern from *:
         void (*release)(ArrowArray*)
     void tw_release_array(ArrowArray* a) nogil
     void tw_release_schema(ArrowSchema* a) nogil
+    void tw_put_varint(vector[uint8_t]& v, uint64_t x) nogil
+    uint64_t tw_get_varint(const uint8_t* p, size_t* pos) nogil
     cppclass tw_flat:
         void* find(int64_t k) nogil
         void put(int64_t k, void* v) nogil
@@ -128,6 +147,9 @@ cdef enum:
     R_Y2 = 7
     R_CLS = 8
     N_ROLES = 9
+
+cdef enum:
+    KEEP_BYTES = 1 << 12  # a freed slot keeps its row vectors' capacity up to this (reuse, no malloc)
 
 # stream column kinds
 cdef enum:
@@ -158,6 +180,7 @@ cdef struct last_t:  # flicker: a (stream, track)'s last box
     int64_t frame, row
     float score
     uint8_t has_score
+    uint8_t held  # the slot holds a box for this assertion
 
 
 cdef struct item_t:  # a box in a complete frame, before grouping
@@ -182,17 +205,19 @@ cdef struct yb_t:  # a box of a young object (appear)
     uint8_t has_score
 
 
-cdef struct cr_t:  # a row of a track (class_consistency): 16 bytes, its class kept apart
-    int64_t row, frame  # frame INT64_MIN: null (class_consistency reads rows without one)
 
 
 cdef struct ident_t:  # a (stream, track) of appear / class_consistency by track
+    uint8_t held  # the slot holds a track for this assertion
     int64_t first, last, last_row  # frames (appear), the newest row (both)
     int64_t first_cls
     uint8_t done  # appear: lived min_frames (never flagged: boxes dropped)
     uint8_t bad  # class_consistency: more than one class seen
     vector[yb_t] rows  # appear: the young track's boxes
-    vector[cr_t] crows  # class_consistency: every row
+    # class_consistency: every row as varints (tw_put_varint): (row - previous row) * 2 + (frame
+    # null), then, with a frame, (frame - previous frame) zigzagged; classes kept apart
+    vector[uint8_t] crows
+    int64_t ccount, cprev_row, cprev_frame  # rows held; the last row and frame encoded
     vector[int64_t] ccls  # class_consistency: the class per row, kept only once bad (before: first_cls)
 
 
@@ -244,6 +269,86 @@ cdef inline float _mean2(float a, bint ha, float b, bint hb) noexcept nogil:
     return m if m > <float>1e-6 else <float>1e-6
 
 
+cdef cppclass _MbScratch:  # multibox's complete boxes (structure of arrays), kept between batches
+    vector[float] x1, y1, x2, y2, sc
+    vector[uint8_t] sv
+    vector[int64_t] row, frame, stream
+
+    void swap_with(vector[float]& x1, vector[float]& y1, vector[float]& x2, vector[float]& y2,
+                   vector[float]& sc, vector[uint8_t]& sv, vector[int64_t]& row, vector[int64_t]& frame,
+                   vector[int64_t]& stream) noexcept nogil:
+        this.x1.swap(x1)
+        this.y1.swap(y1)
+        this.x2.swap(x2)
+        this.y2.swap(y2)
+        this.sc.swap(sc)
+        this.sv.swap(sv)
+        this.row.swap(row)
+        this.frame.swap(frame)
+        this.stream.swap(stream)
+
+
+cdef struct _MbGroups:  # one _multibox call: union-find scratch, then what it flagged
+    vector[float] area, grp_best, ev_sev
+    vector[uint8_t] bok, grp_has
+    vector[int64_t] parent, size, grp_event, v_pos, v_ev, anchors
+    vector[int64_t] o_row, o_frame, o_stream, o_ev, o_anchor  # per flagged box; o_anchor per event
+
+
+cdef bint _mb_group(const float* x1, const float* y1, const float* x2, const float* y2, const float* sc,
+                    const uint8_t* sv, int64_t g0, int64_t q, float t, int64_t min_boxes, _MbGroups* w,
+                    int64_t* ev) noexcept nogil:
+    """The frame of boxes ``g0 .. g0 + q`` of the arrays, as ``_boxes_cy.multibox`` judges one:
+    union-find over the pairs linked when inter >= iou * union, then ``emit_groups``. True when
+    it flagged boxes (``w.v_pos``, ``w.v_ev``: positions, events; ``w.anchors``)."""
+    cdef int64_t u, v, i, j
+    cdef float ix, iy, inter, uni
+    cdef float* area
+    cdef int64_t* par
+    cdef int64_t* siz
+    cdef uint8_t* ok
+    if q < min_boxes or q < 2:
+        return False
+    w.area.resize(q)
+    w.bok.resize(q)
+    w.parent.resize(q)
+    w.size.resize(q)
+    area = w.area.data()
+    ok = w.bok.data()
+    par = w.parent.data()  # raw pointers: through the vectors, the compiler reloads each one's
+    siz = w.size.data()  # data pointer in the pair loop (join's stores might alias them)
+    for u in range(q):
+        j = g0 + u
+        par[u] = u
+        siz[u] = 1
+        ok[u] = isfinite(x1[j]) and isfinite(y1[j]) and isfinite(x2[j]) and isfinite(y2[j])
+        area[u] = (x2[j] - x1[j]) * (y2[j] - y1[j])
+    for u in range(q):
+        if not ok[u]:
+            continue
+        i = g0 + u
+        for v in range(u + 1, q):
+            if not ok[v]:
+                continue
+            j = g0 + v
+            ix = _minf(x2[i], x2[j]) - _maxf(x1[i], x1[j])
+            if ix <= 0:
+                continue
+            iy = _minf(y2[i], y2[j]) - _maxf(y1[i], y1[j])
+            if iy <= 0:
+                continue
+            inter = ix * iy
+            uni = area[u] + area[v] - inter
+            if inter >= t * uni:
+                join(par, siz, u, v)
+    w.v_pos.clear()
+    w.v_ev.clear()
+    w.anchors.clear()
+    emit_groups(g0, q, par, siz, min_boxes, sc, sv, w.grp_best, w.grp_has, w.grp_event, w.anchors, w.ev_sev,
+                w.v_pos, w.v_ev, ev)
+    return w.v_pos.size() > 0
+
+
 cdef class BoxEngine:
     """Streaming state of a suite's box assertions over one column mapping (see the module
     docstring). ``multibox``: ``[(iou, min_boxes)]``; ``flicker``: ``[max_gap]`` (identity
@@ -264,9 +369,8 @@ cdef class BoxEngine:
     cdef vector[vector[vector[box_t]]] mb_open  # [assertion][stream] -> open frame's boxes
     # flicker by track
     cdef vector[int64_t] fl_gap
-    cdef vector[vector[unordered_map[int64_t, last_t]]] fl_last  # [assertion][stream]
-    cdef vector[vector[tw_flat]] fl_idx  # the same records, indexed for the per-row lookup
-    cdef vector[int64_t] fl_prune_at
+    cdef vector[vector[last_t]] fl_d  # [assertion][track slot]
+    cdef vector[int64_t] fl_n, fl_prune_at  # slots held per assertion; prune when above
     # valid
     cdef vector[double] va_w, va_h
     # flicker / appear by IoU: per assertion, per stream the open frame and the active
@@ -280,13 +384,23 @@ cdef class BoxEngine:
     cdef unordered_map[int64_t, int64_t] cls_int
     cdef tw_flat cls_idx  # cls_int indexed for the per-row lookup (value: code + 1)
     cdef vector[int64_t] bcls  # the batch's class codes (when an IoU assertion reads them)
-    # appear (kind 0) / class_consistency (kind 1) by track: per assertion, per stream, each
-    # track's record until it has been quiet for ``horizon`` rows
-    cdef vector[int64_t] id_kind, id_min, id_swept
-    cdef vector[vector[unordered_map[int64_t, ident_t]]] id_map
-    cdef vector[vector[tw_flat]] id_idx  # the same records, indexed for the per-row lookup
+    # appear (kind 0) / class_consistency (kind 1) by track: per assertion, each track's record
+    # until it has been quiet for ``horizon`` rows
+    cdef vector[int64_t] id_kind, id_min, id_swept, id_n
+    cdef vector[vector[ident_t]] id_d  # [assertion][track slot]
+    # track slots: the by-track assertions find a row's (stream, track) record through one
+    # lookup per row for all of them (``tslot``), then index their own dense arrays. A slot is
+    # freed when no assertion holds it (tk_refs), its arrays' entries are reused
+    cdef vector[tw_flat] tk_idx  # per stream id: track -> slot + 1
+    cdef vector[int64_t] tk_track, tk_stream, tk_refs, tk_free, tk_new  # tk_stream -1: a free slot
+    cdef vector[int64_t] tk_zero  # slots no assertion holds any more, freed after the batch
+    cdef vector[int64_t] tslot  # per row of the batch: its slot, -1: none (null stream or track)
     cdef int64_t horizon  # -1: until flush
     cdef vector[int64_t] sany  # stream id per row whatever its frame (-1: null stream)
+    # scratch of the per-batch passes, kept between batches: allocated anew, vectors of a
+    # batch's size come from fresh pages each time (page faults cost more than the pass)
+    cdef _MbScratch mbw
+    cdef vector[int64_t] fl_rows, mb_evof
     # the prepared batch
     cdef ArrowArray arr
     cdef bint pending
@@ -313,8 +427,8 @@ cdef class BoxEngine:
             self.id_kind.push_back(k)
             self.id_min.push_back(m)
             self.id_swept.push_back(0)
-        self.id_map.resize(len(ident))
-        self.id_idx.resize(len(ident))
+        self.id_d.resize(len(ident))
+        self.id_n.assign(len(ident), 0)
         for t, g, m in iou:
             self.io_iou.push_back(<float>t)
             self.io_gap.push_back(g)
@@ -331,8 +445,8 @@ cdef class BoxEngine:
         for g in flicker:
             self.fl_gap.push_back(g)
             self.fl_prune_at.push_back(1024)
-        self.fl_last.resize(len(flicker))
-        self.fl_idx.resize(len(flicker))
+            self.fl_n.push_back(0)
+        self.fl_d.resize(len(flicker))
         for w, h in valid:
             self.va_w.push_back(float(w) if w else 0.0)
             self.va_h.push_back(float(h) if h else 0.0)
@@ -356,15 +470,10 @@ cdef class BoxEngine:
         self.mark.push_back(0)
         for a in range(self.mb_open.size()):
             self.mb_open[a].resize(s + 1)
-        for a in range(self.fl_last.size()):
-            self.fl_last[a].resize(s + 1)
-            self.fl_idx[a].resize(s + 1)
+        self.tk_idx.resize(s + 1)
         for a in range(self.io_open.size()):
             self.io_open[a].resize(s + 1)
             self.io_act[a].resize(s + 1)
-        for a in range(self.id_map.size()):
-            self.id_map[a].resize(s + 1)
-            self.id_idx[a].resize(s + 1)
         return s
 
     def stream_id(self, value):
@@ -625,16 +734,23 @@ cdef class BoxEngine:
         try:
             for a in range(self.mb_iou.size()):
                 out.append(self._multibox(a, False, None))
+            if self.fl_gap.size() or self.id_d.size():
+                self._track_slots()
             for a in range(self.fl_gap.size()):
                 out.append(self._flicker(a))
             for a in range(self.va_w.size()):
                 out.append(self._valid(a))
-            if self.io_iou.size() or self.id_map.size():
+            if self.io_iou.size() or self.id_d.size():
                 self._class_codes()
             for a in range(self.io_iou.size()):
                 out.append(self._iou(a, False, None))
-            for a in range(self.id_map.size()):
+            for a in range(self.id_d.size()):
                 out.append(self._ident(a, False, None))
+            for k in range(self.tk_new.size()):  # new slots no assertion took (rows without a frame)
+                if self.tk_refs[self.tk_new[k]] == 0:
+                    self.tk_zero.push_back(self.tk_new[k])
+            self.tk_new.clear()
+            self._free_slots()
             for k in range(self.touched.size()):
                 s = self.touched[k]
                 if self.hi[s] != INT64_MIN:
@@ -650,25 +766,27 @@ cdef class BoxEngine:
     cdef object _multibox(self, size_t a, bint flushing, object which):
         """Judge the frames this batch completes (``flushing``: every open frame of the
         streams in ``which``, all when ``None``) and keep the new open frames."""
-        cdef int64_t n = 0 if flushing else self.n, i, s, m = 0, g0, g1, j, q, ev = 0, u, v
+        cdef int64_t n = 0 if flushing else self.n, i, s, m = 0, g0, g1, j, q, ev = 0, f, ps, pf
         cdef size_t k
-        cdef float t = self.mb_iou[a], ix, iy, inter, uni
+        cdef float t = self.mb_iou[a]
         cdef int64_t min_boxes = self.mb_min[a]
         cdef vector[vector[box_t]]* opened = &self.mb_open[a]
         cdef vector[box_t] held  # held boxes this batch completes
         cdef vector[item_t] items
-        cdef vector[int64_t] parent, size, v_pos, v_ev, anchors, grp_event, out_pos, out_anchor, out_ev
-        cdef vector[float] ev_sev, grp_best, area
-        cdef vector[uint8_t] grp_has, bok
+        cdef _MbGroups w  # union-find scratch and the flagged boxes (rows, frames, streams, events)
         # the complete boxes, structure of arrays (grouped by (stream, frame) below)
         cdef vector[float] bx1, by1, bx2, by2, bsc
         cdef vector[uint8_t] bsv
         cdef vector[int64_t] brow, bframe, bstream
         cdef vector[int64_t] streams
         cdef box_t b
-        cdef bint sorted_ = True, coords_null
+        cdef bint sorted_ = True, coords_null, direct
         cdef col_t* c = self.col
         cdef bint has_score = self.idx[R_SCORE] >= 0
+        cdef const int64_t* sid = self.sid.data()
+        cdef int64_t* pst
+        cdef int64_t* pfr
+        self.mbw.swap_with(bx1, by1, bx2, by2, bsc, bsv, brow, bframe, bstream)  # back before returning
         if flushing:
             if which is None:
                 for s in range(<int64_t>opened.size()):
@@ -683,13 +801,35 @@ cdef class BoxEngine:
                     for j in range(<int64_t>opened[0][s].size()):
                         held.push_back(opened[0][s][j])
                     opened[0][s].clear()
-            else:  # held open frames this batch closes
+            coords_null = c[R_X1].valid != NULL or c[R_Y1].valid != NULL or c[R_X2].valid != NULL \
+                or c[R_Y2].valid != NULL
+            # the common case: every row in a frame, rows in (stream, frame) order, no null
+            # coordinate or score: complete frames are judged where they lie in the batch's
+            # columns (no copy); only a held frame goes through the copy below
+            direct = not flushing and n > 0 and not coords_null and (not has_score or c[R_SCORE].valid == NULL)
+            ps = -1
+            pf = INT64_MIN
+            i = 0
+            while direct and i < n:
+                s = sid[i]
+                f = _i64(&c[R_FRAME], i)
+                if s < 0 or s < ps or (s == ps and f < pf):
+                    direct = False
+                ps = s
+                pf = f
+                i += 1
+            if direct:
+                self._multibox_direct(a, &w, &ev, bx1, by1, bx2, by2, bsc, bsv, brow, bframe)
+            elif not flushing:  # held open frames this batch closes
                 for k in range(self.touched.size()):
                     s = self.touched[k]
                     if self.hi[s] != INT64_MIN and opened[0][s].size() and self.hi[s] > opened[0][s][0].frame:
                         for j in range(<int64_t>opened[0][s].size()):
                             held.push_back(opened[0][s][j])
                         opened[0][s].clear()
+            if direct:
+                n = 0
+                held.clear()
             # held boxes first (lower rows), then the batch's in row order: arrival order
             m = held.size() + n
             bx1.resize(m)
@@ -714,8 +854,6 @@ cdef class BoxEngine:
                 bframe[m] = b.frame
                 bstream[m] = b.stream
                 m += 1
-            coords_null = c[R_X1].valid != NULL or c[R_Y1].valid != NULL or c[R_X2].valid != NULL \
-                or c[R_Y2].valid != NULL
             for i in range(n):
                 s = self.sid[i]
                 if s < 0:
@@ -773,63 +911,35 @@ cdef class BoxEngine:
                 _permute_i(brow, items)
                 _permute_i(bframe, items)
                 _permute_i(bstream, items)
+            pst = bstream.data()
+            pfr = bframe.data()
             g0 = 0
             while g0 < m:
                 g1 = g0 + 1
-                while g1 < m and bstream[g1] == bstream[g0] and bframe[g1] == bframe[g0]:
+                while g1 < m and pst[g1] == pst[g0] and pfr[g1] == pfr[g0]:
                     g1 += 1
-                q = g1 - g0
-                if q >= min_boxes and q >= 2:
-                    area.resize(q)
-                    bok.resize(q)
-                    parent.resize(q)
-                    size.resize(q)
-                    for u in range(q):
-                        j = g0 + u
-                        parent[u] = u
-                        size[u] = 1
-                        bok[u] = isfinite(bx1[j]) and isfinite(by1[j]) and isfinite(bx2[j]) and isfinite(by2[j])
-                        area[u] = (bx2[j] - bx1[j]) * (by2[j] - by1[j])
-                    # as _boxes_cy.multibox: linked when inter >= iou * union
-                    for u in range(q):
-                        if not bok[u]:
-                            continue
-                        i = g0 + u
-                        for v in range(u + 1, q):
-                            if not bok[v]:
-                                continue
-                            j = g0 + v
-                            ix = _minf(bx2[i], bx2[j]) - _maxf(bx1[i], bx1[j])
-                            if ix <= 0:
-                                continue
-                            iy = _minf(by2[i], by2[j]) - _maxf(by1[i], by1[j])
-                            if iy <= 0:
-                                continue
-                            inter = ix * iy
-                            uni = area[u] + area[v] - inter
-                            if inter >= t * uni:
-                                join(&parent[0], &size[0], u, v)
-                    v_pos.clear()
-                    v_ev.clear()
-                    anchors.clear()
-                    emit_groups(g0, q, &parent[0], &size[0], min_boxes, &bsc[0] if has_score else NULL,
-                                &bsv[0], grp_best, grp_has, grp_event, anchors, ev_sev, v_pos, v_ev, &ev)
-                    for j in range(<int64_t>v_pos.size()):
-                        out_pos.push_back(v_pos[j])
-                        out_ev.push_back(v_ev[j])
-                    for j in range(<int64_t>anchors.size()):
-                        out_anchor.push_back(anchors[j])
+                if _mb_group(bx1.data(), by1.data(), bx2.data(), by2.data(), bsc.data() if has_score else NULL,
+                             bsv.data(), g0, g1 - g0, t, min_boxes, &w, &ev):
+                    for k in range(w.v_pos.size()):
+                        j = w.v_pos[k]
+                        w.o_row.push_back(brow[j])
+                        w.o_frame.push_back(bframe[j])
+                        w.o_stream.push_back(bstream[j])
+                        w.o_ev.push_back(w.v_ev[k])
+                    for k in range(w.anchors.size()):
+                        w.o_anchor.push_back(brow[w.anchors[k]])
                 g0 = g1
-        if out_pos.size() == 0:
+        self.mbw.swap_with(bx1, by1, bx2, by2, bsc, bsv, brow, bframe, bstream)
+        if w.o_row.size() == 0:
             return None
         # canonical order (as tripwire._assertion.canonical_events): events numbered by their
         # anchor row (each group's first box, its lowest row), rows ascending inside one
-        cdef size_t n_out = out_pos.size(), n_ev = out_anchor.size()
+        cdef size_t n_out = w.o_row.size(), n_ev = w.o_anchor.size()
         cdef vector[item_t] by_anchor, entries
         cdef vector[int64_t] rank
         by_anchor.resize(n_ev)
         for k in range(n_ev):
-            by_anchor[k].stream = brow[out_anchor[k]]
+            by_anchor[k].stream = w.o_anchor[k]
             by_anchor[k].frame = 0
             by_anchor[k].seq = k
         stable_sort(by_anchor.begin(), by_anchor.end(), _item_less)
@@ -838,9 +948,9 @@ cdef class BoxEngine:
             rank[by_anchor[k].seq] = k
         entries.resize(n_out)
         for k in range(n_out):
-            entries[k].stream = rank[out_ev[k]]
-            entries[k].frame = brow[out_pos[k]]
-            entries[k].seq = out_pos[k]
+            entries[k].stream = rank[w.o_ev[k]]
+            entries[k].frame = w.o_row[k]
+            entries[k].seq = k
         stable_sort(entries.begin(), entries.end(), _item_less)
         rows = np.empty(n_out, np.int64)
         frames = np.empty(n_out, np.int64)
@@ -849,18 +959,108 @@ cdef class BoxEngine:
         sev = np.empty(n_out, np.float32)
         cdef int64_t[::1] rv = rows, fv = frames, sv = sids, evv = events
         cdef float[::1] sevv = sev
-        cdef vector[int64_t] ev_of
-        ev_of.resize(m)
-        for k in range(n_out):
-            ev_of[out_pos[k]] = out_ev[k]
         for k in range(n_out):
             j = entries[k].seq
-            rv[k] = brow[j]
-            fv[k] = bframe[j]
-            sv[k] = bstream[j]
+            rv[k] = w.o_row[j]
+            fv[k] = w.o_frame[j]
+            sv[k] = w.o_stream[j]
             evv[k] = entries[k].stream
-            sevv[k] = ev_sev[ev_of[j]]
+            sevv[k] = w.ev_sev[w.o_ev[j]]
         return rows, events, sev, frames, sids
+
+    cdef void _multibox_direct(self, size_t a, _MbGroups* w, int64_t* ev, vector[float]& bx1, vector[float]& by1,
+                               vector[float]& bx2, vector[float]& by2, vector[float]& bsc, vector[uint8_t]& bsv,
+                               vector[int64_t]& brow, vector[int64_t]& bframe) noexcept nogil:
+        """``_multibox`` on a batch in (stream, frame) order with every row in a frame and no
+        null coordinate or score: each complete frame is judged in place in the batch's columns;
+        a held frame (with this batch's boxes of the same frame) through a copy (``bx1`` ...)."""
+        cdef int64_t n = self.n, i, g1, s, f, k, j, q, hf
+        cdef float t = self.mb_iou[a]
+        cdef int64_t min_boxes = self.mb_min[a]
+        cdef vector[vector[box_t]]* opened = &self.mb_open[a]
+        cdef col_t* c = self.col
+        cdef const int64_t* sid = self.sid.data()
+        cdef bint has_score = self.idx[R_SCORE] >= 0
+        cdef const float* px1 = <const float*>c[R_X1].data + c[R_X1].off
+        cdef const float* py1 = <const float*>c[R_Y1].data + c[R_Y1].off
+        cdef const float* px2 = <const float*>c[R_X2].data + c[R_X2].off
+        cdef const float* py2 = <const float*>c[R_Y2].data + c[R_Y2].off
+        cdef const float* psc = <const float*>c[R_SCORE].data + c[R_SCORE].off if has_score else NULL
+        cdef vector[box_t] hb
+        cdef box_t b
+        i = 0
+        while i < n:
+            s = sid[i]
+            f = _i64(&c[R_FRAME], i)
+            g1 = i + 1
+            while g1 < n and sid[g1] == s and _i64(&c[R_FRAME], g1) == f:
+                g1 += 1
+            if (i == 0 or sid[i - 1] != s) and opened[0][s].size() and self.hi[s] > opened[0][s][0].frame:
+                # the stream's held frame is complete: its boxes, then this batch's of that frame
+                hb.clear()
+                hb.swap(opened[0][s])
+                hf = hb[0].frame
+                q = hb.size() + (g1 - i if f == hf else 0)
+                bx1.resize(q)
+                by1.resize(q)
+                bx2.resize(q)
+                by2.resize(q)
+                bsc.resize(q)
+                bsv.resize(q)
+                brow.resize(q)
+                bframe.resize(q)
+                for k in range(q):
+                    if k < <int64_t>hb.size():
+                        b = hb[k]
+                    else:
+                        j = i + k - <int64_t>hb.size()
+                        b.x1 = px1[j]
+                        b.y1 = py1[j]
+                        b.x2 = px2[j]
+                        b.y2 = py2[j]
+                        b.score = psc[j] if has_score else 0
+                        b.has_score = has_score
+                        b.row = self.row0 + j
+                    bx1[k] = b.x1
+                    by1[k] = b.y1
+                    bx2[k] = b.x2
+                    by2[k] = b.y2
+                    bsc[k] = b.score
+                    bsv[k] = b.has_score
+                    brow[k] = b.row
+                if _mb_group(bx1.data(), by1.data(), bx2.data(), by2.data(), bsc.data() if has_score else NULL,
+                             bsv.data(), 0, q, t, min_boxes, w, ev):
+                    for k in range(<int64_t>w.v_pos.size()):
+                        w.o_row.push_back(brow[w.v_pos[k]])
+                        w.o_frame.push_back(hf)
+                        w.o_stream.push_back(s)
+                        w.o_ev.push_back(w.v_ev[k])
+                    for k in range(<int64_t>w.anchors.size()):
+                        w.o_anchor.push_back(brow[w.anchors[k]])
+                if f == hf:
+                    i = g1
+                    continue
+            if f == self.hi[s]:  # the newest frame of its stream: open
+                for j in range(i, g1):
+                    b.frame = f
+                    b.stream = s
+                    b.row = self.row0 + j
+                    b.x1 = px1[j]
+                    b.y1 = py1[j]
+                    b.x2 = px2[j]
+                    b.y2 = py2[j]
+                    b.score = psc[j] if has_score else 0
+                    b.has_score = has_score
+                    opened[0][s].push_back(b)
+            elif _mb_group(px1, py1, px2, py2, psc, NULL, i, g1 - i, t, min_boxes, w, ev):
+                for k in range(<int64_t>w.v_pos.size()):
+                    w.o_row.push_back(self.row0 + w.v_pos[k])
+                    w.o_frame.push_back(f)
+                    w.o_stream.push_back(s)
+                    w.o_ev.push_back(w.v_ev[k])
+                for k in range(<int64_t>w.anchors.size()):
+                    w.o_anchor.push_back(self.row0 + w.anchors[k])
+            i = g1
 
     def flush_multibox(self, size_t a, streams=None):
         """Judge the open frames of ``streams`` (ids; all when ``None``) and forget them."""
@@ -868,31 +1068,114 @@ cdef class BoxEngine:
             raise ValueError("tripwire: flush with a prepared batch")
         return self._multibox(a, True, streams)
 
+    # ------------------------------------------------------------------ track slots
+    cdef void _track_slots(self) noexcept nogil:
+        """``tslot``: each row's track slot, for every by-track assertion (new (stream, track)
+        pairs get one, listed in ``tk_new``); -1 without a stream or a track."""
+        cdef int64_t n = self.n, i, s, tr, k, h
+        cdef size_t a
+        cdef col_t* tc = &self.col[R_TRACK]
+        cdef const int64_t* sany = self.sany.data()
+        cdef int64_t* ts
+        # the batch's recent (stream, track) -> slot, direct-mapped by track: a frame's few
+        # tracks come back frame after frame (slots are not freed during a batch)
+        cdef int64_t c_tr[64]
+        cdef int64_t c_s[64]
+        cdef int64_t c_k[64]
+        for h in range(64):
+            c_s[h] = -1
+        self.tslot.resize(n)
+        ts = self.tslot.data()
+        self.tk_new.clear()
+        for i in range(n):
+            s = sany[i]
+            if s < 0 or self.idx[R_TRACK] < 0 or not _ok(tc, i):
+                ts[i] = -1
+                continue
+            tr = _i64(tc, i)
+            h = tr & 63
+            if c_s[h] == s and c_tr[h] == tr:
+                ts[i] = c_k[h]
+                continue
+            k = <int64_t><intptr_t>self.tk_idx[s].find(tr) - 1
+            if k < 0:
+                if self.tk_free.size():
+                    k = self.tk_free.back()
+                    self.tk_free.pop_back()
+                else:  # a new slot: every assertion's arrays grow (entries not held)
+                    k = self.tk_track.size()
+                    self.tk_track.push_back(0)
+                    self.tk_stream.push_back(0)
+                    self.tk_refs.push_back(0)
+                    for a in range(self.fl_d.size()):
+                        self.fl_d[a].resize(k + 1)
+                    for a in range(self.id_d.size()):
+                        self.id_d[a].resize(k + 1)
+                self.tk_track[k] = tr
+                self.tk_stream[k] = s
+                self.tk_refs[k] = 0
+                self.tk_idx[s].put(tr, <void*><intptr_t>(k + 1))
+                self.tk_new.push_back(k)
+            ts[i] = k
+            c_s[h] = s
+            c_tr[h] = tr
+            c_k[h] = k
+
+    cdef inline void _unref(self, int64_t k) noexcept nogil:
+        """An assertion lets go of slot ``k``; once none holds it, it is freed by
+        ``_free_slots`` (after the batch: a later assertion may still take it for this batch's
+        rows, which already point to it)."""
+        self.tk_refs[k] -= 1
+        if self.tk_refs[k] == 0:
+            self.tk_zero.push_back(k)
+
+    cdef void _free_slots(self) noexcept nogil:
+        cdef size_t q
+        cdef int64_t k
+        for q in range(self.tk_zero.size()):
+            k = self.tk_zero[q]
+            if self.tk_refs[k] == 0 and self.tk_stream[k] >= 0:
+                self.tk_idx[self.tk_stream[k]].erase(self.tk_track[k])
+                self.tk_stream[k] = -1
+                self.tk_free.push_back(k)
+        self.tk_zero.clear()
+
+    cdef vector[uint8_t] _picked(self, object streams):
+        """Per stream id: 1 when in ``streams`` (ids; all when ``None``)."""
+        cdef vector[uint8_t] pick
+        cdef uint8_t every = streams is None  # (not a conditional expression in the call: Cython
+        pick.assign(self.newest.size(), every)  # passes it through a reference to a temporary)
+        if streams is not None:
+            for s in streams:
+                pick[<size_t>s] = 1
+        return pick
+
     # ------------------------------------------------------------------ flicker by track
     cdef object _flicker(self, size_t a):
-        cdef int64_t n = self.n, i, j, s, f, g, tr, gap = self.fl_gap[a], total = 0
-        cdef size_t k
-        cdef vector[unordered_map[int64_t, last_t]]* last = &self.fl_last[a]
+        cdef int64_t n = self.n, i, s, f, g, gap = self.fl_gap[a], k
+        cdef size_t q
         cdef vector[int64_t] rows, starts, ends, fr, st, trk
         cdef vector[float] sev
         cdef vector[int64_t] prev_frame
         cdef col_t* c = self.col
         cdef bint has_score = self.idx[R_SCORE] >= 0, in_order = True
-        cdef last_t cur
         cdef last_t* lp
-        cdef vector[tw_flat]* idx = &self.fl_idx[a]
-        cdef unordered_map[int64_t, last_t].iterator jt
+        cdef last_t* d
+        cdef const int64_t* sid = self.sid.data()
+        cdef const int64_t* ts = self.tslot.data()
         cdef float sc
         cdef bint hs
         if self.idx[R_TRACK] < 0:
             return None
+        rows.swap(self.fl_rows)
+        rows.clear()
         with nogil:
             # rows with a stream, frame and track, in row order; when some stream's frames go
             # back in time inside the batch, in frame order (stable: rows of a frame in order)
             prev_frame.assign(self.newest.size(), INT64_MIN)
             for i in range(n):
-                s = self.sid[i]
-                if s < 0 or not _ok(&c[R_TRACK], i):
+                s = sid[i]
+                if s < 0 or ts[i] < 0:
                     continue
                 f = _i64(&c[R_FRAME], i)
                 if f < prev_frame[s]:
@@ -901,23 +1184,23 @@ cdef class BoxEngine:
                 rows.push_back(i)
             if not in_order:
                 fr.resize(n)
-                for k in range(rows.size()):
-                    fr[rows[k]] = _i64(&c[R_FRAME], rows[k])
+                for q in range(rows.size()):
+                    fr[rows[q]] = _i64(&c[R_FRAME], rows[q])
                 _sort_by_frame(rows, fr)
                 fr.clear()
-            for k in range(rows.size()):
-                i = rows[k]
-                s = self.sid[i]
+            d = self.fl_d[a].data()
+            for q in range(rows.size()):
+                i = rows[q]
+                k = ts[i]
                 f = _i64(&c[R_FRAME], i)
-                tr = _i64(&c[R_TRACK], i)
                 if has_score:
                     sc = _f32(&c[R_SCORE], i)
                     hs = _ok(&c[R_SCORE], i)
                 else:
                     sc = 0
                     hs = 0
-                lp = <last_t*>idx[0][s].find(tr)
-                if lp != NULL:
+                lp = &d[k]
+                if lp.held:
                     g = f - lp.frame - 1
                     if g >= 1 and g <= gap:
                         starts.push_back(lp.row)
@@ -925,50 +1208,47 @@ cdef class BoxEngine:
                         sev.push_back(_mean2(lp.score, lp.has_score, sc, hs))
                         fr.push_back(lp.frame)
                         fr.push_back(f)
-                        st.push_back(s)
-                        trk.push_back(tr)
+                        st.push_back(sid[i])
+                        trk.push_back(self.tk_track[k])
                 else:
-                    lp = &last[0][s][tr]  # node-based: the address stays valid
-                    idx[0][s].put(tr, lp)
+                    lp.held = 1
+                    self.tk_refs[k] += 1
+                    self.fl_n[a] += 1
                 lp.frame = f
                 lp.row = self.row0 + i
                 lp.score = sc
                 lp.has_score = hs
             # forget the tracks no later frame can close a gap from (amortized: when the
-            # tables doubled since the last pass)
-            for k in range(last.size()):
-                total += last[0][k].size()
-            if total > self.fl_prune_at[a]:
-                total = 0
-                for k in range(last.size()):
-                    f = self.newest[k]
-                    if self.hi[k] != INT64_MIN and self.hi[k] > f:
-                        f = self.hi[k]
-                    if f != INT64_MIN:
-                        jt = last[0][k].begin()
-                        while jt != last[0][k].end():
-                            if deref(jt).second.frame < f - gap - 1:
-                                idx[0][k].erase(deref(jt).first)
-                                jt = last[0][k].erase(jt)
-                            else:
-                                inc(jt)
-                    total += last[0][k].size()
-                self.fl_prune_at[a] = 2 * total + 1024
+            # held slots doubled since the last pass)
+            if self.fl_n[a] > self.fl_prune_at[a]:
+                for k in range(<int64_t>self.tk_track.size()):
+                    lp = &d[k]
+                    if not lp.held:
+                        continue
+                    s = self.tk_stream[k]
+                    f = self.newest[s]
+                    if self.hi[s] != INT64_MIN and self.hi[s] > f:
+                        f = self.hi[s]
+                    if f != INT64_MIN and lp.frame < f - gap - 1:
+                        lp.held = 0
+                        self.fl_n[a] -= 1
+                        self._unref(k)
+                self.fl_prune_at[a] = 2 * self.fl_n[a] + 1024
+        rows.swap(self.fl_rows)
         if starts.size() == 0:
             return None
         return _gap_result(starts, ends, sev, fr, st, trk)
 
     def forget_tracks(self, size_t a, streams=None):
         """Forget the last boxes of ``streams`` (ids; all when ``None``): no gap can close."""
-        cdef size_t k
-        if streams is None:
-            for k in range(self.fl_last[a].size()):
-                self.fl_last[a][k].clear()
-                self.fl_idx[a][k].clear()
-        else:
-            for s in streams:
-                self.fl_last[a][<size_t>s].clear()
-                self.fl_idx[a][<size_t>s].clear()
+        cdef vector[uint8_t] pick = self._picked(streams)
+        cdef int64_t k
+        for k in range(<int64_t>self.tk_track.size()):
+            if self.fl_d[a][k].held and pick[self.tk_stream[k]]:
+                self.fl_d[a][k].held = 0
+                self.fl_n[a] -= 1
+                self._unref(k)
+        self._free_slots()
 
     # ------------------------------------------------------------------ flicker / appear by IoU
     cdef void _class_codes(self) noexcept nogil:
@@ -1278,7 +1558,7 @@ cdef class BoxEngine:
         cut by its stream's first or last frame (as ``lifetimes``); ``class_consistency``: its
         rows not holding the most common non-null class, ties to the class seen first (as
         ``_rows_cy.consistent`` with ``flag_minority``)."""
-        cdef size_t k, j, m = r.rows.size() if self.id_kind[a] == 0 else r.crows.size()
+        cdef size_t k, j, m = r.rows.size() if self.id_kind[a] == 0 else <size_t>r.ccount
         cdef double ssum = 0
         cdef int64_t scount = 0, ev, best_cnt = -1, best = 0, cnt
         cdef float sv
@@ -1326,80 +1606,107 @@ cdef class BoxEngine:
             best = -2  # no non-null class: every row is flagged
         sv = <float>(<int64_t>m - best_cnt) / <float><int64_t>m
         ev = out.anchor.size()
-        out.anchor.push_back(r.crows[0].row)
-        for k in range(m):
+        cdef size_t pos = 0
+        cdef uint64_t code, zz
+        cdef int64_t row = 0, frame = 0, fr
+        for k in range(m):  # decode the rows (see ident_t.crows)
+            code = tw_get_varint(r.crows.data(), &pos)
+            row = <int64_t>(<uint64_t>row + (code >> 1))
+            if code & 1:
+                fr = INT64_MIN
+            else:
+                zz = tw_get_varint(r.crows.data(), &pos)
+                frame = <int64_t>(<uint64_t>frame + ((zz >> 1) ^ (0 - (zz & 1))))
+                fr = frame
+            if k == 0:
+                out.anchor.push_back(row)
             if r.ccls[k] != best:
-                out.rows.push_back(r.crows[k].row)
-                out.frames.push_back(r.crows[k].frame)
+                out.rows.push_back(row)
+                out.frames.push_back(fr)
                 out.ev.push_back(ev)
                 out.sids.push_back(s)
                 out.objs.push_back(track)
         out.sev.push_back(sv)
 
+    cdef void _drop_ident(self, size_t a, int64_t k) noexcept nogil:
+        """Assertion ``a`` lets go of slot ``k`` (its vectors kept for the next track, when small)."""
+        cdef ident_t* r = &self.id_d[a][k]
+        r.held = 0
+        r.rows.clear()
+        r.crows.clear()
+        r.ccls.clear()
+        if r.crows.capacity() > KEEP_BYTES:
+            r.crows.shrink_to_fit()
+        if r.ccls.capacity() * 8 > KEEP_BYTES:
+            r.ccls.shrink_to_fit()
+        if r.rows.capacity() * sizeof(yb_t) > KEEP_BYTES:
+            r.rows.shrink_to_fit()
+        self.id_n[a] -= 1
+        self._unref(k)
+
     cdef object _ident(self, size_t a, bint flushing, object which):
         """Add the batch's rows to their tracks' records; judge the tracks quiet for ``horizon``
         rows (``appear``: whose stream has moved past their last frame); ``flushing``: judge
         every track of the streams in ``which`` (all when ``None``)."""
-        cdef int64_t n = 0 if flushing else self.n, i, s, f, tr, end = self.row0 + self.n, top, first_frame
-        cdef int64_t mf = self.id_min[a], live = 0
+        cdef int64_t n = 0 if flushing else self.n, i, s, f, k, end = self.row0 + self.n, top, first_frame
+        cdef int64_t mf = self.id_min[a], live, n_slots = self.tk_track.size()
         cdef bint appear = self.id_kind[a] == 0, has_frame
-        cdef size_t k
         cdef col_t* c = self.col
         cdef ident_t* r
-        cdef ident_t blank
+        cdef ident_t* d = self.id_d[a].data()
         cdef yb_t yb
-        cdef cr_t cr
-        cdef int64_t cls
-        cdef vector[int64_t] streams
-        cdef unordered_map[int64_t, ident_t].iterator it
+        cdef uint64_t du
+        cdef const int64_t* sid = self.sid.data() if appear else self.sany.data()
+        cdef const int64_t* ts = self.tslot.data()
+        cdef vector[uint8_t] pick
         cdef _Out out
         if flushing:
-            if which is None:
-                for s in range(<int64_t>self.id_map[a].size()):
-                    streams.push_back(s)
-            else:
-                for s in which:
-                    streams.push_back(s)
-        blank.first = INT64_MAX
-        blank.last = INT64_MIN
-        blank.done = 0
-        blank.bad = 0
+            pick = self._picked(which)
         with nogil:
             if flushing:
-                for k in range(streams.size()):
-                    s = streams[k]
-                    it = self.id_map[a][s].begin()
-                    while it != self.id_map[a][s].end():
-                        self._judge_track(a, s, deref(it).first, &deref(it).second, self.oldest[s],
-                                          self.newest[s], &out)
-                        inc(it)
-                    self.id_map[a][s].clear()
-                    self.id_idx[a][s].clear()
+                for k in range(n_slots):
+                    r = &d[k]
+                    if not r.held or not pick[self.tk_stream[k]]:
+                        continue
+                    s = self.tk_stream[k]
+                    self._judge_track(a, s, self.tk_track[k], r, self.oldest[s], self.newest[s], &out)
+                    self._drop_ident(a, k)
             else:
                 for i in range(n):
-                    s = self.sid[i] if appear else self.sany[i]
-                    if s < 0 or not _ok(&c[R_TRACK], i):
+                    k = ts[i]
+                    if sid[i] < 0 or k < 0:
                         continue
-                    tr = _i64(&c[R_TRACK], i)
-                    r = <ident_t*>self.id_idx[a][s].find(tr)
-                    if r == NULL:
-                        blank.first_cls = self.bcls[i] if not appear else 0
-                        r = &self.id_map[a][s][tr]
-                        r[0] = blank
-                        self.id_idx[a][s].put(tr, r)
+                    r = &d[k]
+                    if not r.held:
+                        r.held = 1
+                        self.tk_refs[k] += 1
+                        self.id_n[a] += 1
+                        r.first = INT64_MAX
+                        r.last = INT64_MIN
+                        r.done = 0
+                        r.bad = 0
+                        r.first_cls = self.bcls[i] if not appear else 0
+                        r.ccount = 0
+                        r.cprev_row = 0
+                        r.cprev_frame = 0
                     r.last_row = self.row0 + i
                     has_frame = _ok(&c[R_FRAME], i)
-                    if not appear:  # a 16-byte record; classes only once a second one is seen
-                        cr.row = self.row0 + i
-                        cr.frame = _i64(&c[R_FRAME], i) if has_frame else INT64_MIN
-                        cls = self.bcls[i]
+                    if not appear:  # a few bytes (see ident_t.crows); classes only once a second one is seen
+                        f = self.row0 + i
+                        tw_put_varint(r.crows, ((<uint64_t>(f - r.cprev_row)) << 1) | (not has_frame))
+                        r.cprev_row = f
+                        if has_frame:  # zigzag: frames may go back inside a batch (wrapping arithmetic)
+                            f = _i64(&c[R_FRAME], i)
+                            du = <uint64_t>f - <uint64_t>r.cprev_frame
+                            tw_put_varint(r.crows, (du << 1) ^ (0 - (du >> 63)))
+                            r.cprev_frame = f
                         if r.bad:
-                            r.ccls.push_back(cls)
-                        elif cls != r.first_cls:
+                            r.ccls.push_back(self.bcls[i])
+                        elif self.bcls[i] != r.first_cls:
                             r.bad = 1
-                            r.ccls.assign(r.crows.size(), r.first_cls)
-                            r.ccls.push_back(cls)
-                        r.crows.push_back(cr)
+                            r.ccls.assign(r.ccount, r.first_cls)
+                            r.ccls.push_back(self.bcls[i])
+                        r.ccount += 1
                         continue
                     yb.row = self.row0 + i
                     yb.frame = _i64(&c[R_FRAME], i) if has_frame else INT64_MIN
@@ -1413,7 +1720,6 @@ cdef class BoxEngine:
                     if r.last - r.first + 1 >= mf:  # lived min_frames: never flagged
                         r.done = 1
                         r.rows.clear()
-                        r.rows.shrink_to_fit()
                         continue
                     if self.idx[R_SCORE] >= 0:
                         yb.score = _f32(&c[R_SCORE], i)
@@ -1424,26 +1730,21 @@ cdef class BoxEngine:
                     r.rows.push_back(yb)
                 # judge the tracks quiet for horizon rows (amortized: once as many rows as
                 # there are tracks have come since the last pass, and at least horizon)
-                for s in range(<int64_t>self.id_map[a].size()):
-                    live += self.id_map[a][s].size()
+                live = self.id_n[a]
                 if self.horizon >= 0 and end - self.id_swept[a] >= (live if live > self.horizon else self.horizon):
                     self.id_swept[a] = end
-                    for s in range(<int64_t>self.id_map[a].size()):
-                        if self.id_map[a][s].size() == 0:
+                    for k in range(n_slots):
+                        r = &d[k]
+                        if not r.held:
                             continue
+                        s = self.tk_stream[k]
                         top = self.newest[s]
                         if self.hi[s] != INT64_MIN and self.hi[s] > top:
                             top = self.hi[s]
                         first_frame = self.oldest[s] if self.newest[s] != INT64_MIN else self.lo[s]
-                        it = self.id_map[a][s].begin()
-                        while it != self.id_map[a][s].end():
-                            r = &deref(it).second
-                            if r.last_row < end - self.horizon and (not appear or r.last < top):
-                                self._judge_track(a, s, deref(it).first, r, first_frame, top, &out)
-                                self.id_idx[a][s].erase(deref(it).first)
-                                it = self.id_map[a][s].erase(it)
-                            else:
-                                inc(it)
+                        if r.last_row < end - self.horizon and (not appear or r.last < top):
+                            self._judge_track(a, s, self.tk_track[k], r, first_frame, top, &out)
+                            self._drop_ident(a, k)
         if out.anchor.size() == 0:
             return None
         return _events_result(out)
@@ -1452,7 +1753,9 @@ cdef class BoxEngine:
         """Judge every track of ``streams`` (ids; all when ``None``) and forget them."""
         if self.pending:
             raise ValueError("tripwire: flush with a prepared batch")
-        return self._ident(a, True, streams)
+        got = self._ident(a, True, streams)
+        self._free_slots()
+        return got
 
     # ------------------------------------------------------------------ valid
     cdef object _valid(self, size_t a):
@@ -1531,21 +1834,41 @@ cdef class BoxEngine:
             self.mark.clear()
             for k in range(self.mb_open.size()):
                 self.mb_open[k].clear()
-            for k in range(self.fl_last.size()):
-                self.fl_last[k].clear()
-                self.fl_idx[k].clear()
+            for k in range(self.fl_d.size()):
+                self.fl_d[k].clear()
+                self.fl_n[k] = 0
             for k in range(self.io_open.size()):
                 self.io_open[k].clear()
                 self.io_act[k].clear()
                 self.io_young[k].clear()
-            for k in range(self.id_map.size()):
-                self.id_map[k].clear()
-                self.id_idx[k].clear()
+            for k in range(self.id_d.size()):
+                self.id_d[k].clear()
+                self.id_n[k] = 0
+            self.tk_idx.clear()
+            self.tk_track.clear()
+            self.tk_stream.clear()
+            self.tk_refs.clear()
+            self.tk_free.clear()
+            self.tk_zero.clear()
             self.cls_str.clear()
             self.cls_int.clear()
             self.cls_idx.clear()
             self.values = []
             return
+        cdef vector[uint8_t] pick = self._picked(streams)
+        cdef int64_t t
+        for t in range(<int64_t>self.tk_track.size()):  # their tracks, in every assertion
+            if self.tk_refs[t] == 0 or not pick[self.tk_stream[t]]:
+                continue
+            for k in range(self.fl_d.size()):
+                if self.fl_d[k][t].held:
+                    self.fl_d[k][t].held = 0
+                    self.fl_n[k] -= 1
+                    self._unref(t)
+            for k in range(self.id_d.size()):
+                if self.id_d[k][t].held:
+                    self._drop_ident(k, t)
+        self._free_slots()
         for s in streams:
             v = self.values[s]
             if v is None and self.stream_kind != S_NONE:
@@ -1558,17 +1881,11 @@ cdef class BoxEngine:
             self.oldest[s] = INT64_MIN
             for k in range(self.mb_open.size()):
                 self.mb_open[k][s].clear()
-            for k in range(self.fl_last.size()):
-                self.fl_last[k][s].clear()
-                self.fl_idx[k][s].clear()
             for k in range(self.io_open.size()):
                 self.io_open[k][s].clear()
                 for j in range(self.io_act[k][s].size()):
                     self.io_young[k].erase(self.io_act[k][s][j].obj)
                 self.io_act[k][s].clear()
-            for k in range(self.id_map.size()):
-                self.id_map[k][s].clear()
-                self.id_idx[k][s].clear()
             if self.stream_kind != S_NONE:
                 self.values[s] = None
                 self.free_ids.push_back(s)
@@ -1582,9 +1899,8 @@ cdef class BoxEngine:
         for a in range(self.mb_open.size()):
             for s in range(self.mb_open[a].size()):
                 total += self.mb_open[a][s].size()
-        for a in range(self.fl_last.size()):
-            for s in range(self.fl_last[a].size()):
-                total += self.fl_last[a][s].size()
+        for a in range(self.fl_n.size()):
+            total += self.fl_n[a]
         for a in range(self.io_open.size()):
             for s in range(self.io_open[a].size()):
                 total += self.io_open[a][s].size() + self.io_act[a][s].size()
@@ -1592,13 +1908,10 @@ cdef class BoxEngine:
             while it != self.io_young[a].end():
                 total += deref(it).second.size()
                 inc(it)
-        cdef unordered_map[int64_t, ident_t].iterator jt
-        for a in range(self.id_map.size()):
-            for s in range(self.id_map[a].size()):
-                jt = self.id_map[a][s].begin()
-                while jt != self.id_map[a][s].end():
-                    total += max(deref(jt).second.rows.size() + deref(jt).second.crows.size(), 1)
-                    inc(jt)
+        for a in range(self.id_d.size()):
+            for s in range(self.id_d[a].size()):
+                if self.id_d[a][s].held:
+                    total += max(self.id_d[a][s].rows.size() + <size_t>self.id_d[a][s].ccount, 1)
         return total
 
 

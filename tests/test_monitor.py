@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -264,6 +265,29 @@ def test_native_engine_reads_other_column_types_and_layouts(batches, how):
     mon = tw.Monitor(suite, strict=True, horizon=None)
     assert streamed(mon, batches) == expected
     assert not batches or len(_native_kinds(mon)) == 6
+
+
+def _in_frame_order(t: pa.Table, one_stream: bool) -> pa.Table:
+    """The rows of a batch the engine's multibox judges in place (no copy): each in a frame of
+    a stream, in (stream, frame) order, no null coordinate or score."""
+    keep = pa.array([True] * t.num_rows, pa.bool_())
+    for name in ("stream", "frame", "x1", "y1", "x2", "y2", "score"):
+        keep = pc.and_(keep, pc.is_valid(t.column(name)))
+    if one_stream:  # stream ids follow first arrival: with several, later batches need not be in id order
+        keep = pc.and_(keep, pc.equal(t.column("stream"), "a"))
+    return t.filter(keep).sort_by([("stream", "ascending"), ("frame", "ascending")])
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(batches=streams_and_splits(), one_stream=st.booleans())
+def test_native_engine_on_batches_in_frame_order_equals_suite_check(batches, one_stream):
+    """Batches in frame order without nulls: the engine's multibox judges complete frames in
+    the batch's columns, and a held frame together with the batch's boxes of that frame."""
+    batches = [_in_frame_order(b, one_stream) for b in batches]
+    suite = all_examples()
+    expected = events_of(suite.check(whole(batches)))
+    assert streamed(tw.Monitor(suite, horizon=None, strict=True), batches) == expected
 
 
 def test_native_engine_state_is_untouched_when_another_assertion_rejects_the_batch():
