@@ -395,9 +395,22 @@ def _ordered_across(tables: list[pa.Table], whole: pa.Table, columns: set) -> bo
     gathered batch would accept late frames that separate ones are refused for."""
     k = len(tables)
     batch = np.repeat(np.arange(k, dtype=np.int64), [t.num_rows for t in tables])
+    # the columns read, each in one chunk (reading them chunk by chunk costs per batch)
+    names = [c for c in dict.fromkeys(c for pair in columns for c in pair) if c is not None and c in whole.column_names]
+    whole = pa.Table.from_arrays([whole.column(c).combine_chunks() for c in names], names=names)
     for stream, frame in columns:
+        if stream is not None and stream in whole.column_names and \
+                pa.types.is_string(whole.schema.field(stream).type):
+            # the usual stream column: codes from one dictionary encoding (cheaper than
+            # encode_keys, which reads chunk by chunk)
+            col = whole.column(stream).chunk(0)
+            codes = pc.dictionary_encode(col).indices.to_numpy(zero_copy_only=False)
+            svalid = col.is_valid().to_numpy(zero_copy_only=False) if col.null_count else None
+            codes = np.nan_to_num(codes, nan=0).astype(np.int64, copy=False) if svalid is not None \
+                else codes.astype(np.int64, copy=False)
+        else:
+            codes, _, svalid = _stream_codes(whole, stream)
         frames, fvalid = _frames(whole, frame)
-        codes, _, svalid = _stream_codes(whole, stream)
         ok = _arrow.and_valid(fvalid, svalid)
         key = codes * k + batch  # (stream, batch): batches in arrival order within a stream
         if ok is not None:
@@ -408,9 +421,9 @@ def _ordered_across(tables: list[pa.Table], whole: pa.Table, columns: set) -> bo
         key, frames = key[order], frames[order]
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         lo, hi = np.minimum.reduceat(frames, starts), np.maximum.reduceat(frames, starts)
-        same = (key[starts] // k)[1:] == (key[starts] // k)[:-1]
+        s = key[starts] // k
         # pairwise suffices: each batch's newest is >= its oldest >= the previous batches' newest
-        if (same & (lo[1:] < hi[:-1])).any():
+        if ((s[1:] == s[:-1]) & (lo[1:] < hi[:-1])).any():
             return False
     return True
 
