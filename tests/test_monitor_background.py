@@ -312,3 +312,17 @@ def test_options_are_checked():
             tw.Monitor(suite).background(**bad)
     with pytest.raises(tw.InputError, match="tw.Monitor"):
         tw.BackgroundMonitor(suite)
+
+
+def test_readme_background_example_runs_as_written():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if ".background(" in b)
+    ns: dict = {}
+    exec(block, ns)
+    checker = ns["checker"]
+    assert checker.submitted == checker.checked == 3 and not ns["monitor"].rejected
+    # boxes.valid flags the box past x = 1920 in every frame; multibox has too few boxes
+    assert sum(len(r) for r in ns["found"]) + len(ns["held_back"]) == 3

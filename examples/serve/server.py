@@ -34,6 +34,7 @@ import bisect
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -228,6 +229,10 @@ def main() -> None:
     p.add_argument("--record", metavar="PATH", help="on exit, write every violation (by stream and frame) as JSON")
     args = p.parse_args()
     mode = "none" if args.no_monitor else args.mode
+    # Ctrl-C or SIGTERM (what process managers send) stop the server, drain and flush the
+    # monitor (also when started with SIGINT ignored, as background jobs of a shell are)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     server = make_server(args.port, mode=mode, record=args.record is not None, max_delay=args.max_delay)
     print(f"serving on http://127.0.0.1:{server.server_address[1]}/infer?stream=cam1 and /metrics ({mode})", flush=True)
     try:

@@ -511,6 +511,7 @@ class BackgroundMonitor:
         self._since = 0.0  # monotonic time the oldest pending batch arrived
         self._hurry = False  # the worker is asked not to wait for max_delay
         self._closed = False
+        self._stopped = False  # the worker has drained the queue after close and ended
         self._waiting_submitters = 0  # blocked in submit (when_full="block")
         self._last_warning = float("-inf")
         self._unlogged = 0  # rejections since the last warning
@@ -561,7 +562,7 @@ class BackgroundMonitor:
         held-back violations. ``timeout``: seconds to wait (``TimeoutError`` past it)."""
         request = _Flush()
         with self._cv:
-            if self._closed and not self._thread.is_alive():
+            if self._stopped:  # closed and drained: nothing can be pending
                 return self.monitor.flush()
             self._pending.append(request)
             self._hurry = True
@@ -639,6 +640,7 @@ class BackgroundMonitor:
                         break
                     self._cv.wait(wait)
                 elif self._closed:
+                    self._stopped = True  # under the lock: no flush request comes after this
                     return None
                 else:
                     self._cv.wait()
