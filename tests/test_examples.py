@@ -5,6 +5,7 @@ import importlib.util
 import json
 import pathlib
 import sys
+import time
 
 import pytest
 
@@ -105,9 +106,10 @@ def test_tv_news_agrees_with_the_paper_library(tv_news):
 
 def test_serve_example_load_test():
     """The example server answers with replayed real detections, its Monitor checks every
-    frame (nothing rejected), /metrics exports the counts, and the load test measures both
-    ways, servers and clients in their own processes. Bounded: 200 requests per server on
-    127.0.0.1."""
+    frame (nothing rejected) in the request (sync) or gathered by a worker (background), and
+    both find the same violations; /metrics exports the counts, and the load test measures
+    the three servers, servers and clients in their own processes. Bounded: 200 requests per
+    server on 127.0.0.1."""
     pytest.importorskip("prometheus_client")
     sys.path.insert(0, str(EXAMPLES / "serve"))
     try:
@@ -115,18 +117,26 @@ def test_serve_example_load_test():
         r = load_test.run(requests=200, clients=2, rounds=2)
     finally:
         sys.path.remove(str(EXAMPLES / "serve"))
-    assert r["with"]["requests"] == r["without"]["requests"] == 200
-    # every request's frame was observed (read back from the server's /metrics)
-    assert r["rejected"] == {} and r["warm_up_batches"] == 8 and r["batches"] == 200 + 8
-    assert r["rows"] > 0 and r["observe_mean_us"] > 0
-    assert r["flushed_violations"] >= 0  # the server flushed its monitor on Ctrl-C and said so
-    assert r["with"]["p50"] > 0 and r["without"]["p99"] >= r["without"]["p50"]
+    assert r["none"]["requests"] == r["sync"]["requests"] == r["background"]["requests"] == 200
+    s, b = r["sync"], r["background"]
+    # every request's frame was observed (read back from the servers' /metrics and /stats)
+    assert s["rejected"] == {} and s["warm_up_batches"] == 8 and s["batches"] == 200 + 8
+    assert b["rejected"] == {} and b["submitted"] == 200 + 8 and b["frames_checked"] == 200
+    assert b["callback_errors"] == 0 and b["worker_errors"] == 0
+    assert b["frames_per_observe"] >= 1 and b["observe_calls"] <= 200
+    assert s["rows"] == b["rows"] > 0 and s["observe_mean_us"] > 0 and b["observe_mean_us"] > 0
+    # the same frames in both: the same violations after both monitors were drained and flushed
+    assert r["same_violations"] and r["violation_events"] > 0
+    assert s["flushed_violations"] >= 0 and b["flushed_violations"] >= 0  # both flushed on Ctrl-C
+    for name in ("none", "sync", "background"):
+        assert r[name]["p50"] > 0 and r[name]["p99"] >= r[name]["p50"]
     if sys.platform == "linux":  # the servers' CPU time per request, from /proc
-        assert r["with"]["cpu_us"] > 0 and r["without"]["cpu_us"] > 0
-        assert r["added_cpu_us"] == pytest.approx(r["with"]["cpu_us"] - r["without"]["cpu_us"])
+        assert all(r[name]["cpu_us"] > 0 for name in ("none", "sync", "background"))
+        assert s["added_cpu_us"] == pytest.approx(s["cpu_us"] - r["none"]["cpu_us"])
 
 
-def test_serve_example_metrics_endpoint():
+@pytest.mark.parametrize("mode", ["sync", "background"])
+def test_serve_example_metrics_endpoint(mode):
     pytest.importorskip("prometheus_client")
     import threading
     import urllib.request
@@ -136,7 +146,7 @@ def test_serve_example_metrics_endpoint():
         server_mod = load("serve/server")
     finally:
         sys.path.remove(str(EXAMPLES / "serve"))
-    server = server_mod.make_server(0)
+    server = server_mod.make_server(0, mode=mode, max_delay=0.01)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
@@ -144,10 +154,20 @@ def test_serve_example_metrics_endpoint():
                   for _ in range(5)]
         assert [f["frame"] for f in frames] == [0, 1, 2, 3, 4]
         assert all(set(b) == {"cls", "score", "x1", "y1", "x2", "y2"} for f in frames for b in f["boxes"])
+        assert all(f["flagged"] is None for f in frames) == (mode == "background")
+        if mode == "background":  # checked off the request path: wait for the worker
+            for _ in range(1000):
+                stats = json.loads(urllib.request.urlopen(f"{base}/stats", timeout=10).read())
+                if stats["checked"] == 5:
+                    break
+                time.sleep(0.01)
+            assert stats["submitted"] == stats["checked"] == 5 and stats["rejected"] == {}
         body = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
         boxes = sum(len(f["boxes"]) for f in frames)
         assert f'tripwire_rows_total{{monitor="vtest"}} {float(boxes)}' in body
-        assert 'tripwire_batches_total{monitor="vtest"} 5.0' in body
+        if mode == "sync":  # one observe per request (background: per gathered batch)
+            assert 'tripwire_batches_total{monitor="vtest"} 5.0' in body
     finally:
         server.shutdown()
         server.server_close()
+        server.close_monitor()

@@ -1,15 +1,21 @@
 """Bounded loopback load test of the example server: the latency the Monitor adds.
 
-Two server processes on 127.0.0.1 (a free port each): one with the Monitor in the request
-path, one without, each alone in its process as in a deployment. ``clients`` client
-processes each hold one keep-alive connection per server and ask for the frames of their own
-camera stream, all clients at once; rounds alternate between the servers so that both see the
-same machine load. Latency is measured in the clients (request sent to body read); the
-monitor's own time per ``observe`` comes from the server's ``/metrics``, and each server's
-CPU time per request from Linux's ``/proc`` (the monitor's cost with less of the waiting
-that other work on the machine adds to latency). Processes, not threads: clients in the
-servers' process would make the servers wait for the clients' GIL, and the monitor's share
-would be measured against the load test's own work.
+Three server processes on 127.0.0.1 (a free port each), each alone in its process as in a
+deployment: ``none`` (no monitor), ``sync`` (``observe`` in the request handler) and
+``background`` (the handler only ``submit``s the frame; a worker thread checks the gathered
+frames every 50 ms). ``clients`` client processes each hold one keep-alive connection per
+server and ask for the frames of their own camera stream, all clients at once; rounds rotate
+between the servers so that all see the same machine load. Latency is measured in the
+clients (request sent to body read); the monitor's own time per ``observe`` comes from the
+server's ``/metrics`` (and, in background, how many frames each gathered ``observe`` took
+from ``/stats``), and each server's CPU time per request from Linux's ``/proc`` (the
+monitor's cost with less of the waiting that other work on the machine adds to latency).
+Processes, not threads: clients in the servers' process would make the servers wait for the
+clients' GIL, and the monitor's share would be measured against the load test's own work.
+
+Both monitored servers record every violation by (stream, frame, box); the streams and
+requests are the same, so are the frames, and after the run (both monitors drained and
+flushed on Ctrl-C) the background server's violations must equal the sync server's.
 
     python examples/serve/load_test.py --requests 2000 --clients 4
 """
@@ -23,6 +29,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -111,8 +118,9 @@ class _Clients:
 class _Server:
     """``server.py`` in its own process on a free loopback port."""
 
-    def __init__(self, monitor: bool, env: dict):
-        args = [sys.executable, os.path.join(HERE, "server.py"), "--port", "0"] + ([] if monitor else ["--no-monitor"])
+    def __init__(self, mode: str, env: dict, record: str | None = None):
+        args = [sys.executable, os.path.join(HERE, "server.py"), "--port", "0", "--mode", mode] + \
+            ([] if record is None else ["--record", record])
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()  # "serving on http://127.0.0.1:PORT/..."
         m = re.search(r"127\.0\.0\.1:(\d+)/", line)
@@ -138,6 +146,15 @@ class _Server:
             except (OSError, ValueError, IndexError):
                 return None
         return out
+
+    def stats(self) -> dict:
+        """The server's ``/stats`` (JSON)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("GET", "/stats")
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
 
     def metrics(self) -> dict[str, float]:
         """The tripwire series of ``/metrics``: ``{'name{labels}': value}``."""
@@ -172,25 +189,33 @@ def _percentile(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs) * 1e6, q))
 
 
+MODES = ("none", "sync", "background")
+
+
 def run(requests: int = 2000, clients: int = 4, rounds: int = 10) -> dict:
-    """Latency percentiles (microseconds) with and without the monitor, and what it saw.
-    ``requests`` per server, in ``rounds`` alternating rounds, after ``4 * clients`` warm-up
-    requests per server."""
+    """Latency percentiles (microseconds) of the three servers, what their monitors saw, and
+    whether both modes found the same violations. ``requests`` per server, in ``rounds``
+    rotating rounds, after ``4 * clients`` warm-up requests per server."""
     env = _env()
     servers: dict[str, _Server] = {}
     pool = None
-    lat: dict[str, list[float]] = {"with": [], "without": []}
+    lat: dict[str, list[float]] = {name: [] for name in MODES}
+    tmp = tempfile.mkdtemp(prefix="tripwire-load-")
+    records = {name: os.path.join(tmp, f"{name}.json") for name in ("sync", "background")}
     try:
-        servers["with"] = _Server(True, env)
-        servers["without"] = _Server(False, env)
+        for name in MODES:
+            servers[name] = _Server(name, env, records.get(name))
         pool = _Clients(clients, env)
-        for name, s in servers.items():  # warm-up: connections, first frames, caches
-            pool.hammer(s.port, 4 * clients, f"warm-{name}-")
-        warm = servers["with"].metrics()  # observe's time is reported without the warm-up's
+        for name, s in servers.items():  # warm-up: connections, first frames, caches (same streams)
+            pool.hammer(s.port, 4 * clients, "warm")
+        for s in (servers["sync"], servers["background"]):
+            _settle(s)
+        warm = {name: servers[name].metrics() for name in ("sync", "background")}  # without the warm-up's
+        warm_stats = servers["background"].stats()
         per, extra = divmod(requests, rounds)
         cpu: dict = {name: 0 for name in servers}  # ns of server CPU time in the measured rounds
         for r in range(rounds):
-            for name in (("with", "without") if r % 2 == 0 else ("without", "with")):
+            for name in MODES[r % 3:] + MODES[:r % 3]:
                 c0 = servers[name].cpu_ns()
                 lat[name] += pool.hammer(servers[name].port, per + (r < extra), "cam")
                 c1 = servers[name].cpu_ns()
@@ -198,59 +223,110 @@ def run(requests: int = 2000, clients: int = 4, rounds: int = 10) -> dict:
                     cpu[name] = None
                 else:  # per thread: the clients' connection threads live through the test
                     cpu[name] += sum(ns - c0.get(t, 0) for t, ns in c1.items())
-        series = servers["with"].metrics()
+        # the background server's worker may hold the last frames for max_delay: its CPU
+        # time for them counts (it is work the requests caused)
+        c0 = servers["background"].cpu_ns()
+        _settle(servers["background"])
+        c1 = servers["background"].cpu_ns()
+        if c0 is not None and c1 is not None and cpu["background"] is not None:
+            cpu["background"] += sum(ns - c0.get(t, 0) for t, ns in c1.items())
+        series = {name: servers[name].metrics() for name in ("sync", "background")}
+        stats = servers["background"].stats()
     finally:
         if pool is not None:
             pool.close()
         logs = {name: s.stop() for name, s in servers.items()}
-    m = re.search(r"flushed (\d+) held-back violations", logs.get("with", ""))
-    if m is None:
-        raise RuntimeError(f"the monitored server did not flush on exit: {logs.get('with', '')[-2000:]}")
-    label = '{monitor="vtest"}'
     out: dict = {}
+    for name in ("sync", "background"):
+        m = re.search(r"flushed (\d+) held-back violations", logs.get(name, ""))
+        if m is None:
+            raise RuntimeError(f"the {name} server did not flush on exit: {logs.get(name, '')[-2000:]}")
+        with open(records[name]) as f:
+            out[name] = {"flushed_violations": int(m.group(1)), "events": json.load(f)["events"]}
+    label = '{monitor="vtest"}'
     for name, xs in lat.items():
-        out[name] = {"requests": len(xs), "p50": _percentile(xs, 50), "p99": _percentile(xs, 99)}
+        o = out.setdefault(name, {})
+        o.update(requests=len(xs), p50=_percentile(xs, 50), p99=_percentile(xs, 99))
         # the server's CPU time per request in the measured rounds (all its threads): the
         # monitor's cost without the waiting that the machine's load adds to latency
-        out[name]["cpu_us"] = None if cpu[name] is None else 1e-3 * cpu[name] / len(xs)
-    out["added_p50_us"] = out["with"]["p50"] - out["without"]["p50"]
-    out["added_p99_us"] = out["with"]["p99"] - out["without"]["p99"]
-    out["overhead_p50"] = out["added_p50_us"] / out["with"]["p50"]
-    if out["with"]["cpu_us"] is not None and out["without"]["cpu_us"] is not None:
-        out["added_cpu_us"] = out["with"]["cpu_us"] - out["without"]["cpu_us"]
-        out["overhead_cpu"] = out["added_cpu_us"] / out["with"]["cpu_us"]
-    batches, seconds = f"tripwire_batches_total{label}", f"tripwire_observe_seconds_sum{label}"
-    out["observe_mean_us"] = 1e6 * (series[seconds] - warm[seconds]) / (series[batches] - warm[batches])
-    out["batches"] = int(series[batches])
-    out["warm_up_batches"] = int(warm[batches])
-    out["rows"] = int(series[f"tripwire_rows_total{label}"])
-    out["rejected"] = {re.search(r'reason="([^"]*)"', k).group(1): int(v) for k, v in series.items()
-                       if k.startswith("tripwire_rejected_batches_total{") and v}
-    out["flushed_violations"] = int(m.group(1))
+        o["cpu_us"] = None if cpu[name] is None else 1e-3 * cpu[name] / len(xs)
+    base = out["none"]
+    for name in ("sync", "background"):
+        o = out[name]
+        o["added_p50_us"] = o["p50"] - base["p50"]
+        o["added_p99_us"] = o["p99"] - base["p99"]
+        o["overhead_p50"] = o["added_p50_us"] / o["p50"]
+        if o["cpu_us"] is not None and base["cpu_us"] is not None:
+            o["added_cpu_us"] = o["cpu_us"] - base["cpu_us"]
+            o["overhead_cpu"] = o["added_cpu_us"] / o["cpu_us"]
+        now, before = series[name], warm[name]
+        batches, seconds = f"tripwire_batches_total{label}", f"tripwire_observe_seconds_sum{label}"
+        o["observe_calls"] = int(now[batches] - before[batches])
+        o["observe_mean_us"] = 1e6 * (now[seconds] - before[seconds]) / max(o["observe_calls"], 1)
+        o["observe_us_per_frame"] = 1e6 * (now[seconds] - before[seconds]) / len(lat[name])
+        o["batches"] = int(now[batches])
+        o["warm_up_batches"] = int(before[batches])
+        o["rows"] = int(now[f"tripwire_rows_total{label}"])
+        o["rejected"] = {re.search(r'reason="([^"]*)"', k).group(1): int(v) for k, v in now.items()
+                         if k.startswith("tripwire_rejected_batches_total{") and v}
+    bgo = out["background"]
+    bgo["frames_checked"] = stats["checked"] - warm_stats["checked"]
+    bgo["frames_per_observe"] = bgo["frames_checked"] / max(stats["observed"] - warm_stats["observed"], 1)
+    bgo["submitted"] = stats["submitted"]
+    bgo["max_waiting_rows"] = stats["max_waiting"]
+    bgo["callback_errors"], bgo["worker_errors"] = stats["callback_errors"], stats["errors"]
+    out["same_violations"] = out["sync"]["events"] == bgo["events"]
+    out["violation_events"] = len(out["sync"]["events"])
+    for name in ("sync", "background"):
+        del out[name]["events"]  # large: the comparison is what matters
+    for path in records.values():
+        os.remove(path)
+    os.rmdir(tmp)
     return out
+
+
+def _settle(server: _Server) -> None:
+    """Wait until a background server's worker has checked everything submitted (bounded)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        s = server.stats()
+        if s.get("mode") != "background" or s["checked"] >= s["submitted"]:
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"the background server did not catch up within {TIMEOUT} s")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=4000, help="requests per server (bounded)")
     p.add_argument("--clients", type=int, default=4, help="client processes, one connection each per server")
-    p.add_argument("--rounds", type=int, default=10, help="alternating rounds per server")
+    p.add_argument("--rounds", type=int, default=10, help="rotating rounds per server")
     p.add_argument("--client", action="store_true", help=argparse.SUPPRESS)  # a client process
     args = p.parse_args()
     if args.client:
         return _client_main()
     r = run(args.requests, args.clients, args.rounds)
-    print(f"{r['without']['requests']} requests per server, {args.clients} client processes "
+    print(f"{r['none']['requests']} requests per server, {args.clients} client processes "
           f"(keep-alive), servers in their own processes, 127.0.0.1")
-    print(f"without monitor: p50 {r['without']['p50']:.0f} us, p99 {r['without']['p99']:.0f} us")
-    print(f"with monitor:    p50 {r['with']['p50']:.0f} us, p99 {r['with']['p99']:.0f} us")
-    print(f"added by the monitor: p50 {r['added_p50_us']:.0f} us ({100 * r['overhead_p50']:.1f} % of the request), "
-          f"p99 {r['added_p99_us']:.0f} us; observe itself: {r['observe_mean_us']:.0f} us mean over "
-          f"{r['batches'] - r['warm_up_batches']} batches after warm-up; rejected: {r['rejected'] or 'none'} "
-          f"(bar: <= 5 % at p50)")
-    if "added_cpu_us" in r:
-        print(f"server CPU per request: without {r['without']['cpu_us']:.0f} us, with {r['with']['cpu_us']:.0f} us; "
-              f"added {r['added_cpu_us']:.0f} us ({100 * r['overhead_cpu']:.1f} % of the server's CPU time)")
+    for name in MODES:
+        o = r[name]
+        line = f"{name:>10}: p50 {o['p50']:6.0f} us, p99 {o['p99']:6.0f} us"
+        if o["cpu_us"] is not None:
+            line += f", server CPU {o['cpu_us']:4.0f} us/request"
+        if name != "none":
+            line += (f" | added: p50 {o['added_p50_us']:+5.0f} us ({100 * o['overhead_p50']:+.1f} % of the request), "
+                     f"p99 {o['added_p99_us']:+5.0f} us")
+            if "added_cpu_us" in o:
+                line += f", CPU {o['added_cpu_us']:+4.0f} us ({100 * o['overhead_cpu']:+.1f} %)"
+        print(line)
+    s, b = r["sync"], r["background"]
+    print(f"sync: observe {s['observe_mean_us']:.0f} us mean per frame, in the request; rejected: "
+          f"{s['rejected'] or 'none'}")
+    print(f"background: {b['frames_per_observe']:.1f} frames gathered per observe, {b['observe_mean_us']:.0f} us "
+          f"each ({b['observe_us_per_frame']:.1f} us per frame), off the request; rejected: {b['rejected'] or 'none'}; "
+          f"at most {b['max_waiting_rows']} rows waited")
+    print(f"violations after flush: background {'==' if r['same_violations'] else '!= (MISMATCH)'} sync "
+          f"({r['violation_events']} events)   (bar: added <= 5 % of the request at p50)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from .points import Boxes3D, Calib, Points
 from .ecg import ECG
 from .errors import BackendUnavailable, ColumnError, InputError, SuiteError, TripwireError
 from .metrics import MonitorMetrics, serve_metrics  # prometheus_client is imported on first use
-from .monitor import Monitor
+from .monitor import BackgroundMonitor, Monitor
 from .report import Report
 from .suite import Suite, build
 from .udf import assertion
@@ -21,7 +21,7 @@ from .udf import assertion
 __version__ = "0.1.0"
 
 __all__ = [
-    "Suite", "Report", "Monitor", "Assertion", "Result", "Correction", "rows", "boxes", "Boxes", "io", "assertion",
+    "Suite", "Report", "Monitor", "BackgroundMonitor", "Assertion", "Result", "Correction", "rows", "boxes", "Boxes", "io", "assertion",
     "points", "Boxes3D", "Points", "Calib", "ecg", "ECG",
     "build", "kinds", "MonitorMetrics", "serve_metrics", "Alert", "AlertEvent", "AlertManager", "Webhook",
     "TripwireError", "InputError", "ColumnError", "SuiteError", "BackendUnavailable", "__version__",

@@ -49,6 +49,9 @@ class Report:
     # the error message
     rejected: str | None = None
     error: str | None = None
+    # set on a Monitor's report of an accepted batch: the stream row number of the batch's
+    # first row (``row`` - ``first_row`` indexes ``inputs["rows"]``)
+    first_row: int | None = None
 
     def __init__(self, results: list[tuple[Assertion, Result]], inputs: dict[str, pa.Table],
                  backend: str, seconds: float):
