@@ -21,7 +21,8 @@ from libc.string cimport memcpy, memset
 from libc.math cimport isnan, isfinite, nextafterf, INFINITY
 from libcpp.vector cimport vector
 from libcpp.pair cimport pair
-from libcpp.algorithm cimport sort as cpp_sort, is_sorted as cpp_is_sorted, inplace_merge as cpp_inplace_merge
+from libcpp.algorithm cimport sort as cpp_sort, is_sorted as cpp_is_sorted, inplace_merge as cpp_inplace_merge, lower_bound as cpp_lower_bound
+from cython.operator cimport dereference as deref
 
 from _types cimport key_t, key2_t, num_t
 
@@ -363,11 +364,12 @@ cdef bint _contiguous_pairs(const key_t[::1] ids, int64_t id_offset, int64_t n_i
     id by id in row order (the gap across a cut; a time repeated across a cut keeps the earlier
     row). ``pairs`` gets (start row, row) per violation, in ``runs`` (offsets) that are each in
     row order of the second row. False when some id's times decrease."""
-    cdef Py_ssize_t n = ids.shape[0], p, j, e, cut
-    cdef int64_t k
+    cdef Py_ssize_t n = ids.shape[0], p, e
+    cdef int64_t k, j
     cdef uint64_t d
     cdef vector[pres_t] S, F
-    cdef vector[int64_t] first_row, carry
+    cdef vector[kv_t] remap
+    cdef vector[kv_t].iterator at
     cdef vector[vector[kv_t]] part_pairs
     cdef vector[uint8_t] ok
     cdef pres_t blank
@@ -393,13 +395,11 @@ cdef bint _contiguous_pairs(const key_t[::1] ids, int64_t id_offset, int64_t n_i
         if not ok[p]:
             return False
     # join: S[0 .. n_ids] accumulates every id's latest presence over parts 0 .. p
-    carry.assign(n_ids, -1)  # the earlier row standing for a time repeated across the cut
     pairs.swap(part_pairs[0])
-    runs.push_back(0)
     for p in range(1, parts):
         runs.push_back(pairs.size())
+        remap.clear()  # (row, earlier row): a time repeated across the cut keeps its first row
         for k in range(n_ids):
-            carry[k] = -1
             if F[p * n_ids + k].r < 0:
                 continue  # id absent from part p
             if S[k].r < 0:
@@ -408,7 +408,7 @@ cdef bint _contiguous_pairs(const key_t[::1] ids, int64_t id_offset, int64_t n_i
             if F[p * n_ids + k].t < S[k].t:
                 return False
             if F[p * n_ids + k].t == S[k].t:
-                carry[k] = S[k].r
+                remap.push_back(kv_t(F[p * n_ids + k].r, S[k].r))
                 if S[p * n_ids + k].r != F[p * n_ids + k].r:
                     S[k] = S[p * n_ids + k]
                 continue
@@ -417,11 +417,15 @@ cdef bint _contiguous_pairs(const key_t[::1] ids, int64_t id_offset, int64_t n_i
                 pairs.push_back(kv_t(S[k].r, F[p * n_ids + k].r))
             S[k] = S[p * n_ids + k]
         runs.push_back(pairs.size())
+        if remap.size() == 0:
+            pairs.insert(pairs.end(), part_pairs[p].begin(), part_pairs[p].end())
+            continue
+        cpp_sort(remap.begin(), remap.end())
         for e in range(<Py_ssize_t>part_pairs[p].size()):
             j = part_pairs[p][e].first
-            k = ids[j] - id_offset
-            if carry[k] >= 0 and j == F[p * n_ids + k].r:
-                j = carry[k]
+            at = cpp_lower_bound(remap.begin(), remap.end(), kv_t(j, INT64_MIN))
+            if at != remap.end() and deref(at).first == j:
+                j = deref(at).second
             pairs.push_back(kv_t(j, part_pairs[p][e].second))
     return True
 
