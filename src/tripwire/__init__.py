@@ -13,7 +13,8 @@ from .points import Boxes3D, Calib, Points
 from .ecg import ECG
 from .errors import BackendUnavailable, ColumnError, InputError, SuiteError, TripwireError
 from .metrics import MonitorMetrics, serve_metrics  # prometheus_client is imported on first use
-from .monitor import BackgroundMonitor, Monitor
+from .background import BackgroundMonitor
+from .monitor import Monitor
 from .report import Report
 from .suite import Suite, build
 from .udf import assertion
