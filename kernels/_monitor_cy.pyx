@@ -35,6 +35,7 @@ from libcpp.string cimport string
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
+from _arrow_c cimport ArrowArray, ArrowSchema, tw_release_array, tw_release_schema
 from _common cimport cand_t, emit_groups, join, match_frame, to_numpy
 
 cnp.import_array()
@@ -42,20 +43,6 @@ cnp.import_array()
 cdef extern from *:
     """
     #include <stdint.h>
-    #ifndef ARROW_C_DATA_INTERFACE
-    #define ARROW_C_DATA_INTERFACE
-    struct ArrowSchema {
-      const char* format; const char* name; const char* metadata; int64_t flags; int64_t n_children;
-      struct ArrowSchema** children; struct ArrowSchema* dictionary;
-      void (*release)(struct ArrowSchema*); void* private_data;
-    };
-    struct ArrowArray {
-      int64_t length; int64_t null_count; int64_t offset; int64_t n_buffers; int64_t n_children;
-      const void** buffers; struct ArrowArray** children; struct ArrowArray* dictionary;
-      void (*release)(struct ArrowArray*); void* private_data;
-    };
-    #endif
-    static inline void tw_release_array(struct ArrowArray* a) { if (a->release) a->release(a); }
     #include <vector>
     /* An open-addressing index int64 -> pointer (linear probing, backward-shift erase): the
        per-row lookup of a track's record, several times faster than std::unordered_map's
@@ -95,7 +82,6 @@ cdef extern from *:
       }
       void clear() { keys.clear(); vals.clear(); mask = 0; count = 0; }
     };
-    static inline void tw_release_schema(struct ArrowSchema* a) { if (a->release) a->release(a); }
     /* LEB128 varints: class_consistency keeps each row of a track as deltas to its previous row
        (typically 2 bytes instead of 16: the rows of live tracks are written once and read only
        when a track turns out bad, so the bytes written per row are what it costs) */
@@ -109,23 +95,6 @@ cdef extern from *:
       return x;
     }
     """
-    cdef struct ArrowSchema:
-        const char* format
-        const char* name
-        int64_t n_children
-        ArrowSchema** children
-        void (*release)(ArrowSchema*)
-    cdef struct ArrowArray:
-        int64_t length
-        int64_t null_count
-        int64_t offset
-        int64_t n_buffers
-        int64_t n_children
-        const void** buffers
-        ArrowArray** children
-        void (*release)(ArrowArray*)
-    void tw_release_array(ArrowArray* a) nogil
-    void tw_release_schema(ArrowSchema* a) nogil
     void tw_put_varint(vector[uint8_t]& v, uint64_t x) nogil
     uint64_t tw_get_varint(const uint8_t* p, size_t* pos) nogil
     cppclass tw_flat:

@@ -33,26 +33,14 @@ from libcpp.pair cimport pair
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
+from _arrow_c cimport ArrowArray, tw_release_array
+
 cnp.import_array()
 
 cdef extern from *:
     """
     #include <stdint.h>
     #include <string.h>
-    #ifndef ARROW_C_DATA_INTERFACE
-    #define ARROW_C_DATA_INTERFACE
-    struct ArrowSchema {
-      const char* format; const char* name; const char* metadata; int64_t flags; int64_t n_children;
-      struct ArrowSchema** children; struct ArrowSchema* dictionary;
-      void (*release)(struct ArrowSchema*); void* private_data;
-    };
-    struct ArrowArray {
-      int64_t length; int64_t null_count; int64_t offset; int64_t n_buffers; int64_t n_children;
-      const void** buffers; struct ArrowArray** children; struct ArrowArray* dictionary;
-      void (*release)(struct ArrowArray*); void* private_data;
-    };
-    #endif
-    static inline void tw_rows_release(struct ArrowArray* a) { if (a->release) a->release(a); }
     static inline void tw_prefetch(const void* p) { __builtin_prefetch(p, 1, 3); }
     static inline uint64_t tw_mix64(uint64_t x) {
       x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
@@ -66,17 +54,6 @@ cdef extern from *:
       return tw_mix64(h);
     }
     """
-    cdef struct ArrowArray:
-        int64_t length
-        int64_t null_count
-        int64_t offset
-        int64_t n_buffers
-        int64_t n_children
-        const void** buffers
-        ArrowArray** children
-        ArrowArray* dictionary
-        void (*release)(ArrowArray*)
-    void tw_rows_release(ArrowArray* a) nogil
     void tw_prefetch(const void* p) nogil
     uint64_t tw_mix64(uint64_t x) nogil
     uint64_t tw_hash_bytes(const char* p, int64_t n) nogil
@@ -320,7 +297,7 @@ cdef class RowsEngine:
         self.n_ct = self.ct_window.size()
 
     def __dealloc__(self):
-        tw_rows_release(&self.arr)
+        tw_release_array(&self.arr)
 
     # ------------------------------------------------------------------ the identity index
     cdef void _grow(self) noexcept nogil:
@@ -498,7 +475,7 @@ cdef class RowsEngine:
                 with nogil:
                     self._rows(n, row0)
         finally:
-            tw_rows_release(&self.arr)
+            tw_release_array(&self.arr)
 
     cdef void _begin(self) noexcept:
         self.pending = True
