@@ -8,6 +8,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tripwire as tw
 from tripwire.report import VIOLATION_SCHEMA
@@ -343,3 +345,45 @@ def test_check_argument_errors():
 def test_single_named_table_is_used_by_every_assertion():
     r = suite().check(rows=people())
     assert r.violations.equals(suite().check(people()).violations)
+
+
+# ----------------------------------------------------------------------------------------------
+# canonical event order: the native check agrees with NumPy's, and with the sort it spares
+# ----------------------------------------------------------------------------------------------
+@st.composite
+def kernel_outputs(draw):
+    """Violations as kernels emit them: events of 1-3 rows, anchors one per event; sometimes
+    in canonical order already, sometimes shuffled or renumbered."""
+    n_events = draw(st.integers(1, 8))
+    rows, events, anchors = [], [], []
+    for e in range(n_events):
+        members = sorted(draw(st.sets(st.integers(0, 40), min_size=1, max_size=3)))
+        anchors.append(members[0] + 100 * e if draw(st.booleans()) else draw(st.integers(0, 400)))
+        rows += members
+        events += [e] * len(members)
+    perm = np.arange(len(rows))
+    if draw(st.booleans()):
+        perm = np.array(draw(st.permutations(list(range(len(rows))))))
+    as64 = lambda v: np.asarray(v, np.int64)  # noqa: E731
+    return as64(rows)[perm], as64(events)[perm], as64(anchors)
+
+
+@settings(max_examples=300, deadline=None)
+@given(out=kernel_outputs())
+def test_native_canonical_check_matches_numpy(out):
+    from tripwire._assertion import _already_canonical
+
+    rows, events, anchors = out
+    native = _already_canonical(rows, events, anchors)
+    # the NumPy path: same arrays as int32 (not the native kernel's dtype)
+    plain = _already_canonical(rows.astype(np.int32), events.astype(np.int32), anchors.astype(np.int32))
+    assert native == plain
+    # what the check spares: when it says canonical, renumbering events by anchor and sorting
+    # by (event, row) changes nothing (it may miss degenerate cases, which then just get sorted)
+    rank = np.empty(len(anchors), np.int64)
+    rank[np.argsort(anchors, kind="stable")] = np.arange(len(anchors))
+    ev = rank[events]
+    order = np.lexsort((rows, ev))
+    unchanged = np.array_equal(rows[order], rows) and np.array_equal(ev[order], events) \
+        and len(np.unique(anchors)) == len(anchors)
+    assert unchanged or not native
