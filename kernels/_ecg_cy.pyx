@@ -724,6 +724,19 @@ cdef void _check_params(const double[:, ::1] params, Py_ssize_t n_win) except *:
             raise ValueError("detector lengths out of range (W >= 1, REF > W, LEARN >= 1, DELAY >= 0)")
 
 
+cdef void _check_windows(int64_t n_x, const int64_t[::1] lo, const int64_t[::1] hi,
+                         const double[:, ::1] params) except *:
+    """The detector's inputs (``rpeaks``, ``rr_stats``): one bound pair and one parameter row
+    per window, every window inside the ``n_x`` samples."""
+    cdef Py_ssize_t n_win = lo.shape[0], w
+    if hi.shape[0] != n_win:
+        raise ValueError("lo and hi need one entry per window")
+    _check_params(params, n_win)
+    for w in range(n_win):
+        if lo[w] < 0 or hi[w] < lo[w] or hi[w] > n_x:
+            raise ValueError("window bounds outside the values")
+
+
 def rpeaks(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, const double[:, ::1] params):
     """R-peak indices of every window, relative to its first sample (see the module docstring)."""
     cdef Py_ssize_t n_win = lo.shape[0], w
@@ -733,12 +746,7 @@ def rpeaks(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, con
     cdef double* y
     cdef double* m
     cdef double* ring
-    if hi.shape[0] != n_win:
-        raise ValueError("lo and hi need one entry per window")
-    _check_params(params, n_win)
-    for w in range(n_win):
-        if lo[w] < 0 or hi[w] < lo[w] or hi[w] > n_x:
-            raise ValueError("window bounds outside the values")
+    _check_windows(n_x, lo, hi, params)
     counts_out = np.zeros(n_win, dtype=np.int64)
     cdef int64_t[::1] counts = counts_out
     cap_np = np.zeros(n_win + 1, dtype=np.int64)
@@ -840,12 +848,7 @@ def rr_stats(const float[::1] x, const int64_t[::1] lo, const int64_t[::1] hi, c
     cdef double* m
     cdef double* ring
     cdef int64_t* pk
-    if hi.shape[0] != n_win:
-        raise ValueError("lo and hi need one entry per window")
-    _check_params(params, n_win)
-    for w in range(n_win):
-        if lo[w] < 0 or hi[w] < lo[w] or hi[w] > n_x:
-            raise ValueError("window bounds outside the values")
+    _check_windows(n_x, lo, hi, params)
     npk_out = np.zeros(n_win, dtype=np.int64)
     mean_out = np.full(n_win, np.nan)
     cv_out = np.full(n_win, np.nan)

@@ -903,24 +903,9 @@ cdef class BoxEngine:
             return None
         # canonical order (as tripwire._assertion.canonical_events): events numbered by their
         # anchor row (each group's first box, its lowest row), rows ascending inside one
-        cdef size_t n_out = w.o_row.size(), n_ev = w.o_anchor.size()
-        cdef vector[item_t] by_anchor, entries
-        cdef vector[int64_t] rank
-        by_anchor.resize(n_ev)
-        for k in range(n_ev):
-            by_anchor[k].stream = w.o_anchor[k]
-            by_anchor[k].frame = 0
-            by_anchor[k].seq = k
-        stable_sort(by_anchor.begin(), by_anchor.end(), _item_less)
-        rank.resize(n_ev)
-        for k in range(n_ev):
-            rank[by_anchor[k].seq] = k
-        entries.resize(n_out)
-        for k in range(n_out):
-            entries[k].stream = rank[w.o_ev[k]]
-            entries[k].frame = w.o_row[k]
-            entries[k].seq = k
-        stable_sort(entries.begin(), entries.end(), _item_less)
+        cdef size_t n_out = w.o_row.size()
+        cdef vector[item_t] entries
+        _canonical_order(w.o_anchor, w.o_ev, w.o_row, entries)
         rows = np.empty(n_out, np.int64)
         frames = np.empty(n_out, np.int64)
         sids = np.empty(n_out, np.int64)
@@ -1900,15 +1885,17 @@ cdef struct _Out:  # violations of one _iou call
     vector[float] sev
 
 
-cdef object _events_result(_Out& out):
-    """Flagged objects in canonical order: events by their anchor row, rows ascending inside
-    one. Returns ``(rows, events, severity, frames, streams, objects)``."""
-    cdef size_t n = out.rows.size(), n_ev = out.anchor.size(), k
-    cdef vector[item_t] by_anchor, entries
+cdef void _canonical_order(const vector[int64_t]& anchor, const vector[int64_t]& ev,
+                           const vector[int64_t]& rows, vector[item_t]& entries) noexcept nogil:
+    """Canonical order of violations (as ``tripwire._assertion.canonical_events``): events
+    numbered by their anchor row, rows ascending inside one. ``entries[k]``: the ``k``-th
+    violation in that order, ``.seq`` its index in ``rows``, ``.stream`` its event number."""
+    cdef size_t n_ev = anchor.size(), n = rows.size(), k
+    cdef vector[item_t] by_anchor
     cdef vector[int64_t] rank
     by_anchor.resize(n_ev)
     for k in range(n_ev):
-        by_anchor[k].stream = out.anchor[k]
+        by_anchor[k].stream = anchor[k]
         by_anchor[k].frame = 0
         by_anchor[k].seq = k
     stable_sort(by_anchor.begin(), by_anchor.end(), _item_less)
@@ -1917,10 +1904,18 @@ cdef object _events_result(_Out& out):
         rank[by_anchor[k].seq] = k
     entries.resize(n)
     for k in range(n):
-        entries[k].stream = rank[out.ev[k]]
-        entries[k].frame = out.rows[k]
+        entries[k].stream = rank[ev[k]]
+        entries[k].frame = rows[k]
         entries[k].seq = k
     stable_sort(entries.begin(), entries.end(), _item_less)
+
+
+cdef object _events_result(_Out& out):
+    """Flagged objects in canonical order: events by their anchor row, rows ascending inside
+    one. Returns ``(rows, events, severity, frames, streams, objects)``."""
+    cdef size_t n = out.rows.size(), k
+    cdef vector[item_t] entries
+    _canonical_order(out.anchor, out.ev, out.rows, entries)
     rows = np.empty(n, np.int64)
     events = np.empty(n, np.int64)
     sev = np.empty(n, np.float32)

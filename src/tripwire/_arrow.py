@@ -89,6 +89,10 @@ def iter_batches(data: Any) -> Iterator[pa.RecordBatch]:
 # ----------------------------------------------------------------------------------------------
 # Columns
 # ----------------------------------------------------------------------------------------------
+def has_column(table: pa.Table, name: str) -> bool:
+    return table.schema.get_field_index(name) >= 0
+
+
 def column(table: pa.Table, name: str, *, role: str, expected: str) -> pa.ChunkedArray:
     """Look up a column by name, with an error that lists what the table has."""
     if not isinstance(name, str):

@@ -32,6 +32,19 @@ class _Names:
     """Base of the column-name mappings (``Boxes``, ``tw.Boxes3D``, ``tw.Points``, ...):
     every field must be a column name."""
 
+    @classmethod
+    def coerce(cls, columns: Any, example: str):
+        """``columns`` as a mapping of this kind: ``None`` (the defaults), one already, or a dict
+        of its fields. ``example`` is the fix the error suggests."""
+        if columns is None:
+            return cls()
+        if isinstance(columns, cls):
+            return columns
+        if isinstance(columns, dict):
+            return cls(**columns)
+        raise InputError(f"columns={columns!r}", expected=f"tw.{cls.__name__}(...) or a dict of column names",
+                         fix=example)
+
     def __post_init__(self):
         for f in fields(self):
             if not isinstance(getattr(self, f.name), str):
@@ -56,14 +69,7 @@ class Boxes(_Names):
 
 
 def _columns(columns: Any) -> Boxes:
-    if columns is None:
-        return Boxes()
-    if isinstance(columns, Boxes):
-        return columns
-    if isinstance(columns, dict):
-        return Boxes(**columns)
-    raise InputError(f"columns={columns!r}", expected="tw.Boxes(...) or a dict of column names",
-                     fix="pass columns=tw.Boxes(frame='frame_idx')")
+    return Boxes.coerce(columns, "pass columns=tw.Boxes(frame='frame_idx')")
 
 
 def _coords(table: pa.Table, cols: Boxes) -> tuple[list[np.ndarray], np.ndarray | None]:

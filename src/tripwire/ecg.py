@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _arrow, _dispatch, _registry
+from ._arrow import has_column as _has
 from ._assertion import Assertion, Correction, Result
 from .boxes import _Names
 from .errors import ColumnError, InputError
@@ -62,18 +63,7 @@ class ECG(_Names):
 
 
 def _mapping(columns: Any) -> ECG:
-    if columns is None:
-        return ECG()
-    if isinstance(columns, ECG):
-        return columns
-    if isinstance(columns, dict):
-        return ECG(**columns)
-    raise InputError(f"columns={columns!r}", expected="tw.ECG(...) or a dict of column names",
-                     fix="pass e.g. tw.ECG(signal='ecg', label='rhythm')")
-
-
-def _has(table: pa.Table, name: str) -> bool:
-    return table.schema.get_field_index(name) >= 0
+    return ECG.coerce(columns, "pass e.g. tw.ECG(signal='ecg', label='rhythm')")
 
 
 def _number(value: Any, param: str, kind: str, *, lo: float = 0.0, inclusive: bool = True,

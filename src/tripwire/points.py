@@ -39,8 +39,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _arrow, _dispatch, _registry
+from ._arrow import has_column as _has
 from ._assertion import Assertion, Correction, MultiTableAssertion, Result
-from .boxes import Boxes, _Names, _check_count, _check_unit
+from .boxes import _Names, _check_count, _check_unit
 from .boxes import _columns as _box_columns
 from .errors import ColumnError, InputError
 
@@ -97,18 +98,7 @@ class Calib(_Names):
 
 
 def _mapping(columns: Any, cls: type, example: str):
-    if columns is None:
-        return cls()
-    if isinstance(columns, cls):
-        return columns
-    if isinstance(columns, dict):
-        return cls(**columns)
-    raise InputError(f"columns={columns!r}", expected=f"tw.{cls.__name__}(...) or a dict of column names",
-                     fix=f"pass e.g. tw.{cls.__name__}({example})")
-
-
-def _has(table: pa.Table, name: str) -> bool:
-    return table.schema.get_field_index(name) >= 0
+    return cls.coerce(columns, f"pass e.g. tw.{cls.__name__}({example})")
 
 
 # ----------------------------------------------------------------------------------------------

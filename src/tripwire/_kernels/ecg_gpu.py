@@ -600,13 +600,20 @@ def _split(lo, hi):
     return np.flatnonzero(gpu), np.flatnonzero(long_)
 
 
-def rpeaks(x, lo, hi, params):
+def _detector_inputs(x, lo, hi, params):
+    """``rpeaks`` / ``rr_stats`` inputs checked as the Cython kernels check them (same order,
+    same messages); returns them and the window count."""
     x, lo, hi = check(x, _F32, "samples"), check(lo, _I64, "lo"), check(hi, _I64, "hi")
     n_win = len(lo)
     if len(hi) != n_win:
         raise ValueError("lo and hi need one entry per window")
     params = _params(params, n_win)
     _check_bounds(x, lo, hi, n_win)
+    return x, lo, hi, params, n_win
+
+
+def rpeaks(x, lo, hi, params):
+    x, lo, hi, params, n_win = _detector_inputs(x, lo, hi, params)
     counts = np.zeros(n_win, _I64)
     g, c = _split(lo, hi)
     parts = {}
@@ -631,12 +638,7 @@ def rpeaks(x, lo, hi, params):
 
 
 def rr_stats(x, lo, hi, params):
-    x, lo, hi = check(x, _F32, "samples"), check(lo, _I64, "lo"), check(hi, _I64, "hi")
-    n_win = len(lo)
-    if len(hi) != n_win:
-        raise ValueError("lo and hi need one entry per window")
-    params = _params(params, n_win)
-    _check_bounds(x, lo, hi, n_win)
+    x, lo, hi, params, n_win = _detector_inputs(x, lo, hi, params)
     npk = np.zeros(n_win, _I64)
     outs = [np.full(n_win, np.nan) for _ in range(4)]
     g, c = _split(lo, hi)
