@@ -7,7 +7,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tripwire as tw
@@ -182,6 +182,27 @@ def test_null_time_is_never_read_as_its_buffer_value():
     assert report.violations.column("row").to_pylist() == [0, 2]
     dense = pa.table({"id": [1, 1, 1], "t": [0, 1, 2]})
     assert tw.Suite([tw.rows.contiguous(id="id", time="t", window=3)]).check(dense).violations.num_rows == 0
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.integers(-2**63, 2**63 - 1), max_size=40), nulls=st.lists(st.booleans(), max_size=40),
+       offset=st.integers(0, 3), parallel=st.booleans())
+def test_int64_key_range_is_min_max_of_present_values(monkeypatch, values, nulls, offset, parallel):
+    """The native min/max that sizes int64 key codes skips nulls (whatever their slots hold),
+    honours slice offsets, and agrees on one thread and two."""
+    from tripwire._kernels._rows_cy import int64_min_max
+
+    monkeypatch.setattr(_config, "KEY_PARALLEL_MIN_ROWS", 0 if parallel else 1 << 30)
+    valid = [not (nulls[i] if i < len(nulls) else False) for i in range(len(values))]
+    garbage = [-2**63, 2**63 - 1, 0][:offset]
+    arr = _with_garbage_under_nulls(garbage + values, [True] * offset + valid).slice(offset)
+    got = int64_min_max(*(lambda v, m: (v, _arrow.kernel_validity(m)))(*_arrow.primitive_view(arr)))
+    present = [v for v, ok in zip(values, valid) if ok]
+    assert got == ((min(present), max(present)) if present else None)
+    keys = _arrow.encode_keys(pa.table({"id": arr}), "id", role="id")
+    span = max(present) - min(present) + 1 if present else 0
+    if present and span <= max(_config.KEY_DIRECT_SLOTS_PER_ROW * len(values), _config.KEY_DIRECT_MIN_SLOTS):
+        assert (keys.offset, keys.n) == (min(present), span)  # direct codes from that range
 
 
 def test_null_attribute_is_a_value_of_its_own():

@@ -149,6 +149,41 @@ def test_fast_path_cut_into_parts_matches_reference(monkeypatch, case, parts, wi
     assert_same_report(got, s.check(table, backend="reference"), keys=True, context=f"{parts} parts")
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=arrival_ordered(), parts=st.integers(1, 4), base=st.sampled_from([0, -2**62, 2**62, 2**31 - 3, -2**31]),
+       jump=st.sampled_from([0, 2**31 - 1, 2**31, 2**32, 2**32 + 1, 2**32 + 2]), cut=st.integers(0, 60),
+       window=st.integers(1, 3), allowed=st.integers(0, 1), step=st.integers(1, 2), nulls=st.booleans())
+def test_fast_path_times_far_apart_match_reference(monkeypatch, case, parts, base, jump, cut, window, allowed,
+                                                   step, nulls):
+    """The fast path keeps 32 bits of each time: times near the int64 limits, and jumps whose
+    32-bit difference would read as a repeat (2^32), a step (2^32 + 1) or a short gap, give the
+    reference's violations (a part whose times span 2^31 or more takes the full-width scan)."""
+    from tripwire import _config
+
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARTS", parts)
+    ids, times = case
+    times = [base + t + (jump if i >= cut else 0) for i, t in enumerate(times)]
+    if nulls:
+        ids = [None if i % 5 == 2 else k for i, k in enumerate(ids)]
+    s = suite(window=window, allowed_transitions=allowed, step=step)
+    table = table_of(ids, times)
+    got = s.check(table, backend="cython")
+    assert_same_report(got, s.check(table, backend="reference"), keys=True, context=f"{parts} parts")
+
+
+def test_fast_path_jump_of_2_to_the_32_is_not_a_repeat(monkeypatch):
+    """Times 0, 1 and 2^32 + 1 of one id: in 32 bits the last reads as time 1 again (a repeat)
+    and the gap before it as a step; the full-width scan sees a long gap (no violation), and a
+    short gap just after it."""
+    from tripwire import _config
+
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARTS", 1)
+    far = 2**32 + 1
+    t = table_of([0, 0, 0, 0], [0, 1, far, far + 2])
+    assert violations(suite().check(t, backend="cython")) == [(2, 0, 1.0), (3, 0, 1.0)]
+
+
 def test_fast_path_repeat_across_a_cut_keeps_the_first_row(monkeypatch):
     """id 1 at time 5 in rows 1 and 2, cut between them: the gap to time 7 pairs row 1 (the
     first row of that presence), not row 2."""

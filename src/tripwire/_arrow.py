@@ -296,8 +296,16 @@ def encode_array(col: pa.ChunkedArray, *, name: str, role: str) -> Keys:
 
 
 def _encode_direct(col: pa.ChunkedArray, n_rows: int) -> Keys | None:
-    mm = pc.min_max(col)
-    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    view = None
+    if col.type == pa.int64():  # the usual id column: our one-pass min/max (Arrow's is ~3x slower in cache)
+        from ._kernels._rows_cy import int64_min_max
+
+        view = primitive_view(col)
+        mm = int64_min_max(view[0], kernel_validity(view[1]))
+        lo, hi = mm if mm is not None else (None, None)
+    else:
+        mm = pc.min_max(col)
+        lo, hi = mm["min"].as_py(), mm["max"].as_py()
     if lo is None:  # all null
         return Keys(np.zeros(n_rows, np.int32), 0, 0, np.zeros(n_rows, np.uint8))
     span = hi - lo + 1
@@ -305,7 +313,7 @@ def _encode_direct(col: pa.ChunkedArray, n_rows: int) -> Keys | None:
         return None
     typ = col.type
     if typ in (pa.int32(), pa.int64()):
-        codes, valid = primitive_view(col)
+        codes, valid = view if view is not None else primitive_view(col)
         return Keys(codes, lo, span, valid)
     # narrower or unsigned ints: one widening copy keeps the kernel's fused types small
     if pa.types.is_unsigned_integer(typ) and hi >= 2**63:

@@ -33,6 +33,8 @@ GPU_MIN_ROWS_FAMILY = {"rows": _env_int("GPU_MIN_ROWS_ROWS", 2_000_000),
 # wider ranges are hashed by Arrow's dictionary_encode.
 KEY_DIRECT_SLOTS_PER_ROW = _env_int("KEY_DIRECT_SLOTS_PER_ROW", 4)
 KEY_DIRECT_MIN_SLOTS = _env_int("KEY_DIRECT_MIN_SLOTS", 1 << 16)
+# an int64 key column's min/max pass runs on two threads from this many rows
+KEY_PARALLEL_MIN_ROWS = _env_int("KEY_PARALLEL_MIN_ROWS", 1 << 18)
 
 # rows.contiguous, fast path (at most one transition allowed, window too short to see past one
 # gap): from this many rows, the rows are cut into ranges checked by parallel threads, one per
