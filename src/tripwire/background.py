@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import _arrow
 from ._streaming import OutOfOrder, _frames, _stream_codes
@@ -40,26 +39,14 @@ class _Flush:
 
 def _ordered_across(tables: list[pa.Table], whole: pa.Table, columns: set) -> bool:
     """Whether each stream's frames come in order across ``tables`` (``whole``: them
-    concatenated), as the monitor requires of separate batches: no frame older than the
-    newest of the stream's earlier batches. Inside one batch any order is allowed, so a
-    gathered batch would accept late frames that separate ones are refused for."""
+    concatenated, in one chunk), as the monitor requires of separate batches: no frame older
+    than the newest of the stream's earlier batches. Inside one batch any order is allowed, so
+    a gathered batch would accept late frames that separate ones are refused for. (The native
+    box engine checks its own columns in its pass over the batch; this is for the others.)"""
     k = len(tables)
     batch = np.repeat(np.arange(k, dtype=np.int64), [t.num_rows for t in tables])
-    # the columns read, each in one chunk (reading them chunk by chunk costs per batch)
-    names = [c for c in dict.fromkeys(c for pair in columns for c in pair) if c is not None and c in whole.column_names]
-    whole = pa.Table.from_arrays([whole.column(c).combine_chunks() for c in names], names=names)
     for stream, frame in columns:
-        if stream is not None and stream in whole.column_names and \
-                pa.types.is_string(whole.schema.field(stream).type):
-            # the usual stream column: codes from one dictionary encoding (cheaper than
-            # encode_keys, which reads chunk by chunk)
-            col = whole.column(stream).chunk(0)
-            codes = pc.dictionary_encode(col).indices.to_numpy(zero_copy_only=False)
-            svalid = col.is_valid().to_numpy(zero_copy_only=False) if col.null_count else None
-            codes = np.nan_to_num(codes, nan=0).astype(np.int64, copy=False) if svalid is not None \
-                else codes.astype(np.int64, copy=False)
-        else:
-            codes, _, svalid = _stream_codes(whole, stream)
+        codes, _, svalid = _stream_codes(whole, stream)
         frames, fvalid = _frames(whole, frame)
         ok = _arrow.and_valid(fvalid, svalid)
         key = codes * k + batch  # (stream, batch): batches in arrival order within a stream
@@ -358,13 +345,19 @@ class BackgroundMonitor:
         mon = self.monitor
         t0 = time.perf_counter()
         try:
-            whole = pa.concat_tables(run)
+            # one copy into one chunk: the engines read a batch in one piece (chunk by chunk,
+            # each of the run's small batches would cost a call of its own)
+            whole = pa.concat_tables(run).combine_chunks()
+            parts = np.cumsum([t.num_rows for t in run[:-1]], dtype=np.int64)
             with mon._lock:
                 if mon._adapters is None:
                     mon._build(whole.schema)
-                if not _ordered_across(run, whole, mon._order_columns()):
+                columns = mon._order_columns()
+                if mon._native is not None:  # its own columns: checked in the engine's pass
+                    columns.discard((mon._native.stream, mon._native.cols.frame))
+                if columns and not _ordered_across(run, whole, columns):
                     raise OutOfOrder("a stream's frames go back in time across the gathered batches")
-                report, found = mon._observe(whole, t0)
+                report, found = mon._observe(whole, t0, parts)
         except Exception:  # noqa: BLE001 - some batch is bad or late: each on its own, as observe does
             return self._observe_each(run)
         if mon.metrics is not None or mon.alerts is not None:
