@@ -213,6 +213,28 @@ def test_schema_change_ends_a_run():
     assert sum(bg.monitor.rejected.values()) == 1 and bg.monitor.rows == 3
 
 
+def test_inputs_of_other_kinds_and_schemas_are_gathered_as_observe_reads_them():
+    """Tables are taken as they are once their schema is known (no per-table conversion);
+    record batches, string-view columns (converted by as_table) and schema changes in between
+    still end up in runs of one schema, with observe's results on each batch."""
+    suite = tw.Suite([tw.boxes.valid(width=60, height=60), tw.boxes.flicker(max_gap=3)])
+    f = [flagged_frame(i) for i in range(8)]
+    view = f[3].set_column(0, pa.field("stream", pa.string_view()), f[3].column("stream").cast(pa.string_view()))
+    reordered = f[5].select(list(reversed(f[5].column_names)))  # another schema: a run of its own
+    items = [f[0], f[1], f[2].to_batches()[0], view, f[4], reordered, f[6], f[7]]
+    sync = tw.Monitor(suite)
+    expected = [sync.observe(b) for b in items]
+    reports: list = []
+    bg = tw.Monitor(suite).background(max_delay=3600, on_report=reports.append)
+    for b in items:
+        assert bg.submit(b)
+    final = bg.close(timeout=60)
+    assert bg.monitor.rejected == sync.rejected and bg.monitor.rows == sync.rows == 8
+    assert merged(reports + [final]) == merged(expected + [sync.flush()])
+    # view is read as large_string (another schema); reordered, and the plain tables after it
+    assert [r.first_row for r in reports] == [0, 3, 4, 5, 6]
+
+
 # ----------------------------------------------------------------------------------------------
 # bounded queue, failures, shutdown
 # ----------------------------------------------------------------------------------------------
