@@ -304,27 +304,31 @@ class BackgroundMonitor:
                         it.report = self._flush_monitor()
                         it.done.set()
 
-    def _work(self, items: list) -> None:
+    def _work(self, items: list, optimistic: bool = True) -> None:
         run: list[pa.Table] = []  # consecutive tables of one schema
         rows = 0
         # the last schema as_table returned a table of as it was: a table of that schema is
-        # taken as is, with one schema comparison (as_table walks every field: ~5 us a frame)
+        # taken as is (as_table walks every field: ~5 us a frame). ``optimistic``: once a run
+        # starts with a table of that schema, the tables after it join it unexamined, and
+        # concatenating the run checks that they all have its schema (in C++, at no cost of
+        # its own); if one has not, the run is sorted out table by table (``_check``)
         plain = self._plain_schema
         run_plain = False  # run[0] has the schema ``plain``
+        verified = not optimistic  # every table of a run was compared with its first
         for it in items:
             if isinstance(it, _Flush):
-                self._check(run)
+                self._check(run, verified)
                 run, rows = [], 0
                 it.report = self._flush_monitor()
                 it.done.set()
                 continue
-            if type(it) is pa.Table and it.schema.equals(plain):
+            if type(it) is pa.Table and ((optimistic and run_plain) or it.schema.equals(plain)):
                 table, fast = it, True
             else:
                 try:
                     table = _arrow.as_table(it)
                 except Exception:  # not a table: the monitor rejects it (counted, logged) on its own
-                    self._check(run)
+                    self._check(run, verified)
                     run, rows = [], 0
                     self._observe_each([it])
                     continue
@@ -334,13 +338,13 @@ class BackgroundMonitor:
                     run_plain = False  # run[0] was compared with the old one
             if run and (rows + table.num_rows > self.max_rows
                         or not ((fast and run_plain) or table.schema.equals(run[0].schema))):
-                self._check(run)
+                self._check(run, verified)
                 run, rows = [], 0
             if not run:
                 run_plain = fast
             run.append(table)
             rows += table.num_rows
-        self._check(run)
+        self._check(run, verified)
 
     def _flush_monitor(self) -> Report:
         try:
@@ -350,9 +354,10 @@ class BackgroundMonitor:
             log.exception("tripwire background monitor %r: flushing the monitor failed", self.monitor.name)
             return Report([], {"rows": _EMPTY}, self.monitor.backend, 0.0)
 
-    def _check(self, run: list) -> None:
+    def _check(self, run: list, verified: bool = False) -> None:
         """Observe a run of same-schema tables: gathered into one batch when the monitor takes
-        it whole, else batch by batch."""
+        it whole, else batch by batch. ``verified=False``: the tables after the first were not
+        examined (``_work``): if they do not all have its schema, they are sorted out again."""
         if not run:
             return
         if len(run) == 1:
@@ -360,9 +365,15 @@ class BackgroundMonitor:
         mon = self.monitor
         t0 = time.perf_counter()
         try:
+            tables = pa.concat_tables(run)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # schemas differ
+            if not verified:
+                return self._work(run, optimistic=False)
+            return self._observe_each(run)
+        try:
             # one copy into one chunk: the engines read a batch in one piece (chunk by chunk,
             # each of the run's small batches would cost a call of its own)
-            whole = pa.concat_tables(run).combine_chunks()
+            whole = tables.combine_chunks()
             parts = np.cumsum([t.num_rows for t in run[:-1]], dtype=np.int64)
             with mon._lock:
                 if mon._adapters is None:
