@@ -376,6 +376,7 @@ cdef class BoxEngine:
     cdef int64_t n, row0
     cdef col_t col[N_ROLES]
     cdef vector[int64_t] sid  # stream id per row, -1: not in any stream (null stream or frame)
+    cdef vector[int64_t] pnew, cnew, cpart  # _across's per stream id: newest of earlier parts, of the current
     cdef vector[int64_t] touched  # stream ids with rows in the batch
     cdef vector[int64_t] lo, hi  # per stream id: the batch's frame range (INT64_MAX/MIN: none)
     cdef vector[uint8_t] mark  # per stream id: has rows in the batch
@@ -479,16 +480,21 @@ cdef class BoxEngine:
         return out
 
     # ------------------------------------------------------------------ one batch
-    def prepare(self, batch, int64_t row0, indices, bint verify=True):
+    def prepare(self, batch, int64_t row0, indices, bint verify=True, const int64_t[::1] parts=None):
         """Read ``batch`` (a ``pyarrow.RecordBatch``, exported through the Arrow C data
         interface: zero copy; ``None``: no rows): stream ids and frame ranges; nothing changes
         yet. ``indices``: the column of each role (``ROLES``; -1: absent). ``verify``: check
         the column formats (the caller does it once per schema: exporting the schema costs
-        more than the rest). Returns ``None`` when accepted, ``("late", stream value, first
-        frame, newest frame)`` when a stream's frame arrives after a newer one."""
+        more than the rest). ``parts``: the batch is several batches gathered (the first row
+        of each after the first, ascending): their frames must also be in order per stream
+        across them, as across separate batches. Returns ``None`` when accepted, ``("late",
+        stream value, first frame, newest frame)`` when a stream's frame arrives after a newer
+        one of an earlier batch, ``("across", stream value, frame, newest frame)`` when it
+        comes after a newer one of an earlier part."""
         cdef ArrowSchema schema
         cdef int r, k, c
         cdef int64_t i, s, f, n
+        cdef int64_t bad = -1
         if self.pending:
             self.abort()
         for r in range(N_ROLES):
@@ -566,8 +572,51 @@ cdef class BoxEngine:
                 late = (self.values[s], self.lo[s], self.newest[s])
                 self.abort()
                 return ("late",) + late
+        if parts is not None and len(parts):
+            with nogil:
+                bad = self._across(parts)
+            if bad >= 0:
+                s = self.sid[bad]
+                late = (self.values[s], _i64(&self.col[R_FRAME], bad), self.pnew[s])
+                self.abort()
+                return ("across",) + late
         self.pending = True
         return None
+
+    cdef int64_t _across(self, const int64_t[::1] parts) noexcept nogil:
+        """The first row whose frame precedes its stream's newest frame in an earlier part of
+        the batch (-1: none). One pass: per stream the newest frame of its earlier parts
+        (``pnew``) and of its current part (``cnew``, part ``cpart``)."""
+        cdef int64_t i, s, f, b = 0, k, n = self.n
+        cdef int64_t end = parts[0] if parts.shape[0] else n
+        cdef size_t m = self.newest.size()
+        if self.pnew.size() < m:
+            self.pnew.resize(m)
+            self.cnew.resize(m)
+            self.cpart.resize(m)
+        for k in range(<int64_t>self.touched.size()):
+            s = self.touched[k]
+            self.pnew[s] = INT64_MIN
+            self.cnew[s] = INT64_MIN
+            self.cpart[s] = 0
+        for i in range(n):
+            while i >= end:  # the next part (parts without rows are skipped)
+                b += 1
+                end = parts[b] if b < parts.shape[0] else n
+            s = self.sid[i]
+            if s < 0:  # no stream or no frame: in no frame order (as across batches)
+                continue
+            f = _i64(&self.col[R_FRAME], i)
+            if self.cpart[s] != b:  # the stream's first row in this part
+                if self.cnew[s] > self.pnew[s]:
+                    self.pnew[s] = self.cnew[s]
+                self.cpart[s] = b
+                self.cnew[s] = INT64_MIN
+            if f < self.pnew[s]:
+                return i
+            if f > self.cnew[s]:
+                self.cnew[s] = f
+        return -1
 
     cdef list _stream_ids(self):
         """``sid`` and ``touched`` for the batch; new streams get ids. Returns [(id, first

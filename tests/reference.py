@@ -1237,3 +1237,32 @@ def flips(labels, label_offset, n_labels, rec_offsets, t0, within):
                 sev.append(count)
     return _i64(first), _i64(last), _i64(src), _i64(sev)
 __all__ += ["quality", "rpeaks", "rr_stats", "flips"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Monitor: frame order per stream across gathered batches (tripwire._kernels._monitor_cy
+# BoxEngine.prepare(parts=...), tripwire.background._ordered_across)
+# ----------------------------------------------------------------------------------------------
+def ordered_across(streams, frames, sizes) -> bool:
+    """Whether, for batches of ``sizes`` rows concatenated (``streams``, ``frames``: one value
+    per row, ``None``: null), no row's frame precedes the newest frame of its stream in an
+    earlier batch. Rows with a null frame are in no order; a null stream is a stream of its
+    own only when no stream column exists (``streams`` None: all rows one stream)."""
+    newest_before: dict = {}  # stream -> newest frame of the batches so far
+    start = 0
+    for size in sizes:
+        newest_here: dict = {}
+        for i in range(start, start + size):
+            s = None if streams is None else streams[i]
+            if (streams is not None and s is None) or frames[i] is None:
+                continue
+            if s in newest_before and frames[i] < newest_before[s]:
+                return False
+            newest_here[s] = max(newest_here.get(s, frames[i]), frames[i])
+        for s, f in newest_here.items():
+            newest_before[s] = max(newest_before.get(s, f), f)
+        start += size
+    return True
+
+
+__all__ += ["ordered_across"]

@@ -108,31 +108,85 @@ def test_serve_example_load_test():
     """The example server answers with replayed real detections, its Monitor checks every
     frame (nothing rejected) in the request (sync) or gathered by a worker (background), and
     both find the same violations; /metrics exports the counts, and the load test measures
-    the three servers, servers and clients in their own processes. Bounded: 200 requests per
+    the three servers, servers and clients in their own processes, in a closed loop and then
+    in an open loop at half the capacity the closed loop showed. Bounded: 2 x 150 requests per
     server on 127.0.0.1."""
     pytest.importorskip("prometheus_client")
     sys.path.insert(0, str(EXAMPLES / "serve"))
     try:
         load_test = load("serve/load_test")
-        r = load_test.run(requests=200, clients=2, rounds=2)
+        r = load_test.run(requests=150, clients=2, rounds=2)
     finally:
         sys.path.remove(str(EXAMPLES / "serve"))
-    assert r["none"]["requests"] == r["sync"]["requests"] == r["background"]["requests"] == 200
+    assert r["cpus"] >= 1
+    # the open loop's rate: half the none server's closed-loop capacity, measured in this run
+    assert r["capacity"] == r["closed"]["none"]["achieved_rate"] > 0 and r["rate"] == pytest.approx(r["capacity"] / 2)
+    for load_ in ("closed", "open"):
+        for name in ("none", "sync", "background"):
+            o = r[load_][name]
+            assert o["requests"] == 150 and o["p50"] > 0 and o["p99"] >= o["p50"] and o["achieved_rate"] > 0
+            if sys.platform == "linux":  # the servers' CPU time per request, from /proc
+                assert o["cpu_us"] > 0
+        s = r[load_]["sync"]
+        assert s["overhead_p50"] == pytest.approx(s["added_p50_us"] / s["p50"])
+        if sys.platform == "linux":
+            assert s["added_cpu_us"] == pytest.approx(s["cpu_us"] - r[load_]["none"]["cpu_us"])
+    # an open loop cannot serve faster than it offers (each client keeps to its schedule)
+    assert all(r["open"][name]["achieved_rate"] <= 1.5 * r["rate"] for name in ("none", "sync", "background"))
     s, b = r["sync"], r["background"]
     # every request's frame was observed (read back from the servers' /metrics and /stats)
-    assert s["rejected"] == {} and s["warm_up_batches"] == 8 and s["batches"] == 200 + 8
-    assert b["rejected"] == {} and b["submitted"] == 200 + 8 and b["frames_checked"] == 200
+    assert s["rejected"] == {} and s["warm_up_batches"] == 8 and s["batches"] == 300 + 8
+    assert b["rejected"] == {} and b["submitted"] == 300 + 8 and b["frames_checked"] == 300
     assert b["callback_errors"] == 0 and b["worker_errors"] == 0
-    assert b["frames_per_observe"] >= 1 and b["observe_calls"] <= 200
+    assert b["frames_per_observe"] >= 1 and b["observe_calls"] <= 300
     assert s["rows"] == b["rows"] > 0 and s["observe_mean_us"] > 0 and b["observe_mean_us"] > 0
     # the same frames in both: the same violations after both monitors were drained and flushed
     assert r["same_violations"] and r["violation_events"] > 0
     assert s["flushed_violations"] >= 0 and b["flushed_violations"] >= 0  # both flushed on Ctrl-C
-    for name in ("none", "sync", "background"):
-        assert r[name]["p50"] > 0 and r[name]["p99"] >= r[name]["p50"]
-    if sys.platform == "linux":  # the servers' CPU time per request, from /proc
-        assert all(r[name]["cpu_us"] > 0 for name in ("none", "sync", "background"))
-        assert s["added_cpu_us"] == pytest.approx(s["cpu_us"] - r["none"]["cpu_us"])
+
+
+def test_serve_load_test_open_loop_counts_from_the_schedule():
+    """The open-loop client charges a server for the requests it held back: against a server
+    that answers its first request only after 0.2 s, requests due meanwhile count from when
+    they were due (no coordinated omission), and the schedule keeps its offered rate."""
+    import http.server
+    import subprocess
+    import threading
+
+    first = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802
+            if not first.is_set():
+                first.set()
+                time.sleep(0.2)
+            body = b"{}"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = subprocess.run([sys.executable, str(EXAMPLES / "serve" / "load_test.py"), "--client"],
+                                input=f"open {server.server_address[1]} cam0 100 1000 7\n", capture_output=True,
+                                text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    out = json.loads(client.stdout)
+    took = out["took"]
+    assert len(took) == 100 and took[0] >= 0.2
+    # at 1000/s nearly all 100 requests fell due while the first waited: those sent after
+    # the stall count its wait (a closed loop would have seen one slow request)
+    assert sum(t > 0.1 for t in took) >= 50
+    assert out["span"] >= 0.2
 
 
 @pytest.mark.parametrize("mode", ["sync", "background"])

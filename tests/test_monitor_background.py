@@ -213,6 +213,28 @@ def test_schema_change_ends_a_run():
     assert sum(bg.monitor.rejected.values()) == 1 and bg.monitor.rows == 3
 
 
+def test_inputs_of_other_kinds_and_schemas_are_gathered_as_observe_reads_them():
+    """Tables are taken as they are once their schema is known (no per-table conversion);
+    record batches, string-view columns (converted by as_table) and schema changes in between
+    still end up in runs of one schema, with observe's results on each batch."""
+    suite = tw.Suite([tw.boxes.valid(width=60, height=60), tw.boxes.flicker(max_gap=3)])
+    f = [flagged_frame(i) for i in range(8)]
+    view = f[3].set_column(0, pa.field("stream", pa.string_view()), f[3].column("stream").cast(pa.string_view()))
+    reordered = f[5].select(list(reversed(f[5].column_names)))  # another schema: a run of its own
+    items = [f[0], f[1], f[2].to_batches()[0], view, f[4], reordered, f[6], f[7]]
+    sync = tw.Monitor(suite)
+    expected = [sync.observe(b) for b in items]
+    reports: list = []
+    bg = tw.Monitor(suite).background(max_delay=3600, on_report=reports.append)
+    for b in items:
+        assert bg.submit(b)
+    final = bg.close(timeout=60)
+    assert bg.monitor.rejected == sync.rejected and bg.monitor.rows == sync.rows == 8
+    assert merged(reports + [final]) == merged(expected + [sync.flush()])
+    # view is read as large_string (another schema); reordered, and the plain tables after it
+    assert [r.first_row for r in reports] == [0, 3, 4, 5, 6]
+
+
 # ----------------------------------------------------------------------------------------------
 # bounded queue, failures, shutdown
 # ----------------------------------------------------------------------------------------------
@@ -326,3 +348,93 @@ def test_readme_background_example_runs_as_written():
     assert checker.submitted == checker.checked == 3 and not ns["monitor"].rejected
     # boxes.valid flags the box past x = 1920 in every frame; multibox has too few boxes
     assert sum(len(r) for r in ns["found"]) + len(ns["held_back"]) == 3
+
+
+# ----------------------------------------------------------------------------------------------
+# the frame-order check across gathered batches: natively in the box engine's pass, and
+# _ordered_across for the other assertions' columns, against a plain loop
+# ----------------------------------------------------------------------------------------------
+_STREAM_TYPES = {"string": pa.string(), "large_string": pa.large_string(), "int64": pa.int64(),
+                 "dictionary": pa.dictionary(pa.int32(), pa.string()), "none": None}
+
+
+@st.composite
+def gathered_parts(draw):
+    """Streams and frames (nulls included) cut into parts (empty ones too), mostly in order."""
+    n_parts = draw(st.integers(1, 6))
+    sizes = [draw(st.integers(0, 6)) for _ in range(n_parts)]
+    n = sum(sizes)
+    kind = draw(st.sampled_from(sorted(_STREAM_TYPES)))
+    values = ["a", "b", "c"] if kind != "int64" else [7, -3, 2**40]
+    streams = [draw(st.sampled_from(values + [None])) for _ in range(n)]
+    frames, clock = [], 0
+    for _ in range(n):
+        clock += draw(st.sampled_from([0, 1, 1, 2, -1, -3]))  # mostly forward, sometimes back
+        frames.append(None if draw(st.integers(0, 9)) == 0 else clock)
+    return kind, streams, frames, sizes
+
+
+def _gathered(kind: str, streams: list, frames: list) -> pa.Table:
+    n = len(frames)
+    cols = {"frame": pa.array(frames, pa.int64()), "track": pa.array([1] * n, pa.int64()),
+            "cls": pa.array(["car"] * n), "score": pa.array([0.5] * n, pa.float32())}
+    for name, v in (("x1", 0.0), ("y1", 0.0), ("x2", 10.0), ("y2", 10.0)):
+        cols[name] = pa.array([v] * n, pa.float32())
+    if _STREAM_TYPES[kind] is not None:
+        typ = _STREAM_TYPES[kind]
+        cols["stream"] = pa.array(streams, pa.string()).dictionary_encode() if kind == "dictionary" \
+            else pa.array(streams, typ)
+    return pa.table(cols)
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=gathered_parts())
+def test_order_across_gathered_parts_matches_a_plain_loop(case):
+    """The box engine's one-pass check (prepare with the parts' first rows) and the NumPy one
+    for other assertions' columns both say what the plain loop says: out-of-order runs,
+    nulls in either column, several streams, string / large string / int / dictionary stream
+    columns, no stream column, empty parts."""
+    import numpy as np
+    from tripwire._streaming import OutOfOrder
+    from tripwire.background import _ordered_across
+
+    import reference
+
+    kind, streams, frames, sizes = case
+    table = _gathered(kind, streams, frames)
+    want = reference.ordered_across(None if kind == "none" else streams, frames, sizes)
+    mon = tw.Monitor([tw.boxes.flicker(max_gap=3)])
+    mon._build(table.schema)
+    native = mon._native
+    assert native is not None  # the engine checks flicker's columns itself
+    parts = np.cumsum(sizes[:-1], dtype=np.int64)
+    try:
+        native.prepare(table, 0, parts)
+        native.abort()
+        got = True
+    except OutOfOrder:
+        got = False
+    assert got == want
+    runs = [table.slice(a, n) for a, n in zip(np.r_[0, parts], sizes)]
+    assert _ordered_across(runs, table, {("stream" if kind != "none" else None, "frame")}) == want
+
+
+def test_order_across_gathered_parts_after_earlier_batches():
+    """The cross-part check comes on top of the check against earlier batches: a part in
+    order with its neighbours is still refused for a frame older than an earlier batch's,
+    and a refused gathered batch leaves the engine's state as it was."""
+    import numpy as np
+    from tripwire._streaming import OutOfOrder
+
+    mon = tw.Monitor([tw.boxes.flicker(max_gap=3)])
+    assert len(mon.observe(_gathered("string", ["a", "b"], [5, 5]))) == 0
+    native = mon._native
+    late = _gathered("string", ["a", "a", "b"], [4, 6, 6])
+    with pytest.raises(OutOfOrder, match="frame 4 of stream 'a' arrived after frame 5"):
+        native.prepare(late, mon.rows, np.array([1], np.int64))
+    back = _gathered("string", ["b", "a", "a", "b"], [6, 7, 6, 7])  # 'a': 7 then 6 in the next part
+    with pytest.raises(OutOfOrder, match="frame 6 of stream 'a' comes after frame 7 of an earlier batch"):
+        native.prepare(back, mon.rows, np.array([2], np.int64))
+    native.prepare(back, mon.rows, np.array([1], np.int64))  # 'a': 7 and 6 in one part: allowed
+    native.abort()
+    assert mon.observe(_gathered("string", ["a", "b"], [6, 6])).rejected is None  # nothing was kept

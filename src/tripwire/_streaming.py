@@ -971,7 +971,10 @@ class NativeBoxes:
         self._casts = casts
         self._schema = schema
 
-    def prepare(self, table: pa.Table, offset: int) -> None:
+    def prepare(self, table: pa.Table, offset: int, parts: np.ndarray | None = None) -> None:
+        """Read and check ``table`` (rows from ``offset``); ``parts``: it is several batches
+        gathered (the first row of each after the first), whose frames must also be in order
+        per stream across them (``OutOfOrder`` if not)."""
         if self._schema is None or not table.schema.equals(self._schema):
             self._adopt(table)
             self._verify = True  # the engine checks the formats once per schema
@@ -980,10 +983,15 @@ class NativeBoxes:
         batches = table.to_batches()
         if len(batches) > 1:  # chunked columns: one copy into one batch
             batches = table.combine_chunks().to_batches()
-        got = self.engine.prepare(batches[0] if batches else None, offset, self._indices, self._verify)
+        got = self.engine.prepare(batches[0] if batches else None, offset, self._indices, self._verify, parts)
         self._verify = False
         if got is not None:
-            _, s, lo, prev = got
+            kind, s, lo, prev = got
+            if kind == "across":
+                where = "" if s is None else f" of stream {s!r}"
+                raise OutOfOrder(f"frame {lo}{where} comes after frame {prev} of an earlier batch gathered with it",
+                                 expected="the frames of each stream in order across batches",
+                                 fix="send each stream's frames in order")
             raise _late(s, lo, prev)
 
     def _cast(self, table: pa.Table) -> pa.Table:

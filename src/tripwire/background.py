@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import _arrow
 from ._streaming import OutOfOrder, _frames, _stream_codes
@@ -40,26 +39,14 @@ class _Flush:
 
 def _ordered_across(tables: list[pa.Table], whole: pa.Table, columns: set) -> bool:
     """Whether each stream's frames come in order across ``tables`` (``whole``: them
-    concatenated), as the monitor requires of separate batches: no frame older than the
-    newest of the stream's earlier batches. Inside one batch any order is allowed, so a
-    gathered batch would accept late frames that separate ones are refused for."""
+    concatenated, in one chunk), as the monitor requires of separate batches: no frame older
+    than the newest of the stream's earlier batches. Inside one batch any order is allowed, so
+    a gathered batch would accept late frames that separate ones are refused for. (The native
+    box engine checks its own columns in its pass over the batch; this is for the others.)"""
     k = len(tables)
     batch = np.repeat(np.arange(k, dtype=np.int64), [t.num_rows for t in tables])
-    # the columns read, each in one chunk (reading them chunk by chunk costs per batch)
-    names = [c for c in dict.fromkeys(c for pair in columns for c in pair) if c is not None and c in whole.column_names]
-    whole = pa.Table.from_arrays([whole.column(c).combine_chunks() for c in names], names=names)
     for stream, frame in columns:
-        if stream is not None and stream in whole.column_names and \
-                pa.types.is_string(whole.schema.field(stream).type):
-            # the usual stream column: codes from one dictionary encoding (cheaper than
-            # encode_keys, which reads chunk by chunk)
-            col = whole.column(stream).chunk(0)
-            codes = pc.dictionary_encode(col).indices.to_numpy(zero_copy_only=False)
-            svalid = col.is_valid().to_numpy(zero_copy_only=False) if col.null_count else None
-            codes = np.nan_to_num(codes, nan=0).astype(np.int64, copy=False) if svalid is not None \
-                else codes.astype(np.int64, copy=False)
-        else:
-            codes, _, svalid = _stream_codes(whole, stream)
+        codes, _, svalid = _stream_codes(whole, stream)
         frames, fvalid = _frames(whole, frame)
         ok = _arrow.and_valid(fvalid, svalid)
         key = codes * k + batch  # (stream, batch): batches in arrival order within a stream
@@ -164,6 +151,7 @@ class BackgroundMonitor:
         self._stopped = False  # the worker has drained the queue after close and ended
         self._waiting_submitters = 0  # blocked in submit (when_full="block")
         self._last_warning = float("-inf")
+        self._plain_schema = pa.schema([])  # _work's: see there
         self._unlogged = 0  # rejections since the last warning
         self._thread = threading.Thread(target=self._run, name=f"tripwire-background-{monitor.name}", daemon=True)
         self._thread.start()
@@ -316,29 +304,47 @@ class BackgroundMonitor:
                         it.report = self._flush_monitor()
                         it.done.set()
 
-    def _work(self, items: list) -> None:
+    def _work(self, items: list, optimistic: bool = True) -> None:
         run: list[pa.Table] = []  # consecutive tables of one schema
         rows = 0
+        # the last schema as_table returned a table of as it was: a table of that schema is
+        # taken as is (as_table walks every field: ~5 us a frame). ``optimistic``: once a run
+        # starts with a table of that schema, the tables after it join it unexamined, and
+        # concatenating the run checks that they all have its schema (in C++, at no cost of
+        # its own); if one has not, the run is sorted out table by table (``_check``)
+        plain = self._plain_schema
+        run_plain = False  # run[0] has the schema ``plain``
+        verified = not optimistic  # every table of a run was compared with its first
         for it in items:
             if isinstance(it, _Flush):
-                self._check(run)
+                self._check(run, verified)
                 run, rows = [], 0
                 it.report = self._flush_monitor()
                 it.done.set()
                 continue
-            try:
-                table = _arrow.as_table(it)
-            except Exception:  # not a table: the monitor rejects it (counted, logged) on its own
-                self._check(run)
+            if type(it) is pa.Table and ((optimistic and run_plain) or it.schema.equals(plain)):
+                table, fast = it, True
+            else:
+                try:
+                    table = _arrow.as_table(it)
+                except Exception:  # not a table: the monitor rejects it (counted, logged) on its own
+                    self._check(run, verified)
+                    run, rows = [], 0
+                    self._observe_each([it])
+                    continue
+                fast = False
+                if table is it and not table.schema.equals(plain):
+                    plain = self._plain_schema = table.schema
+                    run_plain = False  # run[0] was compared with the old one
+            if run and (rows + table.num_rows > self.max_rows
+                        or not ((fast and run_plain) or table.schema.equals(run[0].schema))):
+                self._check(run, verified)
                 run, rows = [], 0
-                self._observe_each([it])
-                continue
-            if run and (rows + table.num_rows > self.max_rows or not table.schema.equals(run[0].schema)):
-                self._check(run)
-                run, rows = [], 0
+            if not run:
+                run_plain = fast
             run.append(table)
             rows += table.num_rows
-        self._check(run)
+        self._check(run, verified)
 
     def _flush_monitor(self) -> Report:
         try:
@@ -348,9 +354,10 @@ class BackgroundMonitor:
             log.exception("tripwire background monitor %r: flushing the monitor failed", self.monitor.name)
             return Report([], {"rows": _EMPTY}, self.monitor.backend, 0.0)
 
-    def _check(self, run: list) -> None:
+    def _check(self, run: list, verified: bool = False) -> None:
         """Observe a run of same-schema tables: gathered into one batch when the monitor takes
-        it whole, else batch by batch."""
+        it whole, else batch by batch. ``verified=False``: the tables after the first were not
+        examined (``_work``): if they do not all have its schema, they are sorted out again."""
         if not run:
             return
         if len(run) == 1:
@@ -358,13 +365,25 @@ class BackgroundMonitor:
         mon = self.monitor
         t0 = time.perf_counter()
         try:
-            whole = pa.concat_tables(run)
+            tables = pa.concat_tables(run)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # schemas differ
+            if not verified:
+                return self._work(run, optimistic=False)
+            return self._observe_each(run)
+        try:
+            # one copy into one chunk: the engines read a batch in one piece (chunk by chunk,
+            # each of the run's small batches would cost a call of its own)
+            whole = tables.combine_chunks()
+            parts = np.cumsum([t.num_rows for t in run[:-1]], dtype=np.int64)
             with mon._lock:
                 if mon._adapters is None:
                     mon._build(whole.schema)
-                if not _ordered_across(run, whole, mon._order_columns()):
+                columns = mon._order_columns()
+                if mon._native is not None:  # its own columns: checked in the engine's pass
+                    columns.discard((mon._native.stream, mon._native.cols.frame))
+                if columns and not _ordered_across(run, whole, columns):
                     raise OutOfOrder("a stream's frames go back in time across the gathered batches")
-                report, found = mon._observe(whole, t0)
+                report, found = mon._observe(whole, t0, parts)
         except Exception:  # noqa: BLE001 - some batch is bad or late: each on its own, as observe does
             return self._observe_each(run)
         if mon.metrics is not None or mon.alerts is not None:

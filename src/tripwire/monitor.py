@@ -237,14 +237,17 @@ class Monitor:
         self._slots = [(a, *at[a]) for a in self.suite]
         self._native, self._adapters = native, adapters
 
-    def _observe(self, table: pa.Table, t0: float) -> Report:
+    def _observe(self, table: pa.Table, t0: float, parts: np.ndarray | None = None) -> Report:
+        """``parts``: ``table`` is several batches gathered (the first row of each after the
+        first); the native engine checks its own frame order across them (the caller checks
+        the other assertions' columns: ``_order_columns``)."""
         n = table.num_rows
         if self._adapters is None:
             self._build(table.schema)
         be = _dispatch.resolve(self.backend, n)
         native, adapters = self._native, self._adapters
         if native is not None:
-            native.prepare(table, self.rows)  # checks the batch; changes nothing yet
+            native.prepare(table, self.rows, parts)  # checks the batch; changes nothing yet
         got: list = []
         if adapters:
             saved = [ad.snapshot() for _, ad in adapters]
