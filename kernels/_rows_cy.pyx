@@ -16,7 +16,7 @@ import numpy as np
 cimport numpy as cnp
 
 from tripwire import _config
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, INT64_MIN, INT64_MAX, INT32_MAX, UINT32_MAX
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, INT64_MIN, INT64_MAX, INT32_MAX, UINT32_MAX, UINT64_MAX
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, isfinite, nextafterf, INFINITY
 from libcpp.vector cimport vector
@@ -408,8 +408,11 @@ cdef int _pairs_part_packed(const key_t* ids, int64_t id_offset, const uint8_t* 
     i = lo
     while i < hi and not (is_valid(id_valid_p, i) and is_valid(time_valid_p, i)):
         i += 1
-    if i == hi:
-        return 1  # nothing to check
+    if i == hi:  # nothing to check: every id unseen in this part
+        fill(S, S + n_ids, UINT64_MAX)
+        if F != NULL:
+            fill(F, F + n_ids, UINT64_MAX)
+        return 1
     first_t = times[i]
     cdef int64_t reach = <int64_t>1 << 30
     lo_t[0] = first_t - reach if first_t >= INT64_MIN + reach else INT64_MIN

@@ -172,6 +172,17 @@ def test_fast_path_times_far_apart_match_reference(monkeypatch, case, parts, bas
     assert_same_report(got, s.check(table, backend="reference"), keys=True, context=f"{parts} parts")
 
 
+def test_fast_path_part_without_a_present_row_sees_no_id(monkeypatch):
+    """Cut into two ranges, the first holding only null ids: no id was seen there, so the
+    second range's gap pairs its own rows (not row 0)."""
+    from tripwire import _config
+
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARTS", 2)
+    t = table_of([None, None, 0, 0], [5, 5, 0, 2])
+    assert violations(suite().check(t, backend="cython")) == [(2, 0, 1.0), (3, 0, 1.0)]
+
+
 def test_fast_path_jump_of_2_to_the_32_is_not_a_repeat(monkeypatch):
     """Times 0, 1 and 2^32 + 1 of one id: in 32 bits the last reads as time 1 again (a repeat)
     and the gap before it as a step; the full-width scan sees a long gap (no violation), and a
