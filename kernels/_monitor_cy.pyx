@@ -425,6 +425,14 @@ cdef class BoxEngine:
         tw_release_array(&self.arr)
 
     # ------------------------------------------------------------------ streams
+    cdef inline int64_t _top(self, int64_t s) noexcept nogil:
+        """Stream ``s``'s newest frame, this batch's included (INT64_MIN: none)."""
+        return self.hi[s] if self.hi[s] > self.newest[s] else self.newest[s]
+
+    cdef inline int64_t _first_frame(self, int64_t s) noexcept nogil:
+        """Stream ``s``'s first frame: from earlier batches, else this batch's oldest."""
+        return self.oldest[s] if self.newest[s] != INT64_MIN else self.lo[s]
+
     cdef int64_t _new_id(self) noexcept nogil:
         cdef int64_t s
         cdef size_t a
@@ -1228,10 +1236,7 @@ cdef class BoxEngine:
                     lp = &d[k]
                     if not lp.held:
                         continue
-                    s = self.tk_stream[k]
-                    f = self.newest[s]
-                    if self.hi[s] != INT64_MIN and self.hi[s] > f:
-                        f = self.hi[s]
+                    f = self._top(self.tk_stream[k])
                     if f != INT64_MIN and lp.frame < f - gap - 1:
                         lp.held = 0
                         self.fl_n[a] -= 1
@@ -1504,7 +1509,7 @@ cdef class BoxEngine:
                 while g0 < items.size():
                     s = items[g0].stream
                     hi = self.hi[s]
-                    first_frame = self.oldest[s] if self.newest[s] != INT64_MIN else self.lo[s]
+                    first_frame = self._first_frame(s)
                     opened = &self.io_open[a][s]
                     while g0 < items.size() and items[g0].stream == s:
                         f = items[g0].frame
@@ -1529,7 +1534,7 @@ cdef class BoxEngine:
                             opened.swap(fb)
                         g0 = g1
                     # objects no later frame can reach end now (appear: judged at once)
-                    top = hi if hi > self.newest[s] else self.newest[s]
+                    top = self._top(s)
                     act = &self.io_act[a][s]
                     keep = 0
                     for j in range(act.size()):
@@ -1741,10 +1746,8 @@ cdef class BoxEngine:
                         if not r.held:
                             continue
                         s = self.tk_stream[k]
-                        top = self.newest[s]
-                        if self.hi[s] != INT64_MIN and self.hi[s] > top:
-                            top = self.hi[s]
-                        first_frame = self.oldest[s] if self.newest[s] != INT64_MIN else self.lo[s]
+                        top = self._top(s)
+                        first_frame = self._first_frame(s)
                         if r.last_row < end - self.horizon and (not appear or r.last < top):
                             self._judge_track(a, s, self.tk_track[k], r, first_frame, top, &out)
                             self._drop_ident(a, k)

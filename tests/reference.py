@@ -1266,3 +1266,19 @@ def ordered_across(streams, frames, sizes) -> bool:
 
 
 __all__ += ["ordered_across"]
+
+
+def longest_absence(keys) -> int:
+    """The most rows a key stays away before coming back (the Monitor's ``horizon`` is exact
+    when it is at least this). Keys that are ``None``, or tuples holding a ``None``, are skipped."""
+    last, worst = {}, 0
+    for i, k in enumerate(keys):
+        if k is None or (isinstance(k, tuple) and None in k):
+            continue
+        if k in last:
+            worst = max(worst, i - last[k])
+        last[k] = i
+    return worst
+
+
+__all__ += ["longest_absence"]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import tripwire as tw
 from tripwire import _registry
+from reference import longest_absence
 
 PROPERTY = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -440,14 +441,7 @@ def test_native_iou_state_is_what_later_frames_need():
 
 def _longest_absence(table: pa.Table, keys: list[str]) -> int:
     """The most rows an identity (non-null ``keys``) stays away before coming back."""
-    last, worst = {}, 0
-    for i, k in enumerate(zip(*(table[c].to_pylist() for c in keys))):
-        if None in k:
-            continue
-        if k in last:
-            worst = max(worst, i - last[k])
-        last[k] = i
-    return worst
+    return longest_absence(zip(*(table[c].to_pylist() for c in keys)))
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import tripwire as tw
 from tripwire._streaming import ByIdentity, NativeRows
+from reference import longest_absence
 
 PROPERTY = settings(max_examples=80, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -142,14 +143,7 @@ def test_one_of_each_on_plain_integer_columns(parts, attr_how, window, allowed, 
 
 
 def _longest_absence(rows: list[tuple]) -> int:
-    last, worst = {}, 0
-    for i, (k, _, _) in enumerate(rows):
-        if k is None:
-            continue
-        if k in last:
-            worst = max(worst, i - last[k])
-        last[k] = i
-    return worst
+    return longest_absence(k for k, _, _ in rows)
 
 
 @pytest.mark.slow

@@ -129,6 +129,18 @@ def arrival_ordered(draw):
     return ids, times
 
 
+def _cut_into_parts_matches_reference(monkeypatch, ids, times, parts, **params) -> None:
+    """The Cython backend, its fast path cut into ``parts`` row ranges, gives the reference's report."""
+    from tripwire import _config
+
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARTS", parts)
+    s = suite(**params)
+    table = table_of(ids, times)
+    got = s.check(table, backend="cython")
+    assert_same_report(got, s.check(table, backend="reference"), keys=True, context=f"{parts} parts")
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=arrival_ordered(), parts=st.integers(1, 6), window=st.integers(1, 3),
        allowed=st.integers(0, 1), step=st.integers(1, 2), nulls=st.booleans())
@@ -136,17 +148,11 @@ def test_fast_path_cut_into_parts_matches_reference(monkeypatch, case, parts, wi
     """The fast path (at most one transition, short window) checks row ranges in parallel and
     joins them: gaps, repeated times and a step back across every cut give the reference's
     violations for any number of ranges."""
-    from tripwire import _config
-
-    monkeypatch.setattr(_config, "CONTIGUOUS_PARALLEL_MIN_ROWS", 0)
-    monkeypatch.setattr(_config, "CONTIGUOUS_PARTS", parts)
     ids, times = case
     if nulls:
         ids = [None if i % 7 == 3 else k for i, k in enumerate(ids)]
-    s = suite(window=window, allowed_transitions=allowed, step=step)
-    table = table_of(ids, times)
-    got = s.check(table, backend="cython")
-    assert_same_report(got, s.check(table, backend="reference"), keys=True, context=f"{parts} parts")
+    _cut_into_parts_matches_reference(monkeypatch, ids, times, parts, window=window, allowed_transitions=allowed,
+                                      step=step)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -158,18 +164,12 @@ def test_fast_path_times_far_apart_match_reference(monkeypatch, case, parts, bas
     """The fast path keeps 32 bits of each time: times near the int64 limits, and jumps whose
     32-bit difference would read as a repeat (2^32), a step (2^32 + 1) or a short gap, give the
     reference's violations (a part whose times span 2^31 or more takes the full-width scan)."""
-    from tripwire import _config
-
-    monkeypatch.setattr(_config, "CONTIGUOUS_PARALLEL_MIN_ROWS", 0)
-    monkeypatch.setattr(_config, "CONTIGUOUS_PARTS", parts)
     ids, times = case
     times = [base + t + (jump if i >= cut else 0) for i, t in enumerate(times)]
     if nulls:
         ids = [None if i % 5 == 2 else k for i, k in enumerate(ids)]
-    s = suite(window=window, allowed_transitions=allowed, step=step)
-    table = table_of(ids, times)
-    got = s.check(table, backend="cython")
-    assert_same_report(got, s.check(table, backend="reference"), keys=True, context=f"{parts} parts")
+    _cut_into_parts_matches_reference(monkeypatch, ids, times, parts, window=window, allowed_transitions=allowed,
+                                      step=step)
 
 
 def test_fast_path_part_without_a_present_row_sees_no_id(monkeypatch):
