@@ -85,9 +85,20 @@ cdef extern from *:
     /* LEB128 varints: class_consistency keeps each row of a track as deltas to its previous row
        (typically 2 bytes instead of 16: the rows of live tracks are written once and read only
        when a track turns out bad, so the bytes written per row are what it costs) */
-    static inline void tw_put_varint(std::vector<uint8_t>& v, uint64_t x) {
-      while (x >= 0x80) { v.push_back((uint8_t)(x | 0x80)); x >>= 7; }
-      v.push_back((uint8_t)x);
+    static inline uint8_t* tw_varint_at(uint8_t* p, uint64_t x) {
+      while (x >= 0x80) { *p++ = (uint8_t)(x | 0x80); x >>= 7; }
+      *p++ = (uint8_t)x;
+      return p;
+    }
+    /* One row of a track: the varint ``a`` and, when ``two``, ``b``, written at byte ``used`` of
+       ``v`` (whose size() is its allocated length, grown by doubling); returns the new used
+       length. One capacity check per row: push_back per byte kept the vector's end pointer in
+       memory and cost ~3x more. */
+    static inline size_t tw_put_row(std::vector<uint8_t>& v, size_t used, uint64_t a, uint64_t b, int two) {
+      if (v.size() - used < 20) v.resize(v.size() < 32 ? 64 : 2 * v.size());
+      uint8_t* p = tw_varint_at(v.data() + used, a);
+      if (two) p = tw_varint_at(p, b);
+      return (size_t)(p - v.data());
     }
     static inline uint64_t tw_get_varint(const uint8_t* p, size_t* pos) {
       uint64_t x = 0; int shift = 0; uint8_t b;
@@ -95,7 +106,7 @@ cdef extern from *:
       return x;
     }
     """
-    void tw_put_varint(vector[uint8_t]& v, uint64_t x) nogil
+    size_t tw_put_row(vector[uint8_t]& v, size_t used, uint64_t a, uint64_t b, int two) nogil
     uint64_t tw_get_varint(const uint8_t* p, size_t* pos) nogil
     cppclass tw_flat:
         void* find(int64_t k) nogil
@@ -183,9 +194,11 @@ cdef struct ident_t:  # a (stream, track) of appear / class_consistency by track
     uint8_t done  # appear: lived min_frames (never flagged: boxes dropped)
     uint8_t bad  # class_consistency: more than one class seen
     vector[yb_t] rows  # appear: the young track's boxes
-    # class_consistency: every row as varints (tw_put_varint): (row - previous row) * 2 + (frame
-    # null), then, with a frame, (frame - previous frame) zigzagged; classes kept apart
+    # class_consistency: every row as varints (tw_put_row): (row - previous row) * 2 + (frame
+    # null), then, with a frame, (frame - previous frame) zigzagged; classes kept apart. The
+    # first ``cbytes`` bytes are used (the vector's size is what it has allocated)
     vector[uint8_t] crows
+    size_t cbytes
     int64_t ccount, cprev_row, cprev_frame  # rows held; the last row and frame encoded
     vector[int64_t] ccls  # class_consistency: the class per row, kept only once bad (before: first_cls)
 
@@ -353,6 +366,7 @@ cdef class BoxEngine:
     cdef unordered_map[int64_t, int64_t] cls_int
     cdef tw_flat cls_idx  # cls_int indexed for the per-row lookup (value: code + 1)
     cdef vector[int64_t] bcls  # the batch's class codes (when an IoU assertion reads them)
+    cdef vector[int64_t] cc_count  # _judge_track's class counts by code + 1 (zero between calls)
     # appear (kind 0) / class_consistency (kind 1) by track: per assertion, each track's record
     # until it has been quiet for ``horizon`` rows
     cdef vector[int64_t] id_kind, id_min, id_swept, id_n
@@ -560,20 +574,22 @@ cdef class BoxEngine:
         for s, i in new_first:
             self.values[s] = self._value(i)
         # the clock: each stream's frames in this batch must not precede its newest
+        cdef const int64_t* sid = self.sid.data()
+        cdef const int64_t* fr = <const int64_t*>self.col[R_FRAME].data + self.col[R_FRAME].off
+        cdef int64_t* lo = self.lo.data()
+        cdef int64_t* hi = self.hi.data()
         with nogil:
             for k in range(self.touched.size()):
                 s = self.touched[k]
-                self.lo[s] = INT64_MAX
-                self.hi[s] = INT64_MIN
+                lo[s] = INT64_MAX
+                hi[s] = INT64_MIN
             for i in range(n):
-                s = self.sid[i]
+                s = sid[i]
                 if s < 0:
                     continue
-                f = _i64(&self.col[R_FRAME], i)
-                if f < self.lo[s]:
-                    self.lo[s] = f
-                if f > self.hi[s]:
-                    self.hi[s] = f
+                f = fr[i]
+                lo[s] = min(lo[s], f)
+                hi[s] = max(hi[s], f)
         for k in range(self.touched.size()):
             s = self.touched[k]
             if self.newest[s] != INT64_MIN and self.lo[s] < self.newest[s]:
@@ -635,6 +651,8 @@ cdef class BoxEngine:
         cdef col_t* sc = &self.col[R_STREAM]
         cdef col_t* fc = &self.col[R_FRAME]
         cdef bint has_stream = self.idx[R_STREAM] >= 0
+        cdef int64_t* sany_p
+        cdef int64_t* sid_p
         cdef vector[int64_t] new_ids, new_rows
         cdef string key
         cdef unordered_map[int64_t, int64_t].iterator it
@@ -650,16 +668,12 @@ cdef class BoxEngine:
                     new_rows.push_back(-1)
                 self.mark[0] = 1
                 self.touched.push_back(0)
-            for i in range(n):
-                if not has_stream:
-                    self.sany[i] = 0
-                    # (no conditional expression here: Cython types it as a reference to the
-                    # vector element and writes garbage)
-                    if _ok(fc, i):
-                        self.sid[i] = 0
-                    else:
-                        self.sid[i] = -1
-                    continue
+                sany_p = self.sany.data()
+                sid_p = self.sid.data()
+                for i in range(n):  # one stream: 0, and -1 in sid for a row without a frame
+                    sany_p[i] = 0
+                    sid_p[i] = _ok(fc, i) - 1
+            for i in range(n if has_stream else 0):
                 if not _ok(sc, i):
                     self.sid[i] = -1
                     self.sany[i] = -1
@@ -810,6 +824,7 @@ cdef class BoxEngine:
         cdef col_t* c = self.col
         cdef bint has_score = self.idx[R_SCORE] >= 0
         cdef const int64_t* sid = self.sid.data()
+        cdef const int64_t* cfr
         cdef int64_t* pst
         cdef int64_t* pfr
         self.mbw.swap_with(bx1, by1, bx2, by2, bsc, bsv, brow, bframe, bstream)  # back before returning
@@ -835,10 +850,11 @@ cdef class BoxEngine:
             direct = not flushing and n > 0 and not coords_null and (not has_score or c[R_SCORE].valid == NULL)
             ps = -1
             pf = INT64_MIN
+            cfr = <const int64_t*>c[R_FRAME].data + c[R_FRAME].off
             i = 0
             while direct and i < n:
                 s = sid[i]
-                f = _i64(&c[R_FRAME], i)
+                f = cfr[i]
                 if s < 0 or s < ps or (s == ps and f < pf):
                     direct = False
                 ps = s
@@ -997,14 +1013,16 @@ cdef class BoxEngine:
         cdef const float* px2 = <const float*>c[R_X2].data + c[R_X2].off
         cdef const float* py2 = <const float*>c[R_Y2].data + c[R_Y2].off
         cdef const float* psc = <const float*>c[R_SCORE].data + c[R_SCORE].off if has_score else NULL
+        cdef const int64_t* pfr = <const int64_t*>c[R_FRAME].data + c[R_FRAME].off
+        cdef int64_t row0 = self.row0
         cdef vector[box_t] hb
         cdef box_t b
         i = 0
         while i < n:
             s = sid[i]
-            f = _i64(&c[R_FRAME], i)
+            f = pfr[i]
             g1 = i + 1
-            while g1 < n and sid[g1] == s and _i64(&c[R_FRAME], g1) == f:
+            while g1 < n and sid[g1] == s and pfr[g1] == f:
                 g1 += 1
             if (i == 0 or sid[i - 1] != s) and opened[0][s].size() and self.hi[s] > opened[0][s][0].frame:
                 # the stream's held frame is complete: its boxes, then this batch's of that frame
@@ -1085,7 +1103,9 @@ cdef class BoxEngine:
         pairs get one, listed in ``tk_new``); -1 without a stream or a track."""
         cdef int64_t n = self.n, i, s, tr, k, h
         cdef size_t a
-        cdef col_t* tc = &self.col[R_TRACK]
+        cdef col_t tcol = self.col[R_TRACK]  # local: kept in registers
+        cdef col_t* tc = &tcol
+        cdef bint has_track = self.idx[R_TRACK] >= 0
         cdef const int64_t* sany = self.sany.data()
         cdef int64_t* ts
         # the batch's recent (stream, track) -> slot, direct-mapped by track: a frame's few
@@ -1100,7 +1120,7 @@ cdef class BoxEngine:
         self.tk_new.clear()
         for i in range(n):
             s = sany[i]
-            if s < 0 or self.idx[R_TRACK] < 0 or not _ok(tc, i):
+            if s < 0 or not has_track or not _ok(tc, i):
                 ts[i] = -1
                 continue
             tr = _i64(tc, i)
@@ -1168,7 +1188,8 @@ cdef class BoxEngine:
         cdef vector[int64_t] rows, starts, ends, fr, st, trk
         cdef vector[float] sev
         cdef vector[int64_t] prev_frame
-        cdef col_t* c = self.col
+        cdef col_t fcol = self.col[R_FRAME], scol = self.col[R_SCORE]  # local: kept in registers
+        cdef int64_t row0 = self.row0
         cdef bint has_score = self.idx[R_SCORE] >= 0, in_order = True
         cdef last_t* lp
         cdef last_t* d
@@ -1188,7 +1209,7 @@ cdef class BoxEngine:
                 s = sid[i]
                 if s < 0 or ts[i] < 0:
                     continue
-                f = _i64(&c[R_FRAME], i)
+                f = _i64(&fcol, i)
                 if f < prev_frame[s]:
                     in_order = False
                 prev_frame[s] = f
@@ -1196,17 +1217,17 @@ cdef class BoxEngine:
             if not in_order:
                 fr.resize(n)
                 for q in range(rows.size()):
-                    fr[rows[q]] = _i64(&c[R_FRAME], rows[q])
+                    fr[rows[q]] = _i64(&fcol, rows[q])
                 _sort_by_frame(rows, fr)
                 fr.clear()
             d = self.fl_d[a].data()
             for q in range(rows.size()):
                 i = rows[q]
                 k = ts[i]
-                f = _i64(&c[R_FRAME], i)
+                f = _i64(&fcol, i)
                 if has_score:
-                    sc = _f32(&c[R_SCORE], i)
-                    hs = _ok(&c[R_SCORE], i)
+                    sc = _f32(&scol, i)
+                    hs = _ok(&scol, i)
                 else:
                     sc = 0
                     hs = 0
@@ -1215,7 +1236,7 @@ cdef class BoxEngine:
                     g = f - lp.frame - 1
                     if g >= 1 and g <= gap:
                         starts.push_back(lp.row)
-                        ends.push_back(self.row0 + i)
+                        ends.push_back(row0 + i)
                         sev.push_back(_mean2(lp.score, lp.has_score, sc, hs))
                         fr.push_back(lp.frame)
                         fr.push_back(f)
@@ -1226,7 +1247,7 @@ cdef class BoxEngine:
                     self.tk_refs[k] += 1
                     self.fl_n[a] += 1
                 lp.frame = f
-                lp.row = self.row0 + i
+                lp.row = row0 + i
                 lp.score = sc
                 lp.has_score = hs
             # forget the tracks no later frame can close a gap from (amortized: when the
@@ -1263,56 +1284,73 @@ cdef class BoxEngine:
         """``bcls``: a dense class code per row of the batch (-1: null, a class of its own;
         all rows 0 without a class column). Codes stay fixed for the engine's life, so held
         boxes compare with new ones."""
-        cdef int64_t n = self.n, i, v, pv = 0, pc = -1, length, plen = -1
-        cdef col_t* cc = &self.col[R_CLS]
+        cdef int64_t n = self.n, i, v, pc = -1, length, plen = -1
+        cdef col_t ccol = self.col[R_CLS]  # local: kept in registers
+        cdef col_t* cc = &ccol
         cdef const char* p
         cdef const char* pp = NULL
         cdef string key
         cdef unordered_map[int64_t, int64_t].iterator it
         cdef unordered_map[string, int64_t].iterator jt
+        # integer classes: a direct-mapped cache by the value's low byte in front of the index
+        # (neighbouring boxes differ in class, so the last value alone rarely hits)
+        cdef int64_t cache_v[256]
+        cdef int64_t cache_c[256]
+        cdef int64_t* out
+        cdef int h
         self.bcls.resize(n)
+        out = self.bcls.data()
         if self.idx[R_CLS] < 0:
             for i in range(n):
-                self.bcls[i] = 0
+                out[i] = 0
             return
-        for i in range(n):
-            if not _ok(cc, i):
-                self.bcls[i] = -1
-                continue
-            if self.cls_kind == S_INT64 or self.cls_kind == S_INT32:
+        if self.cls_kind == S_INT64 or self.cls_kind == S_INT32:
+            for h in range(256):
+                cache_c[h] = -1
+            for i in range(n):
+                if not _ok(cc, i):
+                    out[i] = -1
+                    continue
                 if self.cls_kind == S_INT64:
                     v = _i64(cc, i)
                 else:
                     v = (<const int32_t*>cc.data)[cc.off + i]
-                if pc >= 0 and v == pv:
-                    self.bcls[i] = pc
+                h = v & 255
+                if cache_c[h] >= 0 and cache_v[h] == v:
+                    out[i] = cache_c[h]
                     continue
                 pc = <int64_t><intptr_t>self.cls_idx.find(v) - 1
                 if pc < 0:
                     pc = self.cls_int.size() + self.cls_str.size()
                     self.cls_int[v] = pc
                     self.cls_idx.put(v, <void*><intptr_t>(pc + 1))
-                pv = v
+                cache_v[h] = v
+                cache_c[h] = pc
+                out[i] = pc
+            return
+        for i in range(n):
+            if not _ok(cc, i):
+                out[i] = -1
+                continue
+            if self.cls_kind == S_UTF8:
+                p = <const char*>cc.data2 + (<const int32_t*>cc.data)[cc.off + i]
+                length = (<const int32_t*>cc.data)[cc.off + i + 1] - (<const int32_t*>cc.data)[cc.off + i]
             else:
-                if self.cls_kind == S_UTF8:
-                    p = <const char*>cc.data2 + (<const int32_t*>cc.data)[cc.off + i]
-                    length = (<const int32_t*>cc.data)[cc.off + i + 1] - (<const int32_t*>cc.data)[cc.off + i]
-                else:
-                    p = <const char*>cc.data2 + (<const int64_t*>cc.data)[cc.off + i]
-                    length = (<const int64_t*>cc.data)[cc.off + i + 1] - (<const int64_t*>cc.data)[cc.off + i]
-                if pc >= 0 and length == plen and memcmp(p, pp, length) == 0:
-                    self.bcls[i] = pc  # runs of one class: no hashing
-                    continue
-                key.assign(p, length)
-                jt = self.cls_str.find(key)
-                if jt == self.cls_str.end():
-                    pc = self.cls_int.size() + self.cls_str.size()
-                    self.cls_str[key] = pc
-                else:
-                    pc = deref(jt).second
-                pp = p
-                plen = length
-            self.bcls[i] = pc
+                p = <const char*>cc.data2 + (<const int64_t*>cc.data)[cc.off + i]
+                length = (<const int64_t*>cc.data)[cc.off + i + 1] - (<const int64_t*>cc.data)[cc.off + i]
+            if pc >= 0 and length == plen and memcmp(p, pp, length) == 0:
+                out[i] = pc  # runs of one class: no hashing
+                continue
+            key.assign(p, length)
+            jt = self.cls_str.find(key)
+            if jt == self.cls_str.end():
+                pc = self.cls_int.size() + self.cls_str.size()
+                self.cls_str[key] = pc
+            else:
+                pc = deref(jt).second
+            pp = p
+            plen = length
+            out[i] = pc
 
     cdef void _ibox(self, int64_t i, ibox_t* b) noexcept nogil:
         """Row ``i`` of the batch as an IoU box (as ``boxes._association_boxes`` reads it)."""
@@ -1594,21 +1632,22 @@ cdef class BoxEngine:
             return
         if not r.bad:
             return
-        # the majority: count each class at its first row (few rows per track: quadratic is fine
-        # up to a few hundred, else counted through a map)
-        cdef unordered_map[int64_t, int64_t] counts
-        cdef unordered_map[int64_t, int64_t].iterator it
+        # the majority: count each class (dense codes index ``cc_count``, all zero between calls),
+        # then judge each at its first row in row order, so ties keep the earliest
+        cdef int64_t* counts
+        cdef int64_t code_
+        if self.cc_count.size() < self.cls_int.size() + self.cls_str.size() + 1:
+            self.cc_count.resize(self.cls_int.size() + self.cls_str.size() + 1, 0)
+        counts = self.cc_count.data() + 1  # code -1 (null): counts[-1]
         for k in range(m):
             counts[r.ccls[k]] += 1
-        for k in range(m):  # first occurrences in row order: ties keep the earliest
-            if r.ccls[k] == -1:
-                continue
-            it = counts.find(r.ccls[k])
-            cnt = deref(it).second
-            if cnt > best_cnt:
+        for k in range(m):
+            code_ = r.ccls[k]
+            cnt = counts[code_]
+            if code_ != -1 and cnt > best_cnt:
                 best_cnt = cnt
-                best = r.ccls[k]
-            deref(it).second = -1  # counted once: at its first row
+                best = code_
+            counts[code_] = 0  # zero again (and counted once: at its first row)
         if best_cnt < 0:
             best_cnt = 0
             best = -2  # no non-null class: every row is flagged
@@ -1641,9 +1680,10 @@ cdef class BoxEngine:
         cdef ident_t* r = &self.id_d[a][k]
         r.held = 0
         r.rows.clear()
-        r.crows.clear()
+        r.cbytes = 0
         r.ccls.clear()
-        if r.crows.capacity() > KEEP_BYTES:
+        if r.crows.size() > KEEP_BYTES:
+            r.crows.clear()
             r.crows.shrink_to_fit()
         if r.ccls.capacity() * 8 > KEEP_BYTES:
             r.ccls.shrink_to_fit()
@@ -1656,10 +1696,15 @@ cdef class BoxEngine:
         """Add the batch's rows to their tracks' records; judge the tracks quiet for ``horizon``
         rows (``appear``: whose stream has moved past their last frame); ``flushing``: judge
         every track of the streams in ``which`` (all when ``None``)."""
-        cdef int64_t n = 0 if flushing else self.n, i, s, f, k, end = self.row0 + self.n, top, first_frame
+        cdef int64_t n = 0 if flushing else self.n, i, s, f, fr, k, end = self.row0 + self.n, top, first_frame
         cdef int64_t mf = self.id_min[a], live, n_slots = self.tk_track.size()
         cdef bint appear = self.id_kind[a] == 0, has_frame
-        cdef col_t* c = self.col
+        # local copies: the compiler then keeps them in registers (stores to the records could
+        # alias the engine's fields, which it would re-read every row)
+        cdef col_t fcol = self.col[R_FRAME], scol = self.col[R_SCORE]
+        cdef int64_t row0 = self.row0
+        cdef bint has_score = self.idx[R_SCORE] >= 0
+        cdef const int64_t* bcls = self.bcls.data()
         cdef ident_t* r
         cdef ident_t* d = self.id_d[a].data()
         cdef yb_t yb
@@ -1693,31 +1738,34 @@ cdef class BoxEngine:
                         r.last = INT64_MIN
                         r.done = 0
                         r.bad = 0
-                        r.first_cls = self.bcls[i] if not appear else 0
+                        r.first_cls = bcls[i] if not appear else 0
                         r.ccount = 0
+                        r.cbytes = 0
                         r.cprev_row = 0
                         r.cprev_frame = 0
-                    r.last_row = self.row0 + i
-                    has_frame = _ok(&c[R_FRAME], i)
+                    r.last_row = row0 + i
+                    has_frame = _ok(&fcol, i)
                     if not appear:  # a few bytes (see ident_t.crows); classes only once a second one is seen
-                        f = self.row0 + i
-                        tw_put_varint(r.crows, ((<uint64_t>(f - r.cprev_row)) << 1) | (not has_frame))
-                        r.cprev_row = f
+                        f = row0 + i
+                        du = 0
                         if has_frame:  # zigzag: frames may go back inside a batch (wrapping arithmetic)
-                            f = _i64(&c[R_FRAME], i)
-                            du = <uint64_t>f - <uint64_t>r.cprev_frame
-                            tw_put_varint(r.crows, (du << 1) ^ (0 - (du >> 63)))
-                            r.cprev_frame = f
+                            fr = _i64(&fcol, i)
+                            du = <uint64_t>fr - <uint64_t>r.cprev_frame
+                            du = (du << 1) ^ (0 - (du >> 63))
+                            r.cprev_frame = fr
+                        r.cbytes = tw_put_row(r.crows, r.cbytes, ((<uint64_t>(f - r.cprev_row)) << 1) | (not has_frame),
+                                              du, has_frame)
+                        r.cprev_row = f
                         if r.bad:
-                            r.ccls.push_back(self.bcls[i])
-                        elif self.bcls[i] != r.first_cls:
+                            r.ccls.push_back(bcls[i])
+                        elif bcls[i] != r.first_cls:
                             r.bad = 1
                             r.ccls.assign(r.ccount, r.first_cls)
-                            r.ccls.push_back(self.bcls[i])
+                            r.ccls.push_back(bcls[i])
                         r.ccount += 1
                         continue
-                    yb.row = self.row0 + i
-                    yb.frame = _i64(&c[R_FRAME], i) if has_frame else INT64_MIN
+                    yb.row = row0 + i
+                    yb.frame = _i64(&fcol, i) if has_frame else INT64_MIN
                     f = yb.frame
                     if f < r.first:
                         r.first = f
@@ -1729,9 +1777,9 @@ cdef class BoxEngine:
                         r.done = 1
                         r.rows.clear()
                         continue
-                    if self.idx[R_SCORE] >= 0:
-                        yb.score = _f32(&c[R_SCORE], i)
-                        yb.has_score = _ok(&c[R_SCORE], i)
+                    if has_score:
+                        yb.score = _f32(&scol, i)
+                        yb.has_score = _ok(&scol, i)
                     else:
                         yb.score = 0
                         yb.has_score = 0

@@ -291,6 +291,29 @@ def test_native_engine_on_batches_in_frame_order_equals_suite_check(batches, one
     assert streamed(tw.Monitor(suite, horizon=None, strict=True), batches) == expected
 
 
+def test_native_class_codes_of_many_colliding_integer_classes():
+    """Integer classes that share their low byte (the engine's class cache is direct-mapped by
+    it) and more classes than that cache holds, some tracks with three classes and a tie: the
+    monitor's class_consistency and flicker equal the batch check."""
+    rng = np.random.default_rng(7)
+    n = 6000
+    track = rng.integers(0, 40, n)
+    base = np.array([3, 259, -253, 515, 1 << 40, (1 << 40) + 3])
+    cls = base[track % len(base)] + 256 * (track // len(base))  # ~40 classes, low bytes collide
+    flip = rng.random(n) < 0.05
+    cls[flip] = base[rng.integers(0, len(base), flip.sum())] + 256 * rng.integers(0, 400, flip.sum())
+    t = pa.table({"frame": pa.array(np.arange(n) // 8, pa.int64()), "track": pa.array(track, pa.int64()),
+                  "cls": pa.array(cls, pa.int64()), "score": pa.array(rng.random(n), pa.float32()),
+                  **{c: pa.array(np.full(n, v, np.float32)) for c, v in (("x1", 0), ("y1", 0), ("x2", 5), ("y2", 5))}})
+    suite = tw.Suite([tw.boxes.class_consistency(), tw.boxes.flicker(max_gap=2)])
+    expected = events_of(suite.check(t))
+    assert expected["boxes.class_consistency"]
+    for cut in (500, 1999):
+        got = streamed(tw.Monitor(suite, strict=True, backend="cython"),
+                       [t.slice(o, cut) for o in range(0, n, cut)])
+        assert got == expected
+
+
 def test_native_engine_state_is_untouched_when_another_assertion_rejects_the_batch():
     suite = tw.Suite([tw.boxes.multibox(iou=0.3, min_boxes=2), tw.rows.check("track < 0", name="untracked")])
     mon = tw.Monitor(suite)
