@@ -1210,20 +1210,23 @@ cdef class BoxEngine:
                 if s < 0 or ts[i] < 0:
                     continue
                 f = _i64(&fcol, i)
-                if f < prev_frame[s]:
-                    in_order = False
+                in_order &= f >= prev_frame[s]
                 prev_frame[s] = f
-                rows.push_back(i)
             if not in_order:
+                for i in range(n):
+                    if sid[i] >= 0 and ts[i] >= 0:
+                        rows.push_back(i)
                 fr.resize(n)
                 for q in range(rows.size()):
                     fr[rows[q]] = _i64(&fcol, rows[q])
                 _sort_by_frame(rows, fr)
                 fr.clear()
             d = self.fl_d[a].data()
-            for q in range(rows.size()):
-                i = rows[q]
+            for q in range(rows.size() if not in_order else n):
+                i = rows[q] if not in_order else q  # in order: every row, those outside skipped
                 k = ts[i]
+                if in_order and (sid[i] < 0 or k < 0):
+                    continue
                 f = _i64(&fcol, i)
                 if has_score:
                     sc = _f32(&scol, i)
