@@ -1695,6 +1695,21 @@ cdef class BoxEngine:
         self.id_n[a] -= 1
         self._unref(k)
 
+    cdef inline void _ident_open(self, size_t a, int64_t k, ident_t* r, int64_t first_cls) noexcept nogil:
+        """Assertion ``a`` starts holding a track in slot ``k`` (record ``r``)."""
+        r.held = 1
+        self.tk_refs[k] += 1
+        self.id_n[a] += 1
+        r.first = INT64_MAX
+        r.last = INT64_MIN
+        r.done = 0
+        r.bad = 0
+        r.first_cls = first_cls
+        r.ccount = 0
+        r.cbytes = 0
+        r.cprev_row = 0
+        r.cprev_frame = 0
+
     cdef object _ident(self, size_t a, bint flushing, object which):
         """Add the batch's rows to their tracks' records; judge the tracks quiet for ``horizon``
         rows (``appear``: whose stream has moved past their last frame); ``flushing``: judge
@@ -1727,48 +1742,44 @@ cdef class BoxEngine:
                     s = self.tk_stream[k]
                     self._judge_track(a, s, self.tk_track[k], r, self.oldest[s], self.newest[s], &out)
                     self._drop_ident(a, k)
-            else:
+            elif not appear:  # class_consistency: a few bytes a row (see ident_t.crows)
                 for i in range(n):
                     k = ts[i]
                     if sid[i] < 0 or k < 0:
                         continue
                     r = &d[k]
                     if not r.held:
-                        r.held = 1
-                        self.tk_refs[k] += 1
-                        self.id_n[a] += 1
-                        r.first = INT64_MAX
-                        r.last = INT64_MIN
-                        r.done = 0
-                        r.bad = 0
-                        r.first_cls = bcls[i] if not appear else 0
-                        r.ccount = 0
-                        r.cbytes = 0
-                        r.cprev_row = 0
-                        r.cprev_frame = 0
-                    r.last_row = row0 + i
+                        self._ident_open(a, k, r, bcls[i])
+                    f = row0 + i
+                    r.last_row = f
                     has_frame = _ok(&fcol, i)
-                    if not appear:  # a few bytes (see ident_t.crows); classes only once a second one is seen
-                        f = row0 + i
-                        du = 0
-                        if has_frame:  # zigzag: frames may go back inside a batch (wrapping arithmetic)
-                            fr = _i64(&fcol, i)
-                            du = <uint64_t>fr - <uint64_t>r.cprev_frame
-                            du = (du << 1) ^ (0 - (du >> 63))
-                            r.cprev_frame = fr
-                        r.cbytes = tw_put_row(r.crows, r.cbytes, ((<uint64_t>(f - r.cprev_row)) << 1) | (not has_frame),
-                                              du, has_frame)
-                        r.cprev_row = f
-                        if r.bad:
-                            r.ccls.push_back(bcls[i])
-                        elif bcls[i] != r.first_cls:
-                            r.bad = 1
-                            r.ccls.assign(r.ccount, r.first_cls)
-                            r.ccls.push_back(bcls[i])
-                        r.ccount += 1
+                    du = 0
+                    if has_frame:  # zigzag: frames may go back inside a batch (wrapping arithmetic)
+                        fr = _i64(&fcol, i)
+                        du = <uint64_t>fr - <uint64_t>r.cprev_frame
+                        du = (du << 1) ^ (0 - (du >> 63))
+                        r.cprev_frame = fr
+                    r.cbytes = tw_put_row(r.crows, r.cbytes, ((<uint64_t>(f - r.cprev_row)) << 1) | (not has_frame),
+                                          du, has_frame)
+                    r.cprev_row = f
+                    if r.bad:  # classes are kept only once a second one is seen
+                        r.ccls.push_back(bcls[i])
+                    elif bcls[i] != r.first_cls:
+                        r.bad = 1
+                        r.ccls.assign(r.ccount, r.first_cls)
+                        r.ccls.push_back(bcls[i])
+                    r.ccount += 1
+            else:  # appear: frame extents, and the rows of a track until it lived min_frames
+                for i in range(n):
+                    k = ts[i]
+                    if sid[i] < 0 or k < 0:
                         continue
+                    r = &d[k]
+                    if not r.held:
+                        self._ident_open(a, k, r, 0)
+                    r.last_row = row0 + i
                     yb.row = row0 + i
-                    yb.frame = _i64(&fcol, i) if has_frame else INT64_MIN
+                    yb.frame = _i64(&fcol, i) if _ok(&fcol, i) else INT64_MIN
                     f = yb.frame
                     if f < r.first:
                         r.first = f
@@ -1787,6 +1798,7 @@ cdef class BoxEngine:
                         yb.score = 0
                         yb.has_score = 0
                     r.rows.push_back(yb)
+            if not flushing:
                 # judge the tracks quiet for horizon rows (amortized: once as many rows as
                 # there are tracks have come since the last pass, and at least horizon)
                 live = self.id_n[a]
