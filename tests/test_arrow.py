@@ -262,6 +262,27 @@ def test_chunked_columns_match_one_chunk():
     assert _suite().check(chunked).violations.equals(_suite().check(table).violations)
 
 
+@pytest.mark.parametrize("ids", [[5, 7, None, 6, 9, 5], [3, 10**12, None, 7, -(10**12), 3]],
+                         ids=["dense", "sparse"])
+def test_chunked_int64_keys_match_one_chunk(ids):
+    """Keys of an int64 column in chunks (one all null, one empty) are those of one chunk, on
+    the direct path (dense ids, min/max taken chunk by chunk) and the dictionary path."""
+    from tripwire._arrow import encode_array
+
+    one = pa.chunked_array([pa.array(ids, pa.int64())])
+    parts = pa.chunked_array([pa.array(ids[:2], pa.int64()), pa.array([None], pa.int64()),
+                              pa.array([], pa.int64()), pa.array(ids[3:], pa.int64())])
+    a, b = encode_array(one, name="id", role="id"), encode_array(parts, name="id", role="id")
+    valid_a = np.ones(len(ids), bool) if a.valid is None else a.valid.astype(bool)
+    valid_b = np.ones(len(ids), bool) if b.valid is None else b.valid.astype(bool)
+    np.testing.assert_array_equal(valid_a, valid_b)
+    np.testing.assert_array_equal(valid_b, [v is not None for v in ids])
+    codes_a = np.asarray(a.codes)[valid_a].astype(np.int64) - a.offset
+    codes_b = np.asarray(b.codes)[valid_b].astype(np.int64) - b.offset
+    np.testing.assert_array_equal(codes_a, codes_b)
+    assert (a.offset, a.n) == (b.offset, b.n)
+
+
 def test_primitive_view_of_chunks_with_and_without_nulls():
     col = pa.chunked_array([pa.array([1, 2], pa.int32()), pa.array([None, 4], pa.int32()),
                             pa.array([], pa.int32()), pa.array([5], pa.int32()).slice(0)])
