@@ -17,10 +17,17 @@ from libc.math cimport isfinite
 
 from libcpp.vector cimport vector
 
-from _common cimport cand_t, emit_groups, is_valid, join, match_frame, to_numpy, valid_ptr
+from _common cimport cand_t, emit_groups, is_valid, link_overlaps, match_frame, to_numpy, tw_set_simd, valid_ptr
 from _types cimport key_t, key2_t
 
 cnp.import_array()
+
+
+def simd_level(int level=-1):
+    """The build of the IoU pair test this module runs (``multibox``, ``associate``): 1 AVX2,
+    0 portable C. ``level`` picks one (capped at what the CPU has; -1: the best), so that the
+    tests can check every build against the reference on one machine."""
+    return tw_set_simd(level)
 
 
 def multibox(const float[::1] x1, const float[::1] y1, const float[::1] x2, const float[::1] y2,
@@ -34,14 +41,14 @@ def multibox(const float[::1] x1, const float[::1] y1, const float[::1] x2, cons
     highest non-null, non-NaN score (1 when it has none; at least 1e-6), anchor the group's first
     position. An empty ``score`` means no scores.
     """
-    cdef Py_ssize_t n = x1.shape[0], n_frames = offsets.shape[0] - 1, f, i, j
+    cdef Py_ssize_t n = x1.shape[0], n_frames = offsets.shape[0] - 1, f
     cdef int64_t s, e, m, ev = 0
-    cdef float t = <float>iou, ix, iy, inter, uni
+    cdef float t = <float>iou
     cdef bint has_score = score.shape[0] > 0
     cdef const uint8_t* sv = valid_ptr(score_valid)
     cdef const float* sp = &score[0] if has_score else NULL
     cdef vector[int64_t] parent, size
-    cdef vector[float] area
+    cdef vector[float] boxes
     cdef vector[uint8_t] ok, grp_has
     cdef vector[int64_t] v_pos, v_ev, anchors, grp_event
     cdef vector[float] ev_sev, grp_best
@@ -54,31 +61,7 @@ def multibox(const float[::1] x1, const float[::1] y1, const float[::1] x2, cons
             m = e - s
             if m < min_boxes or m < 2:
                 continue
-            parent.resize(m)
-            size.resize(m)
-            area.resize(m)
-            ok.resize(m)
-            for i in range(m):
-                parent[i] = i
-                size[i] = 1
-                ok[i] = isfinite(x1[s + i]) and isfinite(y1[s + i]) and isfinite(x2[s + i]) and isfinite(y2[s + i])
-                area[i] = (x2[s + i] - x1[s + i]) * (y2[s + i] - y1[s + i])
-            for i in range(m):
-                if not ok[i]:
-                    continue
-                for j in range(i + 1, m):
-                    if not ok[j]:
-                        continue
-                    ix = min(x2[s + i], x2[s + j]) - max(x1[s + i], x1[s + j])
-                    if ix <= 0:
-                        continue
-                    iy = min(y2[s + i], y2[s + j]) - max(y1[s + i], y1[s + j])
-                    if iy <= 0:
-                        continue
-                    inter = ix * iy
-                    uni = area[i] + area[j] - inter
-                    if inter >= t * uni:
-                        join(&parent[0], &size[0], i, j)
+            link_overlaps(&x1[s], &y1[s], &x2[s], &y2[s], m, t, parent, size, boxes, ok)
             emit_groups(s, m, &parent[0], &size[0], min_boxes, sp, sv, grp_best, grp_has, grp_event,
                         anchors, ev_sev, v_pos, v_ev, &ev)
     events = to_numpy[int64_t](v_ev)

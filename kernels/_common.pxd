@@ -3,6 +3,7 @@
 cimports them). Kernels take validity as a byte array that is empty when there are no nulls."""
 import numpy as np
 cimport numpy as cnp
+from libc.math cimport isfinite, NAN
 from libc.stdint cimport int64_t, uint8_t
 from libc.string cimport memcpy
 from libcpp.algorithm cimport sort as cpp_sort
@@ -38,24 +39,337 @@ cdef inline object to_numpy(vector[out_t]& v):
 
 
 # ---- overlap groups: union-find over one frame's boxes (boxes.multibox, points.multibox) ----
-cdef inline int64_t find_root(int64_t* parent, int64_t i) noexcept nogil:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]  # path halving
-        i = parent[i]
-    return i
+# find_root and join (tw_find_root, tw_join) are defined in C below, where the pair kernels use them.
 
 
-cdef inline void join(int64_t* parent, int64_t* size, int64_t i, int64_t j) noexcept nogil:
-    """Union by size of the groups of ``i`` and ``j``."""
-    cdef int64_t a = find_root(parent, i), b = find_root(parent, j), tmp
-    if a == b:
-        return
-    if size[a] < size[b]:
-        tmp = a
-        a = b
-        b = tmp
-    parent[b] = a
-    size[a] += size[b]
+# a candidate match: ((-iou, -last frame), (active slot, box)); the default pair order is the
+# greedy order (highest IoU, then most recent, then oldest object, then earlier box)
+ctypedef pair[pair[float, int64_t], pair[int64_t, int64_t]] cand_t
+
+
+# ---- the IoU pair test, 8 boxes at a time (boxes.multibox, match_frame, their Monitor twins) ----
+# One box against a block of 8 boxes without a branch: the frame's boxes sit in a padded
+# structure of arrays (x1 | y1 | x2 | y2 | area, each ``stride`` = a multiple of 8 long, NaN past
+# the frame), and only the few linked pairs are visited (bits of a mask). Two builds of the same
+# float32 operations in the same order as the scalar test (so the same links): AVX2 intrinsics,
+# picked at run time on x86-64 CPUs that have it, and portable C. setup.py builds with
+# -ffp-contract=off (a fused multiply-add would round differently). NaN fails every comparison;
+# a box with a non-finite coordinate has a NaN or infinite area, which fails one too.
+cdef extern from * nogil:
+    """
+    #include <math.h>
+    #include <stdint.h>
+    #include <utility>
+    #include <vector>
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(TRIPWIRE_NO_TARGET_CLONES)
+    #define TW_HAVE_AVX2 1
+    #include <immintrin.h>
+    #endif
+
+    static inline int64_t tw_find_root(int64_t* parent, int64_t i) {
+        while (parent[i] != i) {
+            parent[i] = parent[parent[i]];  /* path halving */
+            i = parent[i];
+        }
+        return i;
+    }
+
+    /* Union by size of the groups of i and j. */
+    static inline void tw_join(int64_t* parent, int64_t* size, int64_t i, int64_t j) {
+        int64_t a = tw_find_root(parent, i), b = tw_find_root(parent, j);
+        if (a == b) return;
+        if (size[a] < size[b]) { int64_t t = a; a = b; b = t; }
+        parent[b] = a;
+        size[a] += size[b];
+    }
+
+    /* Bit l: box p (px1 .. py2, area pa) and box b + l of q are linked: ix > 0, iy > 0 and
+     * inter >= t * union. */
+    static inline unsigned tw_block8_portable(float px1, float py1, float px2, float py2, float pa, float t,
+                                              const float* q, int64_t stride, int64_t b) {
+        unsigned bits = 0;
+        for (int l = 0; l < 8; l++) {
+            float qx1 = q[b + l], qy1 = q[stride + b + l], qx2 = q[2 * stride + b + l];
+            float qy2 = q[3 * stride + b + l], qa = q[4 * stride + b + l];
+            float ix = (qx2 < px2 ? qx2 : px2) - (qx1 > px1 ? qx1 : px1);
+            float iy = (qy2 < py2 ? qy2 : py2) - (qy1 > py1 ? qy1 : py1);
+            float inter = ix * iy;
+            float uni = (pa + qa) - inter;
+            bits |= (unsigned)((ix > 0.0f) & (iy > 0.0f) & (inter >= t * uni)) << l;
+        }
+        return bits;
+    }
+
+    #ifdef TW_HAVE_AVX2
+    /* The same test, 8 lanes at once (vminps / vmaxps: a < b ? a : b, as above). */
+    __attribute__((target("avx2"), always_inline))
+    static inline unsigned tw_block8_avx2(float px1, float py1, float px2, float py2, float pa, float t,
+                                          const float* q, int64_t stride, int64_t b) {
+        const float* r = q + b;
+        __m256 qx1 = _mm256_loadu_ps(r), qy1 = _mm256_loadu_ps(r + stride);
+        __m256 qx2 = _mm256_loadu_ps(r + 2 * stride), qy2 = _mm256_loadu_ps(r + 3 * stride);
+        __m256 qa = _mm256_loadu_ps(r + 4 * stride), zero = _mm256_setzero_ps();
+        __m256 ix = _mm256_sub_ps(_mm256_min_ps(qx2, _mm256_set1_ps(px2)), _mm256_max_ps(qx1, _mm256_set1_ps(px1)));
+        __m256 iy = _mm256_sub_ps(_mm256_min_ps(qy2, _mm256_set1_ps(py2)), _mm256_max_ps(qy1, _mm256_set1_ps(py1)));
+        __m256 inter = _mm256_mul_ps(ix, iy);
+        __m256 uni = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(pa), qa), inter);
+        __m256 hit = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(ix, zero, _CMP_GT_OQ), _mm256_cmp_ps(iy, zero, _CMP_GT_OQ)),
+                                   _mm256_cmp_ps(inter, _mm256_mul_ps(_mm256_set1_ps(t), uni), _CMP_GE_OQ));
+        return (unsigned)_mm256_movemask_ps(hit);
+    }
+    #endif
+
+    typedef std::pair<std::pair<float, int64_t>, std::pair<int64_t, int64_t> > tw_cand_t;
+
+    /* The frame-level loops, once per build of the block test (SFX, ATTR, BLOCK).
+     * tw_link_frame: union-find over the m boxes of q, joining every linked pair i < j of
+     * boxes with ok set. tw_match_cands: every (object a, box j) of one class that is linked,
+     * pushed as ((-iou, -aframe[a]), (a, j)) in (a, j) order; the object's area is computed
+     * here as the scalar code does. */
+    #define TW_PAIR_LOOPS(SFX, ATTR, BLOCK) \
+    ATTR static void tw_link_frame_##SFX(const float* q, int64_t stride, int64_t m, const uint8_t* ok, float t, \
+                                         int64_t* parent, int64_t* size) { \
+        for (int64_t i = 0; i + 1 < m; i++) { \
+            if (!ok[i]) continue; \
+            float px1 = q[i], py1 = q[stride + i], px2 = q[2 * stride + i], py2 = q[3 * stride + i]; \
+            float pa = q[4 * stride + i]; \
+            int64_t b = (i + 1) & ~(int64_t)7; \
+            unsigned bits = BLOCK(px1, py1, px2, py2, pa, t, q, stride, b) & (0xFFu << ((i + 1) & 7)); \
+            for (;;) { \
+                while (bits) { \
+                    int64_t j = b + __builtin_ctz(bits); \
+                    bits &= bits - 1; \
+                    if (ok[j]) tw_join(parent, size, i, j); \
+                } \
+                b += 8; \
+                if (b >= m) break; \
+                bits = BLOCK(px1, py1, px2, py2, pa, t, q, stride, b); \
+            } \
+        } \
+    } \
+    ATTR static void tw_match_cands_##SFX(const float* ax1, const float* ay1, const float* ax2, const float* ay2, \
+                                          const int64_t* acls, const int64_t* aframe, int64_t n_act, const float* q, \
+                                          int64_t stride, const int64_t* bcls, int64_t m, float t, \
+                                          std::vector<tw_cand_t>& cands) { \
+        for (int64_t a = 0; a < n_act; a++) { \
+            float px1 = ax1[a], py1 = ay1[a], px2 = ax2[a], py2 = ay2[a]; \
+            float pa = (px2 - px1) * (py2 - py1); \
+            for (int64_t b = 0; b < m; b += 8) { \
+                unsigned bits = BLOCK(px1, py1, px2, py2, pa, t, q, stride, b); \
+                while (bits) { \
+                    int64_t j = b + __builtin_ctz(bits); \
+                    bits &= bits - 1; \
+                    if (bcls[j] != acls[a]) continue; \
+                    float qx1 = q[j], qy1 = q[stride + j], qx2 = q[2 * stride + j], qy2 = q[3 * stride + j]; \
+                    float ix = (qx2 < px2 ? qx2 : px2) - (qx1 > px1 ? qx1 : px1); \
+                    float iy = (qy2 < py2 ? qy2 : py2) - (qy1 > py1 ? qy1 : py1); \
+                    float inter = ix * iy; \
+                    float uni = (pa + q[4 * stride + j]) - inter; \
+                    cands.push_back(tw_cand_t(std::pair<float, int64_t>(-(inter / uni), -aframe[a]), \
+                                              std::pair<int64_t, int64_t>(a, j))); \
+                } \
+            } \
+        } \
+    }
+
+    /* tw_match_cands over boxes grouped by x (tw_pad_by_x): a block is tested only when its
+     * bounding box overlaps the object's (ix > 0 needs qx1 < px2 and px1 < qx2, so a block
+     * whose boxes all miss that is skipped, exactly); perm maps q's boxes back to j. */
+    #define TW_PAIR_LOOPS_BY_X(SFX, ATTR, BLOCK) \
+    ATTR static void tw_match_cands_by_x_##SFX(const float* ax1, const float* ay1, const float* ax2, const float* ay2, \
+                                               const int64_t* acls, const int64_t* aframe, int64_t n_act, const float* q, \
+                                               int64_t stride, const int64_t* perm, const float* bb, const int64_t* bcls, \
+                                               float t, std::vector<tw_cand_t>& cands) { \
+        int64_t nb = stride >> 3; \
+        for (int64_t a = 0; a < n_act; a++) { \
+            float px1 = ax1[a], py1 = ay1[a], px2 = ax2[a], py2 = ay2[a]; \
+            float pa = (px2 - px1) * (py2 - py1); \
+            for (int64_t k = 0; k < nb; k++) { \
+                if (!(bb[k] < px2 && bb[nb + k] > px1 && bb[2 * nb + k] < py2 && bb[3 * nb + k] > py1)) continue; \
+                int64_t b = k << 3; \
+                unsigned bits = BLOCK(px1, py1, px2, py2, pa, t, q, stride, b); \
+                while (bits) { \
+                    int64_t jq = b + __builtin_ctz(bits), j = perm[jq]; \
+                    bits &= bits - 1; \
+                    if (bcls[j] != acls[a]) continue; \
+                    float qx1 = q[jq], qy1 = q[stride + jq], qx2 = q[2 * stride + jq], qy2 = q[3 * stride + jq]; \
+                    float ix = (qx2 < px2 ? qx2 : px2) - (qx1 > px1 ? qx1 : px1); \
+                    float iy = (qy2 < py2 ? qy2 : py2) - (qy1 > py1 ? qy1 : py1); \
+                    float inter = ix * iy; \
+                    float uni = (pa + q[4 * stride + jq]) - inter; \
+                    cands.push_back(tw_cand_t(std::pair<float, int64_t>(-(inter / uni), -aframe[a]), \
+                                              std::pair<int64_t, int64_t>(a, j))); \
+                } \
+            } \
+        } \
+    }
+
+    TW_PAIR_LOOPS(portable, , tw_block8_portable)
+    TW_PAIR_LOOPS_BY_X(portable, , tw_block8_portable)
+    #ifdef TW_HAVE_AVX2
+    TW_PAIR_LOOPS(avx2, __attribute__((target("avx2"))), tw_block8_avx2)
+    TW_PAIR_LOOPS_BY_X(avx2, __attribute__((target("avx2"))), tw_block8_avx2)
+    #endif
+
+    /* The build in use in this module: 1 AVX2, 0 portable; -1 until first asked. */
+    static int tw_simd_level = -1;
+
+    static inline int tw_simd_best(void) {
+    #ifdef TW_HAVE_AVX2
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") ? 1 : 0;
+    #else
+        return 0;
+    #endif
+    }
+
+    /* Use build level (capped at what this CPU has; < 0: the best); returns the one in use. */
+    static inline int tw_set_simd(int level) {
+        int best = tw_simd_best();
+        tw_simd_level = (level < 0 || level > best) ? best : level;
+        return tw_simd_level;
+    }
+
+    static inline int tw_simd(void) {
+        if (tw_simd_level < 0) tw_simd_level = tw_simd_best();
+        return tw_simd_level;
+    }
+
+    static inline void tw_link_frame(const float* q, int64_t stride, int64_t m, const uint8_t* ok, float t,
+                                     int64_t* parent, int64_t* size) {
+    #ifdef TW_HAVE_AVX2
+        if (tw_simd()) { tw_link_frame_avx2(q, stride, m, ok, t, parent, size); return; }
+    #endif
+        tw_link_frame_portable(q, stride, m, ok, t, parent, size);
+    }
+
+    #define TW_MAX_XBUCKETS 64
+
+    /* The m boxes as the pair kernels read them (q: x1 | y1 | x2 | y2 | area, each stride long,
+     * NaN padded), grouped by x1 (a counting sort into about one bucket per block of 8 over the
+     * frame's x1 range) so that each block covers a narrow strip; perm[k]: the box at q's k.
+     * bb: each block's min x1 | max x2 | min y1 | max y2 over its boxes (NaN left out: such a
+     * box links to nothing; a block without a number: +inf | -inf, never tested). */
+    static void tw_pad_by_x(const float* x1, const float* y1, const float* x2, const float* y2, int64_t m,
+                            float* q, int64_t stride, int64_t* perm, float* bb) {
+        int64_t nb = stride >> 3, nbuck = nb < TW_MAX_XBUCKETS ? nb : TW_MAX_XBUCKETS;
+        int64_t start[TW_MAX_XBUCKETS + 2] = {0};
+        float lo = INFINITY, hi = -INFINITY, scale = 0.0f;
+        for (int64_t j = 0; j < m; j++) {
+            float v = x1[j];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        if (isfinite(lo) && isfinite(hi) && hi > lo && isfinite(hi - lo)) scale = (float)nbuck / (hi - lo);
+        /* bucket of a box: (x1 - lo) * scale, clamped; NaN or infinite x1: the last one */
+        #define TW_BUCKET(v) (!((v) >= lo && (v) <= hi) ? nbuck : \
+                              ((v) - lo) * scale < (float)nbuck ? (int64_t)(((v) - lo) * scale) : nbuck - 1)
+        for (int64_t j = 0; j < m; j++) start[TW_BUCKET(x1[j]) + 1]++;
+        for (int64_t k = 1; k <= nbuck + 1; k++) start[k] += start[k - 1];
+        for (int64_t j = 0; j < m; j++) {
+            int64_t k = start[TW_BUCKET(x1[j])]++;
+            perm[k] = j;
+            q[k] = x1[j];
+            q[stride + k] = y1[j];
+            q[2 * stride + k] = x2[j];
+            q[3 * stride + k] = y2[j];
+            q[4 * stride + k] = (x2[j] - x1[j]) * (y2[j] - y1[j]);
+        }
+        #undef TW_BUCKET
+        for (int64_t k = m; k < stride; k++)
+            q[k] = q[stride + k] = q[2 * stride + k] = q[3 * stride + k] = q[4 * stride + k] = NAN;
+        for (int64_t b = 0; b < nb; b++) {
+            float bx1 = INFINITY, bx2 = -INFINITY, by1 = INFINITY, by2 = -INFINITY;
+            for (int64_t k = b << 3; k < (b << 3) + 8; k++) {
+                bx1 = q[k] < bx1 ? q[k] : bx1;
+                bx2 = q[2 * stride + k] > bx2 ? q[2 * stride + k] : bx2;
+                by1 = q[stride + k] < by1 ? q[stride + k] : by1;
+                by2 = q[3 * stride + k] > by2 ? q[3 * stride + k] : by2;
+            }
+            bb[b] = bx1;
+            bb[nb + b] = bx2;
+            bb[2 * nb + b] = by1;
+            bb[3 * nb + b] = by2;
+        }
+    }
+
+    static inline void tw_match_cands_by_x(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
+                                           const int64_t* acls, const int64_t* aframe, int64_t n_act, const float* q,
+                                           int64_t stride, const int64_t* perm, const float* bb, const int64_t* bcls,
+                                           float t, std::vector<tw_cand_t>& cands) {
+    #ifdef TW_HAVE_AVX2
+        if (tw_simd()) {
+            tw_match_cands_by_x_avx2(ax1, ay1, ax2, ay2, acls, aframe, n_act, q, stride, perm, bb, bcls, t, cands);
+            return;
+        }
+    #endif
+        tw_match_cands_by_x_portable(ax1, ay1, ax2, ay2, acls, aframe, n_act, q, stride, perm, bb, bcls, t, cands);
+    }
+
+    static inline void tw_match_cands(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
+                                      const int64_t* acls, const int64_t* aframe, int64_t n_act, const float* q,
+                                      int64_t stride, const int64_t* bcls, int64_t m, float t,
+                                      std::vector<tw_cand_t>& cands) {
+    #ifdef TW_HAVE_AVX2
+        if (tw_simd()) { tw_match_cands_avx2(ax1, ay1, ax2, ay2, acls, aframe, n_act, q, stride, bcls, m, t, cands); return; }
+    #endif
+        tw_match_cands_portable(ax1, ay1, ax2, ay2, acls, aframe, n_act, q, stride, bcls, m, t, cands);
+    }
+    """
+    int64_t find_root "tw_find_root"(int64_t* parent, int64_t i)
+    void join "tw_join"(int64_t* parent, int64_t* size, int64_t i, int64_t j)
+    int tw_set_simd(int level)
+    void tw_link_frame(const float* q, int64_t stride, int64_t m, const uint8_t* ok, float t, int64_t* parent,
+                       int64_t* size)
+    void tw_match_cands(const float* ax1, const float* ay1, const float* ax2, const float* ay2, const int64_t* acls,
+                        const int64_t* aframe, int64_t n_act, const float* q, int64_t stride, const int64_t* bcls,
+                        int64_t m, float t, vector[cand_t]& cands)
+    void tw_pad_by_x(const float* x1, const float* y1, const float* x2, const float* y2, int64_t m, float* q,
+                     int64_t stride, int64_t* perm, float* bb)
+    void tw_match_cands_by_x(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
+                             const int64_t* acls, const int64_t* aframe, int64_t n_act, const float* q,
+                             int64_t stride, const int64_t* perm, const float* bb, const int64_t* bcls, float t,
+                             vector[cand_t]& cands)
+
+
+cdef inline int64_t pad_boxes(const float* x1, const float* y1, const float* x2, const float* y2, Py_ssize_t m,
+                              vector[float]& q) noexcept nogil:
+    """The ``m`` boxes at ``x1 .. y2`` as the pair kernels read them: ``q`` = x1 | y1 | x2 | y2 |
+    area, each ``stride`` (returned: ``m`` rounded up to 8) long, NaN past ``m``."""
+    cdef int64_t stride = (m + 7) & ~7, j
+    cdef float* p
+    q.resize(5 * stride)
+    p = q.data()
+    for j in range(m):
+        p[j] = x1[j]
+        p[stride + j] = y1[j]
+        p[2 * stride + j] = x2[j]
+        p[3 * stride + j] = y2[j]
+        p[4 * stride + j] = (x2[j] - x1[j]) * (y2[j] - y1[j])
+    for j in range(m, stride):
+        p[j] = p[stride + j] = p[2 * stride + j] = p[3 * stride + j] = p[4 * stride + j] = NAN
+    return stride
+
+
+cdef inline void link_overlaps(const float* x1, const float* y1, const float* x2, const float* y2,
+                               Py_ssize_t m, float t, vector[int64_t]& parent, vector[int64_t]& size,
+                               vector[float]& boxes, vector[uint8_t]& ok) noexcept nogil:
+    """Union-find over the ``m`` boxes at ``x1 .. y2`` (one frame): ``parent`` and ``size``
+    (resized to ``m``) join every pair with IoU >= ``t`` (``inter >= t * union``); a box with a
+    non-finite coordinate joins nothing. ``boxes`` and ``ok`` are scratch. Shared by
+    ``_boxes_cy.multibox`` (the batch kernel) and ``_monitor_cy._mb_group`` (the Monitor's), so
+    that both link identically."""
+    cdef Py_ssize_t i
+    cdef int64_t stride
+    parent.resize(m)
+    size.resize(m)
+    ok.resize(m)
+    for i in range(m):
+        parent[i] = i
+        size[i] = 1
+        ok[i] = isfinite(x1[i]) and isfinite(y1[i]) and isfinite(x2[i]) and isfinite(y2[i])
+    stride = pad_boxes(x1, y1, x2, y2, m, boxes)
+    tw_link_frame(boxes.data(), stride, m, ok.data(), t, parent.data(), size.data())
 
 
 cdef inline void emit_groups(int64_t s, Py_ssize_t m, int64_t* parent, int64_t* size, int64_t min_boxes,
@@ -93,9 +407,8 @@ cdef inline void emit_groups(int64_t s, Py_ssize_t m, int64_t* parent, int64_t* 
 
 
 # ---- IoU association: one frame's greedy one-to-one match (boxes.associate, BoxEngine) ----
-# a candidate match: ((-iou, -last frame), (active slot, box)); the default pair order is the
-# greedy order (highest IoU, then most recent, then oldest object, then earlier box)
-ctypedef pair[pair[float, int64_t], pair[int64_t, int64_t]] cand_t
+cdef enum:
+    MATCH_BY_X_MIN = 24  # boxes in a frame above which match_frame groups them by x first
 
 
 cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
@@ -107,59 +420,56 @@ cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax
     """Greedy one-to-one match of a frame's ``m`` boxes (``b*``) to ``n_act`` active objects
     (their last boxes ``a*``, class codes and last frames, oldest first): a pair qualifies when
     the classes are equal and IoU >= ``t`` (tested as ``inter >= t * union``; NaN never does).
-    ``match[j]``: the slot box ``j`` continues, -1: none. ``area``, ``cands``, ``act_used``
-    and ``box_used`` are scratch. Shared by ``_boxes_cy.associate`` (the batch kernel) and
-    ``_monitor_cy.BoxEngine`` (the streaming one), so that both match identically."""
-    cdef Py_ssize_t a, j, c
-    cdef float ix, iy, inter, uni, area_p, px1, py1, px2, py2
-    cdef int64_t pcls
-    cdef bint conflict
-    cdef cand_t cand
-    area.resize(m)
-    for j in range(m):
-        area[j] = (bx2[j] - bx1[j]) * (by2[j] - by1[j])
-        match[j] = -1
+    ``match[j]``: the slot box ``j`` continues, -1: none. ``area`` (the boxes, padded: see
+    ``pad_boxes``), ``cands``, ``act_used`` and ``box_used`` are scratch. Shared by
+    ``_boxes_cy.associate`` (the batch kernel) and ``_monitor_cy.BoxEngine`` (the streaming
+    one), so that both match identically."""
+    cdef Py_ssize_t a, j, c, keep
+    cdef int64_t stride
     cands.clear()
-    for a in range(n_act):
-        px1 = ax1[a]
-        py1 = ay1[a]
-        px2 = ax2[a]
-        py2 = ay2[a]
-        pcls = acls[a]
-        area_p = (px2 - px1) * (py2 - py1)
-        for j in range(m):
-            ix = min(px2, bx2[j]) - max(px1, bx1[j])
-            if not ix > 0:  # also false for NaN
-                continue
-            iy = min(py2, by2[j]) - max(py1, by1[j])
-            if not iy > 0:
-                continue
-            inter = ix * iy
-            uni = area_p + area[j] - inter
-            if inter >= t * uni and bcls[j] == pcls:
-                cand.first.first = -(inter / uni)
-                cand.first.second = -aframe[a]
-                cand.second.first = a
-                cand.second.second = j
-                cands.push_back(cand)
+    # every (object, box) pair, 8 boxes at a time; the class and the IoU only for linked pairs
+    if m > MATCH_BY_X_MIN and n_act > 0:
+        # larger frames: boxes grouped by x into blocks, blocks that cannot overlap the object
+        # skipped; ``match`` holds the grouping's order meanwhile
+        stride = (m + 7) & ~7
+        area.resize(5 * stride + 4 * (stride >> 3))
+        tw_pad_by_x(bx1, by1, bx2, by2, m, area.data(), stride, match, area.data() + 5 * stride)
+        tw_match_cands_by_x(ax1, ay1, ax2, ay2, acls, aframe, n_act, area.data(), stride, match,
+                            area.data() + 5 * stride, bcls, t, cands)
+    elif n_act > 0:
+        stride = pad_boxes(bx1, by1, bx2, by2, m, area)
+        tw_match_cands(ax1, ay1, ax2, ay2, acls, aframe, n_act, area.data(), stride, bcls, m, t, cands)
+    for j in range(m):
+        match[j] = -1
     act_used.assign(n_act, 0)
     box_used.assign(m, 0)
     if cands.size() > 1:
-        # the greedy order matters only when an object or a box has two candidates (the
-        # common tracking frame has none: each box overlaps its own object only)
-        conflict = False
+        # the greedy order matters only between candidates that share an object or a box: one
+        # whose object and box have no other candidate is taken whatever the order (the common
+        # tracking case: each box overlaps its own object only), the rest are sorted
         for c in range(<Py_ssize_t>cands.size()):
             a = cands[c].second.first
             j = cands[c].second.second
-            if act_used[a] or box_used[j]:
-                conflict = True
-                break
-            act_used[a] = 1
-            box_used[j] = 1
-        if conflict:
+            act_used[a] = min(act_used[a] + 1, 2)  # candidates per object and per box: 0, 1, 2+
+            box_used[j] = min(box_used[j] + 1, 2)
+        keep = 0
+        for c in range(<Py_ssize_t>cands.size()):
+            a = cands[c].second.first
+            j = cands[c].second.second
+            if act_used[a] == 1 and box_used[j] == 1:
+                match[j] = a
+            else:
+                cands[keep] = cands[c]
+                keep += 1
+        cands.resize(keep)
+        if keep > 1:
             cpp_sort(cands.begin(), cands.end())
         act_used.assign(n_act, 0)
         box_used.assign(m, 0)
+        for j in range(m):
+            if match[j] >= 0:
+                act_used[match[j]] = 1
+                box_used[j] = 1
     for c in range(<Py_ssize_t>cands.size()):
         a = cands[c].second.first
         j = cands[c].second.second

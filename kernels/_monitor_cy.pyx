@@ -36,7 +36,7 @@ from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
 from _arrow_c cimport ArrowArray, ArrowSchema, tw_release_array, tw_release_schema
-from _common cimport cand_t, emit_groups, join, match_frame, to_numpy
+from _common cimport cand_t, emit_groups, link_overlaps, match_frame, to_numpy
 
 cnp.import_array()
 
@@ -219,14 +219,6 @@ cdef inline int64_t _i64(col_t* c, int64_t i) noexcept nogil:
     return (<const int64_t*>c.data)[c.off + i]
 
 
-cdef inline float _minf(float a, float b) noexcept nogil:
-    return a if a < b else b  # as C++ std::min (the batch kernel's min): b only when b < a
-
-
-cdef inline float _maxf(float a, float b) noexcept nogil:
-    return b if a < b else a
-
-
 cdef inline bint _item_less(const item_t& a, const item_t& b) noexcept nogil:
     if a.stream != b.stream:
         return a.stream < b.stream
@@ -281,53 +273,17 @@ cdef bint _mb_group(const float* x1, const float* y1, const float* x2, const flo
                     const uint8_t* sv, int64_t g0, int64_t q, float t, int64_t min_boxes, _MbGroups* w,
                     int64_t* ev) noexcept nogil:
     """The frame of boxes ``g0 .. g0 + q`` of the arrays, as ``_boxes_cy.multibox`` judges one:
-    union-find over the pairs linked when inter >= iou * union, then ``emit_groups``. True when
-    it flagged boxes (``w.v_pos``, ``w.v_ev``: positions, events; ``w.anchors``)."""
-    cdef int64_t u, v, i, j
-    cdef float ix, iy, inter, uni
-    cdef float* area
-    cdef int64_t* par
-    cdef int64_t* siz
-    cdef uint8_t* ok
+    ``link_overlaps`` (union-find over the pairs linked when inter >= iou * union), then
+    ``emit_groups``. True when it flagged boxes (``w.v_pos``, ``w.v_ev``: positions, events;
+    ``w.anchors``)."""
     if q < min_boxes or q < 2:
         return False
-    w.area.resize(q)
-    w.bok.resize(q)
-    w.parent.resize(q)
-    w.size.resize(q)
-    area = w.area.data()
-    ok = w.bok.data()
-    par = w.parent.data()  # raw pointers: through the vectors, the compiler reloads each one's
-    siz = w.size.data()  # data pointer in the pair loop (join's stores might alias them)
-    for u in range(q):
-        j = g0 + u
-        par[u] = u
-        siz[u] = 1
-        ok[u] = isfinite(x1[j]) and isfinite(y1[j]) and isfinite(x2[j]) and isfinite(y2[j])
-        area[u] = (x2[j] - x1[j]) * (y2[j] - y1[j])
-    for u in range(q):
-        if not ok[u]:
-            continue
-        i = g0 + u
-        for v in range(u + 1, q):
-            if not ok[v]:
-                continue
-            j = g0 + v
-            ix = _minf(x2[i], x2[j]) - _maxf(x1[i], x1[j])
-            if ix <= 0:
-                continue
-            iy = _minf(y2[i], y2[j]) - _maxf(y1[i], y1[j])
-            if iy <= 0:
-                continue
-            inter = ix * iy
-            uni = area[u] + area[v] - inter
-            if inter >= t * uni:
-                join(par, siz, u, v)
+    link_overlaps(x1 + g0, y1 + g0, x2 + g0, y2 + g0, q, t, w.parent, w.size, w.area, w.bok)
     w.v_pos.clear()
     w.v_ev.clear()
     w.anchors.clear()
-    emit_groups(g0, q, par, siz, min_boxes, sc, sv, w.grp_best, w.grp_has, w.grp_event, w.anchors, w.ev_sev,
-                w.v_pos, w.v_ev, ev)
+    emit_groups(g0, q, w.parent.data(), w.size.data(), min_boxes, sc, sv, w.grp_best, w.grp_has, w.grp_event,
+                w.anchors, w.ev_sev, w.v_pos, w.v_ev, ev)
     return w.v_pos.size() > 0
 
 
