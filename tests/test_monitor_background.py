@@ -171,6 +171,7 @@ def test_batches_are_gathered_into_one_observe_call():
         stats = bg.stats()
     assert stats["submitted"] == stats["checked"] == 1000 and stats["observed"] == 1
     assert stats["batches_per_observe"] == 1000 and stats["rejected"] == {}
+    assert 0 < stats["worker_cpu_s"] < 60  # the worker's own CPU time, counted while it checked
     assert [r.first_row for r in reports] == [0] and reports[0].inputs["rows"].num_rows == 1000
     assert merged(reports) == events_of(suite.check(pa.concat_tables(sent))) and len(reports[0]) >= 1000
     assert bg.monitor.batches == 1 and bg.monitor.rows == 1000

@@ -380,6 +380,7 @@ def run(requests: int = 2000, clients: int = 4, rounds: int = 10, rate: float | 
     bgo["submitted"] = stats["submitted"]
     bgo["max_waiting_rows"] = stats["max_waiting"]
     bgo["callback_errors"], bgo["worker_errors"] = stats["callback_errors"], stats["errors"]
+    bgo["worker_cpu_us_per_frame"] = 1e6 * (stats["worker_cpu_s"] - warm_stats["worker_cpu_s"]) / max(bgo["frames_checked"], 1)
     out["same_violations"] = out["sync"]["events"] == bgo["events"]
     out["violation_events"] = len(out["sync"]["events"])
     for name in ("sync", "background"):
@@ -450,7 +451,8 @@ def main() -> None:
     print(f"sync: observe {s['observe_mean_us']:.0f} us mean per frame, in the request; rejected: "
           f"{s['rejected'] or 'none'}")
     print(f"background: {b['frames_per_observe']:.1f} frames gathered per observe, {b['observe_mean_us']:.0f} us "
-          f"each ({b['observe_us_per_frame']:.1f} us per frame), off the request; rejected: {b['rejected'] or 'none'}; "
+          f"each ({b['observe_us_per_frame']:.1f} us per frame; worker CPU {b['worker_cpu_us_per_frame']:.1f} us per frame), "
+          f"off the request; rejected: {b['rejected'] or 'none'}; "
           f"at most {b['max_waiting_rows']} rows waited")
     print(f"violations after flush: background {'==' if r['same_violations'] else '!= (MISMATCH)'} sync "
           f"({r['violation_events']} events)   (bar: added <= 5 % of the request at p50)")

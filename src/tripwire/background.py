@@ -141,6 +141,7 @@ class BackgroundMonitor:
         self.checked = 0  # submitted batches the worker has checked
         self.callback_errors = 0
         self.errors = 0
+        self.worker_cpu_s = 0.0  # CPU time of the worker thread in _work (time.thread_time)
         self.max_waiting = 0  # the most rows that waited at once
         self._cv = threading.Condition(threading.Lock())
         self._pending: deque = deque()  # batches (and _Flush requests) in submission order
@@ -232,8 +233,10 @@ class BackgroundMonitor:
     def stats(self) -> dict:
         """Counts so far: ``submitted``, ``checked`` (batches), ``observed`` (monitor calls),
         ``batches_per_observe``, ``pending_rows``, ``max_waiting`` (rows), ``rejected`` (the
-        monitor's, all reasons), ``callback_errors``, ``errors``."""
+        monitor's, all reasons), ``callback_errors``, ``errors``, ``worker_cpu_s`` (CPU seconds
+        the worker thread spent checking, on-report callbacks included)."""
         return {"submitted": self.submitted, "checked": self.checked, "observed": self.observed,
+                "worker_cpu_s": self.worker_cpu_s,
                 "batches_per_observe": self.checked / self.observed if self.observed else 0.0,
                 "pending_rows": self._rows, "max_waiting": self.max_waiting,
                 "rejected": dict(self.monitor.rejected), "callback_errors": self.callback_errors,
@@ -293,6 +296,7 @@ class BackgroundMonitor:
             items = self._take()
             if items is None:
                 return
+            cpu = time.thread_time()
             try:
                 self._work(items)
             except BaseException:  # noqa: BLE001 - never let the worker die: count, log, go on
@@ -303,6 +307,7 @@ class BackgroundMonitor:
                     if isinstance(it, _Flush) and not it.done.is_set():
                         it.report = self._flush_monitor()
                         it.done.set()
+            self.worker_cpu_s += time.thread_time() - cpu
 
     def _work(self, items: list, optimistic: bool = True) -> None:
         run: list[pa.Table] = []  # consecutive tables of one schema
