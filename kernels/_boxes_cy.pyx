@@ -17,7 +17,7 @@ from libc.math cimport isfinite
 
 from libcpp.vector cimport vector
 
-from _common cimport cand_t, emit_groups, is_valid, link_overlaps, match_frame, to_numpy, tw_set_simd, valid_ptr
+from _common cimport emit_groups, is_valid, link_overlaps, match_frame, match_scratch_t, to_numpy, tw_set_simd, valid_ptr
 from _types cimport key_t, key2_t
 
 cnp.import_array()
@@ -137,6 +137,64 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
 _NO_I64 = np.empty(0, dtype=np.int64)
 
 
+cdef cppclass _Active:
+    """``associate``'s active objects, oldest first, as ``match_frame`` reads them (structure of
+    arrays, kept across frames: a match updates its slot in place, a new object is appended, and
+    the arrays are compacted only when some object expires). Slots ``0 .. n``; the vectors only
+    grow, so appending is a store once they are large enough."""
+    vector[float] x1, y1, x2, y2  # last box
+    vector[int64_t] cls, frame, obj, pos  # class code, last frame, object id, last position
+    Py_ssize_t n
+
+    void add(float bx1, float by1, float bx2, float by2, int64_t bcls, int64_t bframe, int64_t bobj,
+             int64_t bpos) noexcept nogil:
+        cdef size_t k
+        if <size_t>this.n == this.x1.size():
+            k = max(2 * this.x1.size(), <size_t>16)
+            this.x1.resize(k)
+            this.y1.resize(k)
+            this.x2.resize(k)
+            this.y2.resize(k)
+            this.cls.resize(k)
+            this.frame.resize(k)
+            this.obj.resize(k)
+            this.pos.resize(k)
+        this.x1[this.n] = bx1
+        this.y1[this.n] = by1
+        this.x2[this.n] = bx2
+        this.y2[this.n] = by2
+        this.cls[this.n] = bcls
+        this.frame[this.n] = bframe
+        this.obj[this.n] = bobj
+        this.pos[this.n] = bpos
+        this.n += 1
+
+    void expire(int64_t f, int64_t max_gap) noexcept nogil:
+        """Drop the objects last seen more than ``max_gap`` frames before ``f`` (order kept)."""
+        cdef Py_ssize_t a, keep = 0
+        for a in range(this.n):
+            if f - this.frame[a] - 1 <= max_gap:
+                this.x1[keep] = this.x1[a]
+                this.y1[keep] = this.y1[a]
+                this.x2[keep] = this.x2[a]
+                this.y2[keep] = this.y2[a]
+                this.cls[keep] = this.cls[a]
+                this.frame[keep] = this.frame[a]
+                this.obj[keep] = this.obj[a]
+                this.pos[keep] = this.pos[a]
+                keep += 1
+        this.n = keep
+
+    int64_t oldest() noexcept nogil:
+        """The earliest last frame (0 when there is no object)."""
+        cdef Py_ssize_t a
+        cdef int64_t lo = 0
+        for a in range(this.n):
+            if a == 0 or this.frame[a] < lo:
+                lo = this.frame[a]
+        return lo
+
+
 def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, const float[::1] y2,
               const key_t[::1] cls, const int64_t[::1] offsets, const int64_t[::1] group_frame,
               const int64_t[::1] group_stream, double iou, int64_t max_gap, seed_offsets=None,
@@ -169,16 +227,15 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
     cdef const int64_t[::1] s_pos = _NO_I64 if seed_pos is None else seed_pos
     cdef const int64_t[::1] s_obj = _NO_I64 if seed_obj is None else seed_obj
     cdef const int64_t[::1] s_frame = _NO_I64 if seed_frame is None else seed_frame
-    cdef Py_ssize_t n = x1.shape[0], n_groups = offsets.shape[0] - 1, g, a, j, c, n_act, keep
+    cdef Py_ssize_t n = x1.shape[0], n_groups = offsets.shape[0] - 1, g, a, j, m
     cdef Py_ssize_t n_seeded = max(s_off.shape[0] - 1, 0), q
-    cdef int64_t s, e, f, p, stream = -1, n_obj = next_obj, next_seed = 0
+    cdef int64_t s, e, f, p, stream = -1, n_obj = next_obj, next_seed = 0, oldest = 0
     cdef float t = <float>iou
-    cdef vector[int64_t] act_obj, act_pos, act_frame, gap_start, gap_end
+    cdef _Active act
+    cdef vector[int64_t] gap_start, gap_end
     cdef vector[int64_t] st_stream, st_obj, st_pos, st_frame
-    cdef vector[uint8_t] act_used, box_used
-    cdef vector[float] area, ax1, ay1, ax2, ay2
-    cdef vector[int64_t] acls, cls64, match
-    cdef vector[cand_t] cands
+    cdef vector[int64_t] cls64, match
+    cdef match_scratch_t w
     if y1.shape[0] != n or x2.shape[0] != n or y2.shape[0] != n or cls.shape[0] != n:
         raise ValueError("box columns differ in length")
     if group_frame.shape[0] != n_groups or group_stream.shape[0] != n_groups:
@@ -197,75 +254,55 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
         for g in range(n_groups):
             s = offsets[g]
             e = offsets[g + 1]
+            m = e - s
             f = group_frame[g]
             if group_stream[g] != stream:
                 if stream >= 0:
-                    _keep_state(stream, act_obj, act_pos, act_frame, st_stream, st_obj, st_pos, st_frame)
+                    _keep_state(stream, act, st_stream, st_obj, st_pos, st_frame)
                 while next_seed < min(group_stream[g], <int64_t>n_seeded):  # seeds, no frames here
                     _keep_seeds(next_seed, s_off, s_pos, s_obj, s_frame, st_stream, st_obj, st_pos, st_frame)
                     next_seed += 1
                 stream = group_stream[g]
-                act_obj.clear()
-                act_pos.clear()
-                act_frame.clear()
+                act.n = 0
                 if stream < n_seeded:  # resume: the stream's active objects, oldest first
                     for q in range(s_off[stream], s_off[stream + 1]):
-                        act_obj.push_back(s_obj[q])
-                        act_pos.push_back(s_pos[q])
-                        act_frame.push_back(s_frame[q])
+                        p = s_pos[q]
+                        act.add(x1[p], y1[p], x2[p], y2[p], cls64[p], s_frame[q], s_obj[q], p)
                     next_seed = stream + 1
-            # forget objects unseen for more than max_gap frames (order kept: oldest first)
-            keep = 0
-            for a in range(<Py_ssize_t>act_obj.size()):
-                if f - act_frame[a] - 1 <= max_gap:
-                    act_obj[keep] = act_obj[a]
-                    act_pos[keep] = act_pos[a]
-                    act_frame[keep] = act_frame[a]
-                    keep += 1
-            act_obj.resize(keep)
-            act_pos.resize(keep)
-            act_frame.resize(keep)
-            n_act = keep
-            # the active objects' last boxes, structure of arrays (as match_frame reads them)
-            ax1.resize(n_act)
-            ay1.resize(n_act)
-            ax2.resize(n_act)
-            ay2.resize(n_act)
-            acls.resize(n_act)
-            for a in range(n_act):
-                p = act_pos[a]
-                ax1[a] = x1[p]
-                ay1[a] = y1[p]
-                ax2[a] = x2[p]
-                ay2[a] = y2[p]
-                acls[a] = cls64[p]
-            match.resize(e - s)
-            match_frame(ax1.data(), ay1.data(), ax2.data(), ay2.data(), acls.data(), act_frame.data(), n_act,
-                        &x1[s], &y1[s], &x2[s], &y2[s], &cls64[s], e - s, t, area, cands, act_used, box_used,
+                oldest = act.oldest()
+            # forget objects unseen for more than max_gap frames (order kept: oldest first);
+            # ``oldest`` is at most every active object's last frame, so when even it is recent
+            # enough nothing expires and the active set is left as it is
+            if act.n and f - oldest - 1 > max_gap:
+                act.expire(f, max_gap)
+                oldest = act.oldest()
+            match.resize(m)
+            match_frame(act.x1.data(), act.y1.data(), act.x2.data(), act.y2.data(), act.cls.data(),
+                        act.frame.data(), act.n, &x1[s], &y1[s], &x2[s], &y2[s], &cls64[s], m, t, w,
                         match.data())
             for j in range(s, e):
                 a = match[j - s]
-                if a < 0:
-                    continue
-                obj[j] = act_obj[a]
-                if f - act_frame[a] > 1:
-                    gap_start.push_back(act_pos[a])
-                    gap_end.push_back(j)
-                act_pos[a] = j
-                act_frame[a] = f
-            for j in range(s, e):
-                if box_used[j - s]:
-                    continue
-                if not (isfinite(x1[j]) and isfinite(y1[j]) and isfinite(x2[j]) and isfinite(y2[j])):
+                if a >= 0:  # continue object a in place
+                    obj[j] = act.obj[a]
+                    if f - act.frame[a] > 1:
+                        gap_start.push_back(act.pos[a])
+                        gap_end.push_back(j)
+                    act.x1[a] = x1[j]
+                    act.y1[a] = y1[j]
+                    act.x2[a] = x2[j]
+                    act.y2[a] = y2[j]
+                    act.pos[a] = j
+                    act.frame[a] = f
+                elif isfinite(x1[j]) and isfinite(y1[j]) and isfinite(x2[j]) and isfinite(y2[j]):
+                    if act.n == 0:
+                        oldest = f
+                    obj[j] = n_obj
+                    act.add(x1[j], y1[j], x2[j], y2[j], cls64[j], f, n_obj, j)
+                    n_obj += 1
+                else:
                     obj[j] = -1
-                    continue
-                obj[j] = n_obj
-                act_obj.push_back(n_obj)
-                act_pos.push_back(j)
-                act_frame.push_back(f)
-                n_obj += 1
         if stream >= 0:
-            _keep_state(stream, act_obj, act_pos, act_frame, st_stream, st_obj, st_pos, st_frame)
+            _keep_state(stream, act, st_stream, st_obj, st_pos, st_frame)
         while next_seed < n_seeded:
             _keep_seeds(next_seed, s_off, s_pos, s_obj, s_frame, st_stream, st_obj, st_pos, st_frame)
             next_seed += 1
@@ -293,17 +330,15 @@ def _check_seeds(Py_ssize_t n, int64_t n_grouped, const int64_t[::1] s_off, cons
         raise ValueError("seed positions must lie after the grouped positions, inside the box arrays")
 
 
-cdef inline void _keep_state(int64_t stream, vector[int64_t]& act_obj, vector[int64_t]& act_pos,
-                             vector[int64_t]& act_frame, vector[int64_t]& st_stream,
-                             vector[int64_t]& st_obj, vector[int64_t]& st_pos,
-                             vector[int64_t]& st_frame) noexcept nogil:
+cdef inline void _keep_state(int64_t stream, _Active& act, vector[int64_t]& st_stream, vector[int64_t]& st_obj,
+                             vector[int64_t]& st_pos, vector[int64_t]& st_frame) noexcept nogil:
     """A stream's active objects, as they stand after its last frame here."""
-    cdef size_t a
-    for a in range(act_obj.size()):
+    cdef Py_ssize_t a
+    for a in range(act.n):
         st_stream.push_back(stream)
-        st_obj.push_back(act_obj[a])
-        st_pos.push_back(act_pos[a])
-        st_frame.push_back(act_frame[a])
+        st_obj.push_back(act.obj[a])
+        st_pos.push_back(act.pos[a])
+        st_frame.push_back(act.frame[a])
 
 
 cdef inline void _keep_seeds(int64_t stream, const int64_t[::1] s_off, const int64_t[::1] s_pos,

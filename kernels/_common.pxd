@@ -4,7 +4,7 @@ cimports them). Kernels take validity as a byte array that is empty when there a
 import numpy as np
 cimport numpy as cnp
 from libc.math cimport isfinite, NAN
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memcpy
 from libcpp.algorithm cimport sort as cpp_sort
 from libcpp.pair cimport pair
@@ -119,13 +119,57 @@ cdef extern from * nogil:
     }
     #endif
 
+    /* Blocks' bounding boxes (tw_pad_by_x's bb: min x1 | max x2 | min y1 | max y2, each nbp
+     * long): bit l: block k + l may hold a box that overlaps (px1 .. py2). */
+    #define TW_BB_STRIDE(stride) ((((stride) >> 3) + 7) & ~(int64_t)7)
+    static inline unsigned tw_bb8_portable(const float* bb, int64_t nbp, int64_t k, float px1, float py1,
+                                           float px2, float py2) {
+        unsigned bits = 0;
+        for (int l = 0; l < 8; l++)
+            bits |= (unsigned)((bb[k + l] < px2) & (bb[nbp + k + l] > px1) & (bb[2 * nbp + k + l] < py2)
+                               & (bb[3 * nbp + k + l] > py1)) << l;
+        return bits;
+    }
+
+    #ifdef TW_HAVE_AVX2
+    __attribute__((target("avx2"), always_inline))
+    static inline unsigned tw_bb8_avx2(const float* bb, int64_t nbp, int64_t k, float px1, float py1, float px2,
+                                       float py2) {
+        const float* r = bb + k;
+        __m256 hit = _mm256_and_ps(
+            _mm256_and_ps(_mm256_cmp_ps(_mm256_loadu_ps(r), _mm256_set1_ps(px2), _CMP_LT_OQ),
+                          _mm256_cmp_ps(_mm256_loadu_ps(r + nbp), _mm256_set1_ps(px1), _CMP_GT_OQ)),
+            _mm256_and_ps(_mm256_cmp_ps(_mm256_loadu_ps(r + 2 * nbp), _mm256_set1_ps(py2), _CMP_LT_OQ),
+                          _mm256_cmp_ps(_mm256_loadu_ps(r + 3 * nbp), _mm256_set1_ps(py1), _CMP_GT_OQ)));
+        return (unsigned)_mm256_movemask_ps(hit);
+    }
+    #endif
+
     typedef std::pair<std::pair<float, int64_t>, std::pair<int64_t, int64_t> > tw_cand_t;
+
+    /* A linked (object, box) pair as the pair loops find it: its intersection and union (the
+     * IoU, a division, is needed only to order pairs that compete for an object or a box). */
+    typedef struct { float inter, uni; int32_t a, j; } tw_pcand_t;
+
+    /* Field by field: a struct built on the stack and copied in as one 16-byte load stalls on
+     * store forwarding (its halves were just stored separately). */
+    static inline void tw_push_pair(std::vector<tw_pcand_t>& v, float inter, float uni, int64_t a, int64_t j) {
+        v.emplace_back();
+        tw_pcand_t& c = v.back();
+        c.inter = inter;
+        c.uni = uni;
+        c.a = (int32_t)a;
+        c.j = (int32_t)j;
+    }
+
+    /* The greedy order's key of a pair: -IoU, as a float division (in C: no zero check). */
+    static inline float tw_neg_iou(const tw_pcand_t* p) { return -(p->inter / p->uni); }
 
     /* The frame-level loops, once per build of the block test (SFX, ATTR, BLOCK).
      * tw_link_frame: union-find over the m boxes of q, joining every linked pair i < j of
      * boxes with ok set. tw_match_cands: every (object a, box j) of one class that is linked,
-     * pushed as ((-iou, -aframe[a]), (a, j)) in (a, j) order; the object's area is computed
-     * here as the scalar code does. */
+     * pushed as (inter, union, a, j) in (a, j) order; the object's area is computed here as
+     * the scalar code does. */
     #define TW_PAIR_LOOPS(SFX, ATTR, BLOCK) \
     ATTR static void tw_link_frame_##SFX(const float* q, int64_t stride, int64_t m, const uint8_t* ok, float t, \
                                          int64_t* parent, int64_t* size) { \
@@ -148,9 +192,9 @@ cdef extern from * nogil:
         } \
     } \
     ATTR static void tw_match_cands_##SFX(const float* ax1, const float* ay1, const float* ax2, const float* ay2, \
-                                          const int64_t* acls, const int64_t* aframe, int64_t n_act, const float* q, \
+                                          const int64_t* acls, int64_t n_act, const float* q, \
                                           int64_t stride, const int64_t* bcls, int64_t m, float t, \
-                                          std::vector<tw_cand_t>& cands) { \
+                                          std::vector<tw_pcand_t>& cands) { \
         for (int64_t a = 0; a < n_act; a++) { \
             float px1 = ax1[a], py1 = ay1[a], px2 = ax2[a], py2 = ay2[a]; \
             float pa = (px2 - px1) * (py2 - py1); \
@@ -165,8 +209,7 @@ cdef extern from * nogil:
                     float iy = (qy2 < py2 ? qy2 : py2) - (qy1 > py1 ? qy1 : py1); \
                     float inter = ix * iy; \
                     float uni = (pa + q[4 * stride + j]) - inter; \
-                    cands.push_back(tw_cand_t(std::pair<float, int64_t>(-(inter / uni), -aframe[a]), \
-                                              std::pair<int64_t, int64_t>(a, j))); \
+                    tw_push_pair(cands, inter, uni, a, j); \
                 } \
             } \
         } \
@@ -174,41 +217,44 @@ cdef extern from * nogil:
 
     /* tw_match_cands over boxes grouped by x (tw_pad_by_x): a block is tested only when its
      * bounding box overlaps the object's (ix > 0 needs qx1 < px2 and px1 < qx2, so a block
-     * whose boxes all miss that is skipped, exactly); perm maps q's boxes back to j. */
-    #define TW_PAIR_LOOPS_BY_X(SFX, ATTR, BLOCK) \
+     * whose boxes all miss that is skipped, exactly; BB tests 8 blocks at once); perm maps q's
+     * boxes back to j. */
+    #define TW_PAIR_LOOPS_BY_X(SFX, ATTR, BLOCK, BB) \
     ATTR static void tw_match_cands_by_x_##SFX(const float* ax1, const float* ay1, const float* ax2, const float* ay2, \
-                                               const int64_t* acls, const int64_t* aframe, int64_t n_act, const float* q, \
+                                               const int64_t* acls, int64_t n_act, const float* q, \
                                                int64_t stride, const int64_t* perm, const float* bb, const int64_t* bcls, \
-                                               float t, std::vector<tw_cand_t>& cands) { \
-        int64_t nb = stride >> 3; \
+                                               float t, std::vector<tw_pcand_t>& cands) { \
+        int64_t nb = stride >> 3, nbp = TW_BB_STRIDE(stride); \
         for (int64_t a = 0; a < n_act; a++) { \
             float px1 = ax1[a], py1 = ay1[a], px2 = ax2[a], py2 = ay2[a]; \
             float pa = (px2 - px1) * (py2 - py1); \
-            for (int64_t k = 0; k < nb; k++) { \
-                if (!(bb[k] < px2 && bb[nb + k] > px1 && bb[2 * nb + k] < py2 && bb[3 * nb + k] > py1)) continue; \
-                int64_t b = k << 3; \
-                unsigned bits = BLOCK(px1, py1, px2, py2, pa, t, q, stride, b); \
-                while (bits) { \
-                    int64_t jq = b + __builtin_ctz(bits), j = perm[jq]; \
-                    bits &= bits - 1; \
-                    if (bcls[j] != acls[a]) continue; \
-                    float qx1 = q[jq], qy1 = q[stride + jq], qx2 = q[2 * stride + jq], qy2 = q[3 * stride + jq]; \
-                    float ix = (qx2 < px2 ? qx2 : px2) - (qx1 > px1 ? qx1 : px1); \
-                    float iy = (qy2 < py2 ? qy2 : py2) - (qy1 > py1 ? qy1 : py1); \
-                    float inter = ix * iy; \
-                    float uni = (pa + q[4 * stride + jq]) - inter; \
-                    cands.push_back(tw_cand_t(std::pair<float, int64_t>(-(inter / uni), -aframe[a]), \
-                                              std::pair<int64_t, int64_t>(a, j))); \
+            for (int64_t k0 = 0; k0 < nb; k0 += 8) { \
+                unsigned near = BB(bb, nbp, k0, px1, py1, px2, py2); \
+                while (near) { \
+                    int64_t b = (k0 + __builtin_ctz(near)) << 3; \
+                    near &= near - 1; \
+                    unsigned bits = BLOCK(px1, py1, px2, py2, pa, t, q, stride, b); \
+                    while (bits) { \
+                        int64_t jq = b + __builtin_ctz(bits), j = perm[jq]; \
+                        bits &= bits - 1; \
+                        if (bcls[j] != acls[a]) continue; \
+                        float qx1 = q[jq], qy1 = q[stride + jq], qx2 = q[2 * stride + jq], qy2 = q[3 * stride + jq]; \
+                        float ix = (qx2 < px2 ? qx2 : px2) - (qx1 > px1 ? qx1 : px1); \
+                        float iy = (qy2 < py2 ? qy2 : py2) - (qy1 > py1 ? qy1 : py1); \
+                        float inter = ix * iy; \
+                        float uni = (pa + q[4 * stride + jq]) - inter; \
+                        tw_push_pair(cands, inter, uni, a, j); \
+                    } \
                 } \
             } \
         } \
     }
 
     TW_PAIR_LOOPS(portable, , tw_block8_portable)
-    TW_PAIR_LOOPS_BY_X(portable, , tw_block8_portable)
+    TW_PAIR_LOOPS_BY_X(portable, , tw_block8_portable, tw_bb8_portable)
     #ifdef TW_HAVE_AVX2
     TW_PAIR_LOOPS(avx2, __attribute__((target("avx2"))), tw_block8_avx2)
-    TW_PAIR_LOOPS_BY_X(avx2, __attribute__((target("avx2"))), tw_block8_avx2)
+    TW_PAIR_LOOPS_BY_X(avx2, __attribute__((target("avx2"))), tw_block8_avx2, tw_bb8_avx2)
     #endif
 
     /* The build in use in this module: 1 AVX2, 0 portable; -1 until first asked. */
@@ -248,8 +294,9 @@ cdef extern from * nogil:
     /* The m boxes as the pair kernels read them (q: x1 | y1 | x2 | y2 | area, each stride long,
      * NaN padded), grouped by x1 (a counting sort into about one bucket per block of 8 over the
      * frame's x1 range) so that each block covers a narrow strip; perm[k]: the box at q's k.
-     * bb: each block's min x1 | max x2 | min y1 | max y2 over its boxes (NaN left out: such a
-     * box links to nothing; a block without a number: +inf | -inf, never tested). */
+     * bb: each block's min x1 | max x2 | min y1 | max y2 over its boxes, each TW_BB_STRIDE long
+     * (NaN left out: such a box links to nothing; a block without a number, and the padding
+     * past the last block: +inf | -inf, never tested). */
     static void tw_pad_by_x(const float* x1, const float* y1, const float* x2, const float* y2, int64_t m,
                             float* q, int64_t stride, int64_t* perm, float* bb) {
         int64_t nb = stride >> 3, nbuck = nb < TW_MAX_XBUCKETS ? nb : TW_MAX_XBUCKETS;
@@ -278,58 +325,64 @@ cdef extern from * nogil:
         #undef TW_BUCKET
         for (int64_t k = m; k < stride; k++)
             q[k] = q[stride + k] = q[2 * stride + k] = q[3 * stride + k] = q[4 * stride + k] = NAN;
-        for (int64_t b = 0; b < nb; b++) {
+        int64_t nbp = TW_BB_STRIDE(stride);
+        for (int64_t b = 0; b < nbp; b++) {  /* blocks past nb: none of their boxes, never tested */
             float bx1 = INFINITY, bx2 = -INFINITY, by1 = INFINITY, by2 = -INFINITY;
-            for (int64_t k = b << 3; k < (b << 3) + 8; k++) {
+            for (int64_t k = b << 3; b < nb && k < (b << 3) + 8; k++) {
                 bx1 = q[k] < bx1 ? q[k] : bx1;
                 bx2 = q[2 * stride + k] > bx2 ? q[2 * stride + k] : bx2;
                 by1 = q[stride + k] < by1 ? q[stride + k] : by1;
                 by2 = q[3 * stride + k] > by2 ? q[3 * stride + k] : by2;
             }
             bb[b] = bx1;
-            bb[nb + b] = bx2;
-            bb[2 * nb + b] = by1;
-            bb[3 * nb + b] = by2;
+            bb[nbp + b] = bx2;
+            bb[2 * nbp + b] = by1;
+            bb[3 * nbp + b] = by2;
         }
     }
 
     static inline void tw_match_cands_by_x(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
-                                           const int64_t* acls, const int64_t* aframe, int64_t n_act, const float* q,
+                                           const int64_t* acls, int64_t n_act, const float* q,
                                            int64_t stride, const int64_t* perm, const float* bb, const int64_t* bcls,
-                                           float t, std::vector<tw_cand_t>& cands) {
+                                           float t, std::vector<tw_pcand_t>& cands) {
     #ifdef TW_HAVE_AVX2
         if (tw_simd()) {
-            tw_match_cands_by_x_avx2(ax1, ay1, ax2, ay2, acls, aframe, n_act, q, stride, perm, bb, bcls, t, cands);
+            tw_match_cands_by_x_avx2(ax1, ay1, ax2, ay2, acls, n_act, q, stride, perm, bb, bcls, t, cands);
             return;
         }
     #endif
-        tw_match_cands_by_x_portable(ax1, ay1, ax2, ay2, acls, aframe, n_act, q, stride, perm, bb, bcls, t, cands);
+        tw_match_cands_by_x_portable(ax1, ay1, ax2, ay2, acls, n_act, q, stride, perm, bb, bcls, t, cands);
     }
 
     static inline void tw_match_cands(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
-                                      const int64_t* acls, const int64_t* aframe, int64_t n_act, const float* q,
+                                      const int64_t* acls, int64_t n_act, const float* q,
                                       int64_t stride, const int64_t* bcls, int64_t m, float t,
-                                      std::vector<tw_cand_t>& cands) {
+                                      std::vector<tw_pcand_t>& cands) {
     #ifdef TW_HAVE_AVX2
-        if (tw_simd()) { tw_match_cands_avx2(ax1, ay1, ax2, ay2, acls, aframe, n_act, q, stride, bcls, m, t, cands); return; }
+        if (tw_simd()) { tw_match_cands_avx2(ax1, ay1, ax2, ay2, acls, n_act, q, stride, bcls, m, t, cands); return; }
     #endif
-        tw_match_cands_portable(ax1, ay1, ax2, ay2, acls, aframe, n_act, q, stride, bcls, m, t, cands);
+        tw_match_cands_portable(ax1, ay1, ax2, ay2, acls, n_act, q, stride, bcls, m, t, cands);
     }
     """
+    ctypedef struct pcand_t "tw_pcand_t":
+        float inter, uni
+        int32_t a, j
+    float tw_neg_iou(const pcand_t* p)
+    int64_t tw_bb_stride "TW_BB_STRIDE"(int64_t stride)
     int64_t find_root "tw_find_root"(int64_t* parent, int64_t i)
     void join "tw_join"(int64_t* parent, int64_t* size, int64_t i, int64_t j)
     int tw_set_simd(int level)
     void tw_link_frame(const float* q, int64_t stride, int64_t m, const uint8_t* ok, float t, int64_t* parent,
                        int64_t* size)
     void tw_match_cands(const float* ax1, const float* ay1, const float* ax2, const float* ay2, const int64_t* acls,
-                        const int64_t* aframe, int64_t n_act, const float* q, int64_t stride, const int64_t* bcls,
-                        int64_t m, float t, vector[cand_t]& cands)
+                        int64_t n_act, const float* q, int64_t stride, const int64_t* bcls,
+                        int64_t m, float t, vector[pcand_t]& cands)
     void tw_pad_by_x(const float* x1, const float* y1, const float* x2, const float* y2, int64_t m, float* q,
                      int64_t stride, int64_t* perm, float* bb)
     void tw_match_cands_by_x(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
-                             const int64_t* acls, const int64_t* aframe, int64_t n_act, const float* q,
+                             const int64_t* acls, int64_t n_act, const float* q,
                              int64_t stride, const int64_t* perm, const float* bb, const int64_t* bcls, float t,
-                             vector[cand_t]& cands)
+                             vector[pcand_t]& cands)
 
 
 cdef inline int64_t pad_boxes(const float* x1, const float* y1, const float* x2, const float* y2, Py_ssize_t m,
@@ -411,72 +464,91 @@ cdef enum:
     MATCH_BY_X_MIN = 24  # boxes in a frame above which match_frame groups them by x first
 
 
+cdef struct match_scratch_t:  # match_frame's scratch, kept by the caller between frames
+    vector[float] area  # the frame's boxes as the pair loops read them (padded, maybe grouped by x)
+    vector[pcand_t] pairs  # linked (object, box) pairs
+    vector[cand_t] cands  # the pairs that compete, in greedy order
+    vector[uint8_t] act_n, box_n  # pairs per object and per box (0, 1, 2+); TAKEN once matched
+
+
+cdef enum:
+    TAKEN = 3  # act_n / box_n: the object or box is matched
+
+
 cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
                              const int64_t* acls, const int64_t* aframe, Py_ssize_t n_act,
                              const float* bx1, const float* by1, const float* bx2, const float* by2,
-                             const int64_t* bcls, Py_ssize_t m, float t, vector[float]& area,
-                             vector[cand_t]& cands, vector[uint8_t]& act_used, vector[uint8_t]& box_used,
+                             const int64_t* bcls, Py_ssize_t m, float t, match_scratch_t& w,
                              int64_t* match) noexcept nogil:
     """Greedy one-to-one match of a frame's ``m`` boxes (``b*``) to ``n_act`` active objects
     (their last boxes ``a*``, class codes and last frames, oldest first): a pair qualifies when
     the classes are equal and IoU >= ``t`` (tested as ``inter >= t * union``; NaN never does).
-    ``match[j]``: the slot box ``j`` continues, -1: none. ``area`` (the boxes, padded: see
-    ``pad_boxes``), ``cands``, ``act_used`` and ``box_used`` are scratch. Shared by
+    ``match[j]``: the slot box ``j`` continues, -1: none. ``w`` is scratch. Shared by
     ``_boxes_cy.associate`` (the batch kernel) and ``_monitor_cy.BoxEngine`` (the streaming
     one), so that both match identically."""
-    cdef Py_ssize_t a, j, c, keep
+    cdef Py_ssize_t a, j, c, n_pairs
     cdef int64_t stride
-    cands.clear()
+    cdef pcand_t* p
+    cdef uint8_t* an
+    cdef uint8_t* bn
+    cdef cand_t cand
+    for j in range(m):
+        match[j] = -1
+    if n_act == 0 or m == 0:
+        return
+    w.pairs.clear()
     # every (object, box) pair, 8 boxes at a time; the class and the IoU only for linked pairs
-    if m > MATCH_BY_X_MIN and n_act > 0:
+    if m > MATCH_BY_X_MIN:
         # larger frames: boxes grouped by x into blocks, blocks that cannot overlap the object
         # skipped; ``match`` holds the grouping's order meanwhile
         stride = (m + 7) & ~7
-        area.resize(5 * stride + 4 * (stride >> 3))
-        tw_pad_by_x(bx1, by1, bx2, by2, m, area.data(), stride, match, area.data() + 5 * stride)
-        tw_match_cands_by_x(ax1, ay1, ax2, ay2, acls, aframe, n_act, area.data(), stride, match,
-                            area.data() + 5 * stride, bcls, t, cands)
-    elif n_act > 0:
-        stride = pad_boxes(bx1, by1, bx2, by2, m, area)
-        tw_match_cands(ax1, ay1, ax2, ay2, acls, aframe, n_act, area.data(), stride, bcls, m, t, cands)
-    for j in range(m):
-        match[j] = -1
-    act_used.assign(n_act, 0)
-    box_used.assign(m, 0)
-    if cands.size() > 1:
-        # the greedy order matters only between candidates that share an object or a box: one
-        # whose object and box have no other candidate is taken whatever the order (the common
-        # tracking case: each box overlaps its own object only), the rest are sorted
-        for c in range(<Py_ssize_t>cands.size()):
-            a = cands[c].second.first
-            j = cands[c].second.second
-            act_used[a] = min(act_used[a] + 1, 2)  # candidates per object and per box: 0, 1, 2+
-            box_used[j] = min(box_used[j] + 1, 2)
-        keep = 0
-        for c in range(<Py_ssize_t>cands.size()):
-            a = cands[c].second.first
-            j = cands[c].second.second
-            if act_used[a] == 1 and box_used[j] == 1:
-                match[j] = a
-            else:
-                cands[keep] = cands[c]
-                keep += 1
-        cands.resize(keep)
-        if keep > 1:
-            cpp_sort(cands.begin(), cands.end())
-        act_used.assign(n_act, 0)
-        box_used.assign(m, 0)
+        w.area.resize(5 * stride + 4 * tw_bb_stride(stride))
+        tw_pad_by_x(bx1, by1, bx2, by2, m, w.area.data(), stride, match, w.area.data() + 5 * stride)
+        tw_match_cands_by_x(ax1, ay1, ax2, ay2, acls, n_act, w.area.data(), stride, match,
+                            w.area.data() + 5 * stride, bcls, t, w.pairs)
         for j in range(m):
-            if match[j] >= 0:
-                act_used[match[j]] = 1
-                box_used[j] = 1
-    for c in range(<Py_ssize_t>cands.size()):
-        a = cands[c].second.first
-        j = cands[c].second.second
-        if act_used[a] or box_used[j]:
+            match[j] = -1
+    else:
+        stride = pad_boxes(bx1, by1, bx2, by2, m, w.area)
+        tw_match_cands(ax1, ay1, ax2, ay2, acls, n_act, w.area.data(), stride, bcls, m, t, w.pairs)
+    n_pairs = w.pairs.size()
+    if n_pairs == 0:
+        return
+    p = w.pairs.data()
+    if n_pairs == 1:
+        match[p[0].j] = p[0].a
+        return
+    # the greedy order matters only between pairs that share an object or a box: one whose
+    # object and box have no other pair is taken whatever the order (the common tracking case:
+    # each box overlaps its own object only); only the rest get their IoU and are sorted
+    w.act_n.assign(n_act, 0)
+    w.box_n.assign(m, 0)
+    an = w.act_n.data()
+    bn = w.box_n.data()
+    for c in range(n_pairs):
+        an[p[c].a] = min(an[p[c].a] + 1, 2)
+        bn[p[c].j] = min(bn[p[c].j] + 1, 2)
+    w.cands.clear()
+    for c in range(n_pairs):
+        a = p[c].a
+        j = p[c].j
+        if an[a] == 1 and bn[j] == 1:
+            match[j] = a  # no other pair touches a or j: the contested ones below never do
+        else:
+            cand.first.first = tw_neg_iou(&p[c])
+            cand.first.second = -aframe[a]
+            cand.second.first = a
+            cand.second.second = j
+            w.cands.push_back(cand)
+    if w.cands.size() > 1:
+        cpp_sort(w.cands.begin(), w.cands.end())
+    for c in range(<Py_ssize_t>w.cands.size()):
+        a = w.cands[c].second.first
+        j = w.cands[c].second.second
+        if an[a] == TAKEN or bn[j] == TAKEN:
             continue
-        act_used[a] = 1
-        box_used[j] = 1
+        an[a] = TAKEN
+        bn[j] = TAKEN
         match[j] = a
 
 

@@ -36,7 +36,7 @@ from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
 from _arrow_c cimport ArrowArray, ArrowSchema, tw_release_array, tw_release_schema
-from _common cimport cand_t, emit_groups, link_overlaps, match_frame, to_numpy
+from _common cimport emit_groups, link_overlaps, match_frame, match_scratch_t, to_numpy
 
 cnp.import_array()
 
@@ -1373,30 +1373,36 @@ cdef class BoxEngine:
         cdef int64_t f = boxes[0].frame, gap = self.io_gap[a], mf = self.io_min[a], ev
         cdef size_t k, keep = 0, m = boxes.size(), n_act
         cdef act_t o
+        cdef act_t* o_
         cdef yb_t yb
         cdef ibox_t* b
         cdef vector[yb_t]* ys
-        for k in range(act.size()):  # forget objects unseen for more than max_gap frames
-            if f - act[0][k].box.frame - 1 <= gap:
-                act[0][keep] = act[0][k]
-                keep += 1
-            elif act[0][k].young:
-                self._judge(a, s, &act[0][k], first_frame, INT64_MIN, out)
-        act.resize(keep)
-        n_act = keep
+        n_act = act.size()
         w.ax1.resize(n_act)
         w.ay1.resize(n_act)
         w.ax2.resize(n_act)
         w.ay2.resize(n_act)
         w.acls.resize(n_act)
         w.aframe.resize(n_act)
+        # forget objects unseen for more than max_gap frames, and lay the rest out as
+        # match_frame reads them, in one pass (an object is moved only when one before it left)
         for k in range(n_act):
-            w.ax1[k] = act[0][k].box.x1
-            w.ay1[k] = act[0][k].box.y1
-            w.ax2[k] = act[0][k].box.x2
-            w.ay2[k] = act[0][k].box.y2
-            w.acls[k] = act[0][k].box.cls
-            w.aframe[k] = act[0][k].box.frame
+            o_ = &act[0][k]
+            if f - o_.box.frame - 1 > gap:
+                if o_.young:
+                    self._judge(a, s, o_, first_frame, INT64_MIN, out)
+                continue
+            if keep != k:
+                act[0][keep] = o_[0]
+            w.ax1[keep] = o_.box.x1
+            w.ay1[keep] = o_.box.y1
+            w.ax2[keep] = o_.box.x2
+            w.ay2[keep] = o_.box.y2
+            w.acls[keep] = o_.box.cls
+            w.aframe[keep] = o_.box.frame
+            keep += 1
+        act.resize(keep)
+        n_act = keep
         w.bx1.resize(m)
         w.by1.resize(m)
         w.bx2.resize(m)
@@ -1411,7 +1417,7 @@ cdef class BoxEngine:
             w.bcls[k] = boxes[k].cls
         match_frame(w.ax1.data(), w.ay1.data(), w.ax2.data(), w.ay2.data(), w.acls.data(), w.aframe.data(),
                     n_act, w.bx1.data(), w.by1.data(), w.bx2.data(), w.by2.data(), w.bcls.data(), m,
-                    self.io_iou[a], w.area, w.cands, w.act_used, w.box_used, w.match.data())
+                    self.io_iou[a], w.mw, w.match.data())
         for k in range(m):
             b = &boxes[k]
             if w.match[k] >= 0:
@@ -1941,10 +1947,9 @@ cdef class BoxEngine:
 
 
 cdef struct _Scratch:  # scratch of one _iou call (match_frame's inputs)
-    vector[float] ax1, ay1, ax2, ay2, bx1, by1, bx2, by2, area
+    vector[float] ax1, ay1, ax2, ay2, bx1, by1, bx2, by2
     vector[int64_t] acls, aframe, bcls, match
-    vector[cand_t] cands
-    vector[uint8_t] act_used, box_used
+    match_scratch_t mw
 
 
 cdef struct _Out:  # violations of one _iou call

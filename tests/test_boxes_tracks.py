@@ -317,6 +317,44 @@ def test_associate_resumes_exactly_from_its_state(backend, d):
     assert _relabelled(_chained(k, d, calls)) == _relabelled(whole)
 
 
+@st.composite
+def long_association_inputs(draw):
+    """Long runs of nearly every frame with boxes at a few places: objects live, miss frames
+    and expire (gaps on and around ``max_gap``, expiring while new ones start in one frame),
+    so that the kernel's skipped and done expiry passes both occur many times."""
+    n_streams = draw(st.integers(1, 2))
+    xs = st.sampled_from([0.0, 3.0, 30.0, 60.0])
+    x1, cls, offsets, g_frame, g_stream = [], [], [0], [], []
+    for s in range(n_streams):
+        for f in sorted(draw(st.sets(st.integers(0, 40), min_size=10, max_size=35))):
+            for x in draw(st.lists(xs, max_size=4)):
+                x1.append(NAN if draw(st.integers(0, 30)) == 0 else x)
+                cls.append(draw(st.sampled_from([0, 0, 0, 1])))
+            offsets.append(len(x1))
+            g_frame.append(f)
+            g_stream.append(s)
+    n = len(x1)
+    x1 = np.array(x1, np.float32)
+    return dict(x1=x1, y1=np.zeros(n, np.float32), x2=x1 + np.float32(10), y2=np.full(n, 10.0, np.float32),
+                cls=np.array(cls, np.int64), offsets=np.array(offsets, np.int64), frame=np.array(g_frame, np.int64),
+                stream=np.array(g_stream, np.int64), n_streams=n_streams, iou=draw(st.sampled_from([0.3, 0.5])),
+                max_gap=draw(st.integers(0, 4)), cuts=sorted(draw(st.lists(st.integers(0, len(g_frame)), max_size=3))))
+
+
+@PROPERTY
+@given(d=long_association_inputs())
+def test_associate_long_runs_match_reference_and_resume(backend, d):
+    """Expiry is decided per frame whatever the kernel skips: long runs against the reference,
+    in one call and resumed from the state at cut points."""
+    import reference
+
+    k = _kernels(backend)
+    whole = _one_call(k, d)
+    _same(whole, _one_call(reference, d))
+    bounds = [0] + d["cuts"] + [len(d["frame"])]
+    _same(_chained(k, d, [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]), whole)
+
+
 def test_associate_seeds_by_hand(backend):
     k = _kernels(backend)
     f32 = lambda v: np.array(v, np.float32)  # noqa: E731
