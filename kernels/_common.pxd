@@ -162,6 +162,17 @@ cdef extern from * nogil:
         c.j = (int32_t)j;
     }
 
+    /* A linked pair, object a (px1 .. py2, area pa) and box k of q (box j of the frame), as a
+     * candidate: its intersection and union computed as the block test computes them. */
+    static inline void tw_push_linked(std::vector<tw_pcand_t>& v, const float* q, int64_t stride, int64_t k,
+                                      float px1, float py1, float px2, float py2, float pa, int64_t a, int64_t j) {
+        float qx1 = q[k], qy1 = q[stride + k], qx2 = q[2 * stride + k], qy2 = q[3 * stride + k];
+        float ix = (qx2 < px2 ? qx2 : px2) - (qx1 > px1 ? qx1 : px1);
+        float iy = (qy2 < py2 ? qy2 : py2) - (qy1 > py1 ? qy1 : py1);
+        float inter = ix * iy;
+        tw_push_pair(v, inter, (pa + q[4 * stride + k]) - inter, a, j);
+    }
+
     /* The greedy order's key of a pair: -IoU, as a float division (in C: no zero check). */
     static inline float tw_neg_iou(const tw_pcand_t* p) { return -(p->inter / p->uni); }
 
@@ -204,12 +215,7 @@ cdef extern from * nogil:
                     int64_t j = b + __builtin_ctz(bits); \
                     bits &= bits - 1; \
                     if (bcls[j] != acls[a]) continue; \
-                    float qx1 = q[j], qy1 = q[stride + j], qx2 = q[2 * stride + j], qy2 = q[3 * stride + j]; \
-                    float ix = (qx2 < px2 ? qx2 : px2) - (qx1 > px1 ? qx1 : px1); \
-                    float iy = (qy2 < py2 ? qy2 : py2) - (qy1 > py1 ? qy1 : py1); \
-                    float inter = ix * iy; \
-                    float uni = (pa + q[4 * stride + j]) - inter; \
-                    tw_push_pair(cands, inter, uni, a, j); \
+                    tw_push_linked(cands, q, stride, j, px1, py1, px2, py2, pa, a, j); \
                 } \
             } \
         } \
@@ -238,12 +244,7 @@ cdef extern from * nogil:
                         int64_t jq = b + __builtin_ctz(bits), j = perm[jq]; \
                         bits &= bits - 1; \
                         if (bcls[j] != acls[a]) continue; \
-                        float qx1 = q[jq], qy1 = q[stride + jq], qx2 = q[2 * stride + jq], qy2 = q[3 * stride + jq]; \
-                        float ix = (qx2 < px2 ? qx2 : px2) - (qx1 > px1 ? qx1 : px1); \
-                        float iy = (qy2 < py2 ? qy2 : py2) - (qy1 > py1 ? qy1 : py1); \
-                        float inter = ix * iy; \
-                        float uni = (pa + q[4 * stride + jq]) - inter; \
-                        tw_push_pair(cands, inter, uni, a, j); \
+                        tw_push_linked(cands, q, stride, jq, px1, py1, px2, py2, pa, a, j); \
                     } \
                 } \
             } \
