@@ -1249,7 +1249,6 @@ cdef class BoxEngine:
         cdef const char* p
         cdef const char* pp = NULL
         cdef string key
-        cdef unordered_map[int64_t, int64_t].iterator it
         cdef unordered_map[string, int64_t].iterator jt
         # integer classes: a direct-mapped cache by the value's low byte in front of the index
         # (neighbouring boxes differ in class, so the last value alone rarely hits)
