@@ -1241,7 +1241,7 @@ __all__ += ["quality", "rpeaks", "rr_stats", "flips"]
 
 # ----------------------------------------------------------------------------------------------
 # Monitor: frame order per stream across gathered batches (tripwire._kernels._monitor_cy
-# BoxEngine.prepare(parts=...), tripwire.background._ordered_across)
+# BoxEngine.prepare(parts=...), tripwire._streaming._ordered_across)
 # ----------------------------------------------------------------------------------------------
 def ordered_across(streams, frames, sizes) -> bool:
     """Whether, for batches of ``sizes`` rows concatenated (``streams``, ``frames``: one value

@@ -396,8 +396,7 @@ def test_order_across_gathered_parts_matches_a_plain_loop(case):
     nulls in either column, several streams, string / large string / int / dictionary stream
     columns, no stream column, empty parts."""
     import numpy as np
-    from tripwire._streaming import OutOfOrder
-    from tripwire.background import _ordered_across
+    from tripwire._streaming import OutOfOrder, _ordered_across
 
     import reference
 

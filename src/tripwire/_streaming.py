@@ -142,6 +142,34 @@ def _frames(table: pa.Table, frame: str) -> tuple[np.ndarray, np.ndarray | None]
     return col.values.astype(np.int64, copy=False), None if col.valid is None else col.valid.astype(bool)
 
 
+def _ordered_across(tables: list[pa.Table], whole: pa.Table, columns: set) -> bool:
+    """Whether each stream's frames come in order across ``tables`` (``whole``: them
+    concatenated, in one chunk), as the monitor requires of separate batches: no frame older
+    than the newest of the stream's earlier batches. Inside one batch any order is allowed, so
+    a gathered batch would accept late frames that separate ones are refused for. (The native
+    box engine checks its own columns in its pass over the batch; this is for the others.)"""
+    k = len(tables)
+    batch = np.repeat(np.arange(k, dtype=np.int64), [t.num_rows for t in tables])
+    for stream, frame in columns:
+        codes, _, svalid = _stream_codes(whole, stream)
+        frames, fvalid = _frames(whole, frame)
+        ok = _arrow.and_valid(fvalid, svalid)
+        key = codes * k + batch  # (stream, batch): batches in arrival order within a stream
+        if ok is not None:
+            key, frames = key[ok], frames[ok]
+        if len(key) == 0:
+            continue
+        order = np.argsort(key, kind="stable")
+        key, frames = key[order], frames[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        lo, hi = np.minimum.reduceat(frames, starts), np.maximum.reduceat(frames, starts)
+        s = key[starts] // k
+        # pairwise suffices: each batch's newest is >= its oldest >= the previous batches' newest
+        if ((s[1:] == s[:-1]) & (lo[1:] < hi[:-1])).any():
+            return False
+    return True
+
+
 def _group_reduce(ufunc: np.ufunc, codes: np.ndarray, n: int, values: np.ndarray,
                   ok: np.ndarray | None) -> np.ndarray:
     """``ufunc`` (``np.maximum`` / ``np.minimum``) of ``values`` per code (rows where ``ok``);

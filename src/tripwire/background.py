@@ -16,9 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from . import _arrow
-from ._streaming import OutOfOrder, _frames, _stream_codes
 from .errors import InputError
-from .monitor import _EMPTY, Monitor  # the worker drives the monitor's own steps (_observe under its lock)
+from .monitor import _EMPTY, Monitor
 from .report import Report
 
 __all__ = ["BackgroundMonitor"]
@@ -35,34 +34,6 @@ class _Flush:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.report: Report | None = None
-
-
-def _ordered_across(tables: list[pa.Table], whole: pa.Table, columns: set) -> bool:
-    """Whether each stream's frames come in order across ``tables`` (``whole``: them
-    concatenated, in one chunk), as the monitor requires of separate batches: no frame older
-    than the newest of the stream's earlier batches. Inside one batch any order is allowed, so
-    a gathered batch would accept late frames that separate ones are refused for. (The native
-    box engine checks its own columns in its pass over the batch; this is for the others.)"""
-    k = len(tables)
-    batch = np.repeat(np.arange(k, dtype=np.int64), [t.num_rows for t in tables])
-    for stream, frame in columns:
-        codes, _, svalid = _stream_codes(whole, stream)
-        frames, fvalid = _frames(whole, frame)
-        ok = _arrow.and_valid(fvalid, svalid)
-        key = codes * k + batch  # (stream, batch): batches in arrival order within a stream
-        if ok is not None:
-            key, frames = key[ok], frames[ok]
-        if len(key) == 0:
-            continue
-        order = np.argsort(key, kind="stable")
-        key, frames = key[order], frames[order]
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        lo, hi = np.minimum.reduceat(frames, starts), np.maximum.reduceat(frames, starts)
-        s = key[starts] // k
-        # pairwise suffices: each batch's newest is >= its oldest >= the previous batches' newest
-        if ((s[1:] == s[:-1]) & (lo[1:] < hi[:-1])).any():
-            return False
-    return True
 
 
 class BackgroundMonitor:
@@ -380,19 +351,9 @@ class BackgroundMonitor:
             # each of the run's small batches would cost a call of its own)
             whole = tables.combine_chunks()
             parts = np.cumsum([t.num_rows for t in run[:-1]], dtype=np.int64)
-            with mon._lock:
-                if mon._adapters is None:
-                    mon._build(whole.schema)
-                columns = mon._order_columns()
-                if mon._native is not None:  # its own columns: checked in the engine's pass
-                    columns.discard((mon._native.stream, mon._native.cols.frame))
-                if columns and not _ordered_across(run, whole, columns):
-                    raise OutOfOrder("a stream's frames go back in time across the gathered batches")
-                report, found = mon._observe(whole, t0, parts)
+            report = mon._observe_gathered(run, whole, parts, t0)
         except Exception:  # noqa: BLE001 - some batch is bad or late: each on its own, as observe does
             return self._observe_each(run)
-        if mon.metrics is not None or mon.alerts is not None:
-            mon._record(report, whole.num_rows, found)
         self.observed += 1
         self.checked += len(run)
         self._deliver(report)

@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 
 from . import _arrow, _dispatch
 from ._assertion import Assertion, Result
-from ._streaming import ByIdentity, NativeBoxes, OutOfOrder, _Ordered, _plain, adapter_for, native_members
+from ._streaming import (ByIdentity, NativeBoxes, OutOfOrder, _Ordered, _ordered_across, _plain, adapter_for,
+                         native_members)
 from .errors import ColumnError, InputError
 from .report import Report
 from .suite import Suite
@@ -296,6 +297,25 @@ class Monitor:
         report = Report(results, {"rows": table}, be, time.perf_counter() - t0)
         report.first_row = self.rows - n
         return report, found
+
+    def _observe_gathered(self, batches: list, whole: pa.Table, parts: np.ndarray, t0: float) -> Report:
+        """``observe`` of ``batches`` (one schema) in turn, as one call: ``whole`` is them
+        concatenated in one chunk, ``parts`` the first row of each after the first (for
+        :class:`BackgroundMonitor`). Raises, changing nothing, where ``observe`` would reject
+        one of them, or a stream's frame is older than the newest of an earlier batch (allowed
+        inside one batch, refused across batches); the caller then observes them one by one."""
+        with self._lock:
+            if self._adapters is None:
+                self._build(whole.schema)
+            columns = self._order_columns()
+            if self._native is not None:  # its own columns: checked in the engine's pass
+                columns.discard((self._native.stream, self._native.cols.frame))
+            if columns and not _ordered_across(batches, whole, columns):
+                raise OutOfOrder("a stream's frames go back in time across the gathered batches")
+            report, found = self._observe(whole, t0, parts)
+        if self.metrics is not None or self.alerts is not None:
+            self._record(report, whole.num_rows, found)
+        return report
 
     def _order_columns(self) -> set:
         """(stream, frame) columns whose frames must come in order per stream across batches
