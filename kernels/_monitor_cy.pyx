@@ -287,6 +287,29 @@ cdef bint _mb_group(const float* x1, const float* y1, const float* x2, const flo
     return w.v_pos.size() > 0
 
 
+cdef class ExportedBatch:
+    """A ``pyarrow.RecordBatch`` exported through the Arrow C data interface, for
+    ``BoxEngine.prepare``. Made by ``export_batch`` before the caller takes the monitor's lock:
+    exporting releases the GIL, and a thread that releases it while holding the lock lets the
+    other request threads run into the lock and queue on it (a context switch each)."""
+    cdef ArrowArray arr
+    cdef object schema
+
+    def __cinit__(self):
+        self.arr.release = NULL
+
+    def __dealloc__(self):
+        tw_release_array(&self.arr)
+
+
+def export_batch(batch):
+    """``batch`` (a ``pyarrow.RecordBatch``) exported for ``BoxEngine.prepare``."""
+    cdef ExportedBatch e = ExportedBatch.__new__(ExportedBatch)
+    batch._export_to_c(<uintptr_t>&e.arr)
+    e.schema = batch.schema
+    return e
+
+
 cdef class BoxEngine:
     """Streaming state of a suite's box assertions over one column mapping (see the module
     docstring). ``multibox``: ``[(iou, min_boxes)]``; ``flicker``: ``[max_gap]`` (identity
@@ -460,7 +483,8 @@ cdef class BoxEngine:
     # ------------------------------------------------------------------ one batch
     def prepare(self, batch, int64_t row0, indices, bint verify=True, const int64_t[::1] parts=None):
         """Read ``batch`` (a ``pyarrow.RecordBatch``, exported through the Arrow C data
-        interface: zero copy; ``None``: no rows): stream ids and frame ranges; nothing changes
+        interface: zero copy; or an ``ExportedBatch``, taken over; ``None``: no rows): stream
+        ids and frame ranges; nothing changes
         yet. ``indices``: the column of each role (``ROLES``; -1: absent). ``verify``: check
         the column formats (the caller does it once per schema: exporting the schema costs
         more than the rest). ``parts``: the batch is several batches gathered (the first row
@@ -473,6 +497,7 @@ cdef class BoxEngine:
         cdef int r, k, c
         cdef int64_t i, s, f, n
         cdef int64_t bad = -1
+        cdef ExportedBatch exported = batch if type(batch) is ExportedBatch else None
         if self.pending:
             self.abort()
         for r in range(N_ROLES):
@@ -482,7 +507,7 @@ cdef class BoxEngine:
         if batch is not None:
             if verify:
                 schema.release = NULL
-                batch.schema._export_to_c(<uintptr_t>&schema)
+                (exported.schema if exported is not None else batch.schema)._export_to_c(<uintptr_t>&schema)
                 try:
                     for r in range(N_ROLES):
                         c = self.idx[r]
@@ -501,7 +526,13 @@ cdef class BoxEngine:
                             raise ValueError(f"tripwire: column format {fmt!r}, expected {want!r}")
                 finally:
                     tw_release_schema(&schema)
-            batch._export_to_c(<uintptr_t>&self.arr)
+            if exported is not None:  # moved (the C data interface's way): the holder's is marked released
+                if exported.arr.release == NULL:
+                    raise ValueError("tripwire: an exported batch is read once")
+                self.arr = exported.arr
+                exported.arr.release = NULL
+            else:
+                batch._export_to_c(<uintptr_t>&self.arr)
             n = self.arr.length
         self.n = n
         self.row0 = row0

@@ -327,6 +327,59 @@ def test_native_engine_state_is_untouched_when_another_assertion_rejects_the_bat
     assert mon.rows == 3 and mon.retained_rows() == 1
 
 
+def test_native_engine_input_is_exported_outside_the_monitors_lock(monkeypatch):
+    """Exporting a batch releases the GIL: done under the lock, it lets the other request
+    threads run into the lock and queue on it. ``observe`` stages the engine's input first."""
+    from tripwire._streaming import NativeBoxes
+
+    frame = boxes_table([dict(stream="a", frame=0, track=1, cls="car", score=0.5, box=(0.0, 0.0, 10.0, 10.0))])
+    mon = tw.Monitor([tw.boxes.multibox(iou=0.3, min_boxes=2)])
+    mon.observe(frame)  # the first batch builds the engine (under the lock): nothing staged
+    calls = []
+    stage = NativeBoxes.stage
+
+    def spy(self, table):
+        calls.append(mon._lock.locked())
+        got = stage(self, table)
+        calls.append(got is not None)
+        return got
+
+    monkeypatch.setattr(NativeBoxes, "stage", spy)
+    later = _frames_table([1])
+    assert mon.observe(later.select(frame.schema.names)).rejected is None
+    assert calls == [False, True]  # staged, and without the lock
+
+
+def test_staged_input_falls_back_where_the_engine_must_read_the_table_itself():
+    """``stage`` makes nothing of a table the engine reads another way (chunked columns, a
+    schema other than the adopted one); an exported batch is read once; a staged batch whose
+    schema was replaced meanwhile is not used."""
+    mon = tw.Monitor([tw.boxes.multibox(iou=0.3, min_boxes=2)])
+    rows = [dict(stream="a", frame=f, track=t, cls="car", score=0.5, box=(0.0, 0.0, 10.0, 10.0))
+            for f in (0, 1) for t in (1, 2)]
+    t = boxes_table(rows)
+    mon.observe(t.slice(0, 2))
+    native = mon._native
+    assert native.stage(pa.concat_tables([t.slice(2, 1), t.slice(3, 1)])) is None  # two chunks
+    assert native.stage(t.slice(2, 2).drop_columns(["score"])) is None  # another schema
+    staged = native.stage(t.slice(2, 2))
+    assert staged is not None
+    native.prepare(t.slice(2, 2), 2, None, staged)
+    native.abort()
+    with pytest.raises(ValueError, match="read once"):
+        native.engine.prepare(staged, 2, native._indices, False, None)
+    # a schema adopted between stage and prepare (here: the columns reordered): prepare reads
+    # the table, and leaves the staged batch (exported by the old column order) unread
+    other = t.slice(2, 2).select(list(reversed(t.schema.names)))
+    staged = native.stage(t.slice(2, 2))
+    native.prepare(other, 2, None, staged)
+    assert native._schema.equals(other.schema)
+    native.abort()
+    # still unread (else "read once"), and wrong for the new column order: the engine's guard
+    with pytest.raises(ValueError, match="columns the engine expects"):
+        native.engine.prepare(staged, 2, native._indices, False, None)
+
+
 def test_native_engine_context_columns_match_the_batch_check():
     rows = [dict(stream="a", frame=f, track=1, cls="car", score=0.5, box=(0.0, 0.0, 10.0, 10.0)) for f in (0, 3)]
     rows += [dict(stream="b", frame=0, track=t, cls="car", score=0.25, box=(0.0, 0.0, 10.0, 10.0)) for t in (7, 8)]

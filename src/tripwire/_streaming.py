@@ -906,6 +906,7 @@ class NativeBoxes:
         from ._kernels import _monitor_cy
 
         self.members = members
+        self._export_batch = _monitor_cy.export_batch
         c = self.cols = members[0].cols
         empty = schema.empty_table()
         by_iou = {a for a in members if isinstance(a, (boxes.flicker, boxes.appear))
@@ -999,19 +1000,37 @@ class NativeBoxes:
         self._casts = casts
         self._schema = schema
 
-    def prepare(self, table: pa.Table, offset: int, parts: np.ndarray | None = None) -> None:
-        """Read and check ``table`` (rows from ``offset``); ``parts``: it is several batches
-        gathered (the first row of each after the first), whose frames must also be in order
-        per stream across them (``OutOfOrder`` if not)."""
+    def stage(self, table: pa.Table):
+        """``table`` exported for the engine, without the monitor's lock (``None``: ``prepare``
+        reads it under the lock: a schema not seen last, casts, chunked columns, no rows).
+        Exporting releases the GIL, and a thread that releases it holding the lock makes the
+        other threads that observe queue on the lock. Changes nothing here: a schema adopted
+        meanwhile by another thread shows in ``prepare``, which then reads the table itself."""
+        schema = self._schema
+        if schema is None or self._casts or not table.schema.equals(schema):
+            return None
+        batches = table.to_batches()
+        return self._export_batch(batches[0]) if len(batches) == 1 else None
+
+    def prepare(self, table: pa.Table, offset: int, parts: np.ndarray | None = None, staged=None) -> None:
+        """Read and check ``table`` (rows from ``offset``; ``staged``: what ``stage`` made of
+        it, or ``None``); ``parts``: it is several batches gathered (the first row of each
+        after the first), whose frames must also be in order per stream across them
+        (``OutOfOrder`` if not)."""
         if self._schema is None or not table.schema.equals(self._schema):
             self._adopt(table)
             self._verify = True  # the engine checks the formats once per schema
-        if self._casts:
-            table = self._cast(table)
-        batches = table.to_batches()
-        if len(batches) > 1:  # chunked columns: one copy into one batch
-            batches = table.combine_chunks().to_batches()
-        got = self.engine.prepare(batches[0] if batches else None, offset, self._indices, self._verify, parts)
+            staged = None
+        if staged is not None:
+            batch = staged
+        else:
+            if self._casts:
+                table = self._cast(table)
+            batches = table.to_batches()
+            if len(batches) > 1:  # chunked columns: one copy into one batch
+                batches = table.combine_chunks().to_batches()
+            batch = batches[0] if batches else None
+        got = self.engine.prepare(batch, offset, self._indices, self._verify, parts)
         self._verify = False
         if got is not None:
             kind, s, lo, prev = got

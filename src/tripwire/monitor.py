@@ -167,9 +167,15 @@ class Monitor:
                 return self._reject("not_a_table", e, t0)
             if table is batch:
                 self._plain_schema = table.schema
+        native = self._native
+        try:
+            # read outside the lock: it releases the GIL (see NativeBoxes.stage)
+            staged = None if native is None else native.stage(table)
+        except Exception:  # noqa: BLE001 - read under the lock instead, where errors are reported
+            staged = None
         with self._lock:
             try:
-                report, found = self._observe(table, t0)
+                report, found = self._observe(table, t0, staged=staged)
             except Exception as e:
                 return self._reject(_reason(e), e, t0)
         # metrics and alerts have locks of their own: fed outside the monitor's (a short
@@ -238,17 +244,18 @@ class Monitor:
         self._slots = [(a, *at[a]) for a in self.suite]
         self._native, self._adapters = native, adapters
 
-    def _observe(self, table: pa.Table, t0: float, parts: np.ndarray | None = None) -> Report:
+    def _observe(self, table: pa.Table, t0: float, parts: np.ndarray | None = None, staged=None) -> Report:
         """``parts``: ``table`` is several batches gathered (the first row of each after the
         first); the native engine checks its own frame order across them (the caller checks
-        the other assertions' columns: ``_order_columns``)."""
+        the other assertions' columns: ``_order_columns``). ``staged``: the native engine's
+        input made outside the lock (``NativeBoxes.stage``), or ``None``."""
         n = table.num_rows
         if self._adapters is None:
             self._build(table.schema)
         be = _dispatch.resolve(self.backend, n)
         native, adapters = self._native, self._adapters
         if native is not None:
-            native.prepare(table, self.rows, parts)  # checks the batch; changes nothing yet
+            native.prepare(table, self.rows, parts, staged)  # checks the batch; changes nothing yet
         got: list = []
         if adapters:
             saved = [ad.snapshot() for _, ad in adapters]
@@ -304,6 +311,8 @@ class Monitor:
         :class:`BackgroundMonitor`). Raises, changing nothing, where ``observe`` would reject
         one of them, or a stream's frame is older than the newest of an earlier batch (allowed
         inside one batch, refused across batches); the caller then observes them one by one."""
+        native = self._native
+        staged = None if native is None else native.stage(whole)  # outside the lock: see observe
         with self._lock:
             if self._adapters is None:
                 self._build(whole.schema)
@@ -312,7 +321,7 @@ class Monitor:
                 columns.discard((self._native.stream, self._native.cols.frame))
             if columns and not _ordered_across(batches, whole, columns):
                 raise OutOfOrder("a stream's frames go back in time across the gathered batches")
-            report, found = self._observe(whole, t0, parts)
+            report, found = self._observe(whole, t0, parts, staged)
         if self.metrics is not None or self.alerts is not None:
             self._record(report, whole.num_rows, found)
         return report
