@@ -36,6 +36,7 @@ from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
 from _arrow_c cimport ArrowArray, ArrowSchema, tw_release_array, tw_release_schema
+from tripwire import _config
 from _common cimport emit_groups, link_overlaps, match_frame, match_scratch_t, to_numpy
 
 cnp.import_array()
@@ -287,6 +288,20 @@ cdef bint _mb_group(const float* x1, const float* y1, const float* x2, const flo
     return w.v_pos.size() > 0
 
 
+# Whether a kernel section releases the GIL: a compile-time choice per specialization of the
+# methods that take a ``gil_t*`` (NULL, only its type matters). Small batches keep the GIL
+# (``_config.MONITOR_NOGIL_MIN_ROWS``): their sections take microseconds, less than giving the
+# GIL away and waiting to get it back when other threads run Python, and a thread that releases
+# it while holding the monitor's lock lets the other observing threads queue on the lock.
+ctypedef struct release_t:
+    char unused
+ctypedef struct keep_t:
+    char unused
+ctypedef fused gil_t:
+    release_t
+    keep_t
+
+
 cdef class ExportedBatch:
     """A ``pyarrow.RecordBatch`` exported through the Arrow C data interface, for
     ``BoxEngine.prepare``. Made by ``export_batch`` before the caller takes the monitor's lock:
@@ -318,6 +333,8 @@ cdef class BoxEngine:
     ``cls_kind``: the class column's kind (as ``stream_kind``; 0: none)."""
 
     cdef readonly int stream_kind, cls_kind
+    cdef public int64_t nogil_min_rows  # batches of fewer rows keep the GIL (see gil_t)
+    cdef bint release  # the prepared batch's kernel sections release the GIL
     cdef readonly list values  # stream id -> its value (None: free id)
     cdef int idx[N_ROLES]  # child index of each role, -1: absent
     cdef unordered_map[string, int64_t] str_ids
@@ -385,6 +402,7 @@ cdef class BoxEngine:
         (``None``: at flush)."""
         self.stream_kind = stream_kind
         self.cls_kind = cls_kind
+        self.nogil_min_rows = _config.MONITOR_NOGIL_MIN_ROWS
         self.horizon = -1 if horizon is None else horizon
         for k, m in ident:
             self.id_kind.push_back(k)
@@ -536,6 +554,7 @@ cdef class BoxEngine:
             n = self.arr.length
         self.n = n
         self.row0 = row0
+        self.release = n >= self.nogil_min_rows
         for r in range(N_ROLES):  # the shape the formats promise (a cheap guard for verify=False)
             c = self.idx[r]
             if c >= 0 and n and (c >= self.arr.n_children or self.arr.children[c].length != n
@@ -557,7 +576,7 @@ cdef class BoxEngine:
             self.col[r].valid = <const uint8_t*>child.buffers[0] if child.null_count != 0 else NULL
             self.col[r].data = child.buffers[1]
             self.col[r].data2 = child.buffers[2] if child.n_buffers > 2 else NULL
-        new_first = self._stream_ids()
+        new_first = self._stream_ids(<release_t*>NULL) if self.release else self._stream_ids(<keep_t*>NULL)
         for s, i in new_first:
             self.values[s] = self._value(i)
         # the clock: each stream's frames in this batch must not precede its newest
@@ -565,18 +584,11 @@ cdef class BoxEngine:
         cdef const int64_t* fr = <const int64_t*>self.col[R_FRAME].data + self.col[R_FRAME].off
         cdef int64_t* lo = self.lo.data()
         cdef int64_t* hi = self.hi.data()
-        with nogil:
-            for k in range(self.touched.size()):
-                s = self.touched[k]
-                lo[s] = INT64_MAX
-                hi[s] = INT64_MIN
-            for i in range(n):
-                s = sid[i]
-                if s < 0:
-                    continue
-                f = fr[i]
-                lo[s] = min(lo[s], f)
-                hi[s] = max(hi[s], f)
+        if self.release:
+            with nogil:
+                self._frame_ranges(sid, fr, lo, hi, n)
+        else:
+            self._frame_ranges(sid, fr, lo, hi, n)
         for k in range(self.touched.size()):
             s = self.touched[k]
             if self.newest[s] != INT64_MIN and self.lo[s] < self.newest[s]:
@@ -584,7 +596,10 @@ cdef class BoxEngine:
                 self.abort()
                 return ("late",) + late
         if parts is not None and len(parts):
-            with nogil:
+            if self.release:
+                with nogil:
+                    bad = self._across(parts)
+            else:
                 bad = self._across(parts)
             if bad >= 0:
                 s = self.sid[bad]
@@ -593,6 +608,23 @@ cdef class BoxEngine:
                 return ("across",) + late
         self.pending = True
         return None
+
+    cdef void _frame_ranges(self, const int64_t* sid, const int64_t* fr, int64_t* lo, int64_t* hi,
+                            int64_t n) noexcept nogil:
+        """Each touched stream's oldest and newest frame in the batch (``lo``, ``hi``)."""
+        cdef size_t k
+        cdef int64_t i, s, f
+        for k in range(self.touched.size()):
+            s = self.touched[k]
+            lo[s] = INT64_MAX
+            hi[s] = INT64_MIN
+        for i in range(n):
+            s = sid[i]
+            if s < 0:
+                continue
+            f = fr[i]
+            lo[s] = min(lo[s], f)
+            hi[s] = max(hi[s], f)
 
     cdef int64_t _across(self, const int64_t[::1] parts) noexcept nogil:
         """The first row whose frame precedes its stream's newest frame in an earlier part of
@@ -629,7 +661,7 @@ cdef class BoxEngine:
                 self.cnew[s] = f
         return -1
 
-    cdef list _stream_ids(self):
+    cdef list _stream_ids(self, gil_t* how):
         """``sid`` and ``touched`` for the batch; new streams get ids. Returns [(id, first
         row)] of the new ones (their values are read with the GIL)."""
         cdef int64_t n = self.n, i, s = 0, prev = -1, length, plen = -1, v
@@ -647,7 +679,7 @@ cdef class BoxEngine:
         self.sid.resize(n)
         self.sany.resize(n)
         self.touched.clear()
-        with nogil:
+        with nogil(gil_t is release_t):
             if not has_stream and n:
                 if self.newest.size() == 0:
                     s = self._new_id()
@@ -760,19 +792,22 @@ cdef class BoxEngine:
         out = []
         try:
             for a in range(self.mb_iou.size()):
-                out.append(self._multibox(a, False, None))
+                out.append(self._multibox(a, False, None, <release_t*>NULL) if self.release
+                           else self._multibox(a, False, None, <keep_t*>NULL))
             if self.fl_gap.size() or self.id_d.size():
                 self._track_slots()
             for a in range(self.fl_gap.size()):
-                out.append(self._flicker(a))
+                out.append(self._flicker(a, <release_t*>NULL) if self.release else self._flicker(a, <keep_t*>NULL))
             for a in range(self.va_w.size()):
-                out.append(self._valid(a))
+                out.append(self._valid(a, <release_t*>NULL) if self.release else self._valid(a, <keep_t*>NULL))
             if self.io_iou.size() or self.id_d.size():
                 self._class_codes()
             for a in range(self.io_iou.size()):
-                out.append(self._iou(a, False, None))
+                out.append(self._iou(a, False, None, <release_t*>NULL) if self.release
+                           else self._iou(a, False, None, <keep_t*>NULL))
             for a in range(self.id_d.size()):
-                out.append(self._ident(a, False, None))
+                out.append(self._ident(a, False, None, <release_t*>NULL) if self.release
+                           else self._ident(a, False, None, <keep_t*>NULL))
             for k in range(self.tk_new.size()):  # new slots no assertion took (rows without a frame)
                 if self.tk_refs[self.tk_new[k]] == 0:
                     self.tk_zero.push_back(self.tk_new[k])
@@ -790,7 +825,7 @@ cdef class BoxEngine:
         return out
 
     # ------------------------------------------------------------------ multibox
-    cdef object _multibox(self, size_t a, bint flushing, object which):
+    cdef object _multibox(self, size_t a, bint flushing, object which, gil_t* how):
         """Judge the frames this batch completes (``flushing``: every open frame of the
         streams in ``which``, all when ``None``) and keep the new open frames."""
         cdef int64_t n = 0 if flushing else self.n, i, s, m = 0, g0, g1, j, q, ev = 0, f, ps, pf
@@ -822,7 +857,7 @@ cdef class BoxEngine:
             else:
                 for s in which:
                     streams.push_back(s)
-        with nogil:
+        with nogil(gil_t is release_t):
             if flushing:
                 for k in range(streams.size()):
                     s = streams[k]
@@ -1082,7 +1117,7 @@ cdef class BoxEngine:
         """Judge the open frames of ``streams`` (ids; all when ``None``) and forget them."""
         if self.pending:
             raise ValueError("tripwire: flush with a prepared batch")
-        return self._multibox(a, True, streams)
+        return self._multibox(a, True, streams, <release_t*>NULL)
 
     # ------------------------------------------------------------------ track slots
     cdef void _track_slots(self) noexcept nogil:
@@ -1169,7 +1204,7 @@ cdef class BoxEngine:
         return pick
 
     # ------------------------------------------------------------------ flicker by track
-    cdef object _flicker(self, size_t a):
+    cdef object _flicker(self, size_t a, gil_t* how):
         cdef int64_t n = self.n, i, s, f, g, gap = self.fl_gap[a], k
         cdef size_t q
         cdef vector[int64_t] rows, starts, ends, fr, st, trk
@@ -1188,7 +1223,7 @@ cdef class BoxEngine:
             return None
         rows.swap(self.fl_rows)
         rows.clear()
-        with nogil:
+        with nogil(gil_t is release_t):
             # rows with a stream, frame and track, in row order; when some stream's frames go
             # back in time inside the batch, in frame order (stable: rows of a frame in order)
             prev_frame.assign(self.newest.size(), INT64_MIN)
@@ -1485,7 +1520,7 @@ cdef class BoxEngine:
                     self.io_young[a][o.obj].push_back(yb)
                 act.push_back(o)
 
-    cdef object _iou(self, size_t a, bint flushing, object which):
+    cdef object _iou(self, size_t a, bint flushing, object which, gil_t* how):
         """Link the frames this batch completes (``flushing``: the open frames of the streams
         in ``which``, all when ``None``, which then end); keep the new open frames; forget
         (appear: judge) the objects no later frame can reach."""
@@ -1507,7 +1542,7 @@ cdef class BoxEngine:
             else:
                 for s in which:
                     streams.push_back(s)
-        with nogil:
+        with nogil(gil_t is release_t):
             if flushing:
                 for k in range(streams.size()):
                     s = streams[k]
@@ -1590,7 +1625,7 @@ cdef class BoxEngine:
         (appear) and forget them."""
         if self.pending:
             raise ValueError("tripwire: flush with a prepared batch")
-        return self._iou(a, True, streams)
+        return self._iou(a, True, streams, <release_t*>NULL)
 
     # ------------------------------------------------------------------ appear / class_consistency by track
     cdef void _judge_track(self, size_t a, int64_t s, int64_t track, ident_t* r, int64_t first_frame,
@@ -1702,7 +1737,7 @@ cdef class BoxEngine:
         r.cprev_row = 0
         r.cprev_frame = 0
 
-    cdef object _ident(self, size_t a, bint flushing, object which):
+    cdef object _ident(self, size_t a, bint flushing, object which, gil_t* how):
         """Add the batch's rows to their tracks' records; judge the tracks quiet for ``horizon``
         rows (``appear``: whose stream has moved past their last frame); ``flushing``: judge
         every track of the streams in ``which`` (all when ``None``)."""
@@ -1725,7 +1760,7 @@ cdef class BoxEngine:
         cdef _Out out
         if flushing:
             pick = self._picked(which)
-        with nogil:
+        with nogil(gil_t is release_t):
             if flushing:
                 for k in range(n_slots):
                     r = &d[k]
@@ -1814,12 +1849,12 @@ cdef class BoxEngine:
         """Judge every track of ``streams`` (ids; all when ``None``) and forget them."""
         if self.pending:
             raise ValueError("tripwire: flush with a prepared batch")
-        got = self._ident(a, True, streams)
+        got = self._ident(a, True, streams, <release_t*>NULL)
         self._free_slots()
         return got
 
     # ------------------------------------------------------------------ valid
-    cdef object _valid(self, size_t a):
+    cdef object _valid(self, size_t a, gil_t* how):
         """As ``_boxes_cy.valid``: reasons bitmask per broken box (blocks: a branch-free loop
         the compiler vectorizes, then nulls, then a scan for the rare bad rows)."""
         cdef int64_t n = self.n, i, lo, k, mm
@@ -1843,7 +1878,7 @@ cdef class BoxEngine:
         py2 = <const float*>c[R_Y2].data + c[R_Y2].off
         if has_score:
             psc = <const float*>c[R_SCORE].data + c[R_SCORE].off
-        with nogil:
+        with nogil(gil_t is release_t):
             lo = 0
             while lo < n:
                 mm = n - lo if n - lo < 1024 else 1024

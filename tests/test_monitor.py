@@ -291,6 +291,25 @@ def test_native_engine_on_batches_in_frame_order_equals_suite_check(batches, one
     assert streamed(tw.Monitor(suite, horizon=None, strict=True), batches) == expected
 
 
+@pytest.mark.slow
+@PROPERTY
+@given(batches=streams_and_splits())
+def test_native_engine_releasing_the_gil_or_not_equals_suite_check(batches):
+    """The engine's kernel sections keep the GIL for batches under
+    ``MONITOR_NOGIL_MIN_ROWS`` rows and release it from there (two compiled variants of each):
+    both equal the batch check."""
+    from tripwire import _config
+
+    suite = all_examples()
+    expected = events_of(suite.check(whole(batches)))
+    for min_rows in (0, 1 << 40):  # every batch releases it / none does
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_config, "MONITOR_NOGIL_MIN_ROWS", min_rows)
+            mon = tw.Monitor(suite, horizon=None, strict=True)
+            assert streamed(mon, batches) == expected
+            assert mon._native is None or mon._native.engine.nogil_min_rows == min_rows
+
+
 def test_native_class_codes_of_many_colliding_integer_classes():
     """Integer classes that share their low byte (the engine's class cache is direct-mapped by
     it) and more classes than that cache holds, some tracks with three classes and a tie: the

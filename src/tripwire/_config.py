@@ -44,5 +44,12 @@ CONTIGUOUS_PARTS = _env_int("CONTIGUOUS_PARTS", 0)
 # Compile-time kernel constants live in kernels/_rows_cy.pyx (rebuild to change them): the
 # rows.check block (1024 rows, fits L1) and the contiguous streaming-state limits.
 
+# tw.Monitor's box engine: batches of fewer rows keep the GIL in its kernel sections. Such a
+# section takes microseconds, less than giving the GIL away and waiting to get it back while
+# other threads run Python, and a thread that gives it away holding the monitor's lock lets the
+# other observing threads queue on the lock (a context switch each). Batches this large and
+# larger release it (the gathered batches of a BackgroundMonitor, large batches of a scan).
+MONITOR_NOGIL_MIN_ROWS = _env_int("MONITOR_NOGIL_MIN_ROWS", 256)
+
 # tripwire scan: rows per record batch read from files.
 SCAN_BATCH_ROWS = _env_int("SCAN_BATCH_ROWS", 1 << 20)
