@@ -34,6 +34,7 @@ from libcpp.string cimport string
 from libcpp.vector cimport vector
 
 from _arrow_c cimport ArrowArray, tw_release_array
+from tripwire import _config
 
 cnp.import_array()
 
@@ -255,6 +256,8 @@ cdef class RowsEngine:
     cdef size_t fifo_head
     # the pending batch: what it changed, to undo it
     cdef bint pending
+    cdef public int64_t nogil_min_rows  # batches of fewer rows keep the GIL (as the box engine's)
+    cdef bint release  # the pending batch's kernel sections release the GIL
     cdef int64_t gen
     cdef vector[int64_t] sv_slot, sv_last, sv_n, sv_cs, sv_ct
     cdef vector[uint8_t] sv_new, sv_uns
@@ -284,6 +287,7 @@ cdef class RowsEngine:
         # push_back(const T&) as a reference to a temporary that is gone before the call
         self.id_str = id_str
         self.horizon = -1 if horizon is None else horizon
+        self.nogil_min_rows = _config.MONITOR_NOGIL_MIN_ROWS
         for attr_str, minority in consistent:
             flag = 1 if attr_str else 0
             self.cs_str.push_back(flag)
@@ -471,9 +475,12 @@ cdef class RowsEngine:
                     self.idc = c
                 else:
                     self.cols.push_back(c)
-            if n:
+            self.release = n >= self.nogil_min_rows
+            if self.release:
                 with nogil:
                     self._rows(n, row0)
+            elif n:
+                self._rows(n, row0)
         finally:
             tw_release_array(&self.arr)
 
@@ -780,45 +787,61 @@ cdef class RowsEngine:
         """End the pending batch (rows up to ``end``): judge the identities quiet for
         ``horizon`` rows. Returns each member's violations (see ``_result``)."""
         cdef size_t k
-        cdef int64_t s, limit = end - self.horizon
-        cdef vector[pair[int64_t, int64_t]] fresh
-        cdef pair[int64_t, int64_t] f
+        cdef int64_t limit = end - self.horizon
         cdef vector[out_t] outs
         if not self.pending:
             self._begin()  # a batch without rows
+            self.release = False
         outs.resize(self.n_cs + self.n_ct)
-        with nogil:
-            if self.horizon >= 0:
-                # this batch's identities join the queue in order of their newest row
-                for k in range(self.sv_slot.size()):
-                    s = self.sv_slot[k]
-                    fresh.push_back(pair[int64_t, int64_t](self.slots[s].last_row, s))
-                cpp_sort(fresh.begin(), fresh.end())
-                self.fifo.insert(self.fifo.end(), fresh.begin(), fresh.end())
-                while self.fifo_head < self.fifo.size() and self.fifo[self.fifo_head].first < limit:
-                    f = self.fifo[self.fifo_head]
-                    self.fifo_head += 1
-                    s = f.second
-                    if self.slots[s].alive and self.slots[s].last_row == f.first and self.slots[s].mark != -2:
-                        self._judge(s, outs)
-                        self.slots[s].mark = -2  # judged: freed at commit
-                        self.judged.push_back(s)
+        if self.horizon >= 0:
+            if self.release:
+                with nogil:
+                    self._judge_quiet(limit, outs)
+            else:
+                self._judge_quiet(limit, outs)
         got = []
         for k in range(outs.size()):
             got.append(self._result(outs[k]))
         return got
 
+    cdef void _judge_quiet(self, int64_t limit, vector[out_t]& outs) noexcept nogil:
+        """Queue the pending batch's identities by their newest row; judge those quiet since
+        before row ``limit``."""
+        cdef size_t k
+        cdef int64_t s
+        cdef vector[pair[int64_t, int64_t]] fresh
+        cdef pair[int64_t, int64_t] f
+        for k in range(self.sv_slot.size()):
+            s = self.sv_slot[k]
+            fresh.push_back(pair[int64_t, int64_t](self.slots[s].last_row, s))
+        cpp_sort(fresh.begin(), fresh.end())
+        self.fifo.insert(self.fifo.end(), fresh.begin(), fresh.end())
+        while self.fifo_head < self.fifo.size() and self.fifo[self.fifo_head].first < limit:
+            f = self.fifo[self.fifo_head]
+            self.fifo_head += 1
+            s = f.second
+            if self.slots[s].alive and self.slots[s].last_row == f.first and self.slots[s].mark != -2:
+                self._judge(s, outs)
+                self.slots[s].mark = -2  # judged: freed at commit
+                self.judged.push_back(s)
+
+    cdef void _free_judged(self) noexcept nogil:
+        cdef size_t k
+        for k in range(self.judged.size()):
+            self._free(self.judged[k])
+        if self.fifo_head > 4096 and self.fifo_head * 2 > self.fifo.size():
+            self.fifo.erase(self.fifo.begin(), self.fifo.begin() + self.fifo_head)
+            self.fifo_head = 0
+
     def commit(self):
         """Keep the pending batch: forget what would undo it, free the identities judged."""
-        cdef size_t k
         if not self.pending:
             return
-        with nogil:
-            for k in range(self.judged.size()):
-                self._free(self.judged[k])
-            if self.fifo_head > 4096 and self.fifo_head * 2 > self.fifo.size():
-                self.fifo.erase(self.fifo.begin(), self.fifo.begin() + self.fifo_head)
-                self.fifo_head = 0
+        if self.release:
+            with nogil:
+                self._free_judged()
+        else:
+            self._free_judged()
         self.judged.clear()
         self.pending = False
 

@@ -295,9 +295,9 @@ def test_native_engine_on_batches_in_frame_order_equals_suite_check(batches, one
 @PROPERTY
 @given(batches=streams_and_splits())
 def test_native_engine_releasing_the_gil_or_not_equals_suite_check(batches):
-    """The engine's kernel sections keep the GIL for batches under
-    ``MONITOR_NOGIL_MIN_ROWS`` rows and release it from there (two compiled variants of each):
-    both equal the batch check."""
+    """The native engines' kernel sections (boxes, and the rows engine of rows.consistent /
+    rows.contiguous) keep the GIL for batches under ``MONITOR_NOGIL_MIN_ROWS`` rows and release
+    it from there: both ways equal the batch check."""
     from tripwire import _config
 
     suite = all_examples()
