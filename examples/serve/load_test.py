@@ -3,7 +3,7 @@
 Three server processes on 127.0.0.1 (a free port each), each alone in its process as in a
 deployment: ``none`` (no monitor), ``sync`` (``observe`` in the request handler) and
 ``background`` (the handler only ``submit``s the frame; a worker thread checks the gathered
-frames every 50 ms). ``clients`` client processes each hold one keep-alive connection per
+frames every ``--max-delay`` seconds, the server's default 0.25 unless given). ``clients`` client processes each hold one keep-alive connection per
 server and ask for the frames of their own camera stream; rounds rotate between the servers
 so that all see the same machine load. Two loads, one after the other on the same servers:
 
@@ -176,9 +176,10 @@ class _Clients:
 class _Server:
     """``server.py`` in its own process on a free loopback port."""
 
-    def __init__(self, mode: str, env: dict, record: str | None = None):
+    def __init__(self, mode: str, env: dict, record: str | None = None, max_delay: float | None = None):
         args = [sys.executable, os.path.join(HERE, "server.py"), "--port", "0", "--mode", mode] + \
-            ([] if record is None else ["--record", record])
+            ([] if record is None else ["--record", record]) + \
+            ([] if max_delay is None else ["--max-delay", repr(max_delay)])
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()  # "serving on http://127.0.0.1:PORT/..."
         m = re.search(r"127\.0\.0\.1:(\d+)/", line)
@@ -308,7 +309,8 @@ def _median(xs: list[float]) -> float:
 
 
 def run(requests: int = 2000, clients: int = 4, rounds: int = 10, rate: float | None = None,
-        utilization: float = UTILIZATION, loads: tuple = ("closed", "open"), seed: int = 0) -> dict:
+        utilization: float = UTILIZATION, loads: tuple = ("closed", "open"), seed: int = 0,
+        max_delay: float | None = None) -> dict:
     """Latency percentiles (microseconds) of the three servers under each of ``loads``, what
     their monitors saw, and whether both modes found the same violations.
 
@@ -317,7 +319,8 @@ def run(requests: int = 2000, clients: int = 4, rounds: int = 10, rate: float | 
     servers saturated: a throughput test); ``open``: ``rate`` requests/s offered over all
     clients on Poisson schedules (the same for each server), latency counted from each
     request's scheduled time; ``rate`` None: ``utilization`` times the capacity the ``none``
-    server showed in the closed loop of this run (which then comes first)."""
+    server showed in the closed loop of this run (which then comes first). ``max_delay``: the
+    background server's (``None``: its default)."""
     if rate is None and "open" in loads and "closed" not in loads:
         raise ValueError("an open loop needs a rate, or a closed loop first to measure the capacity")
     env = _env()
@@ -329,7 +332,7 @@ def run(requests: int = 2000, clients: int = 4, rounds: int = 10, rate: float | 
                  "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
     try:
         for name in MODES:
-            servers[name] = _Server(name, env, records.get(name))
+            servers[name] = _Server(name, env, records.get(name), max_delay if name == "background" else None)
         pool = _Clients(clients, env)
         for name, s in servers.items():  # warm-up: connections, first frames, caches (same streams)
             pool.hammer(s.port, 4 * clients, "warm")
@@ -378,6 +381,7 @@ def run(requests: int = 2000, clients: int = 4, rounds: int = 10, rate: float | 
     bgo["frames_checked"] = stats["checked"] - warm_stats["checked"]
     bgo["frames_per_observe"] = bgo["frames_checked"] / max(stats["observed"] - warm_stats["observed"], 1)
     bgo["submitted"] = stats["submitted"]
+    bgo["max_delay"] = stats["max_delay"]
     bgo["max_waiting_rows"] = stats["max_waiting"]
     bgo["callback_errors"], bgo["worker_errors"] = stats["callback_errors"], stats["errors"]
     bgo["worker_cpu_us_per_frame"] = 1e6 * (stats["worker_cpu_s"] - warm_stats["worker_cpu_s"]) / max(bgo["frames_checked"], 1)
@@ -429,12 +433,13 @@ def main() -> None:
     p.add_argument("--utilization", type=float, default=UTILIZATION,
                    help=f"open loop without --rate: the fraction of capacity offered (default {UTILIZATION})")
     p.add_argument("--seed", type=int, default=0, help="open loop: the seed of the Poisson schedules")
+    p.add_argument("--max-delay", type=float, help="the background server's --max-delay (default: the server's, 0.25 s)")
     p.add_argument("--client", action="store_true", help=argparse.SUPPRESS)  # a client process
     args = p.parse_args()
     if args.client:
         return _client_main()
     loads = ("closed", "open") if args.load == "both" else (args.load,)
-    r = run(args.requests, args.clients, args.rounds, args.rate, args.utilization, loads, args.seed)
+    r = run(args.requests, args.clients, args.rounds, args.rate, args.utilization, loads, args.seed, args.max_delay)
     print(f"{args.requests} requests per server and load, {args.clients} client processes (keep-alive), "
           f"servers in their own processes, 127.0.0.1; {r['cpus']} CPUs ({r['cpus_usable']} usable)")
     if "closed" in r:
@@ -450,7 +455,8 @@ def main() -> None:
     s, b = r["sync"], r["background"]
     print(f"sync: observe {s['observe_mean_us']:.0f} us mean per frame, in the request; rejected: "
           f"{s['rejected'] or 'none'}")
-    print(f"background: {b['frames_per_observe']:.1f} frames gathered per observe, {b['observe_mean_us']:.0f} us "
+    print(f"background (max_delay {b['max_delay']:g} s): {b['frames_per_observe']:.1f} frames gathered per observe, "
+          f"{b['observe_mean_us']:.0f} us "
           f"each ({b['observe_us_per_frame']:.1f} us per frame; worker CPU {b['worker_cpu_us_per_frame']:.1f} us per frame), "
           f"off the request; rejected: {b['rejected'] or 'none'}; "
           f"at most {b['max_waiting_rows']} rows waited")
