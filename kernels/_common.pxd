@@ -462,7 +462,11 @@ cdef inline void emit_groups(int64_t s, Py_ssize_t m, int64_t* parent, int64_t* 
 
 # ---- IoU association: one frame's greedy one-to-one match (boxes.associate, BoxEngine) ----
 cdef enum:
-    MATCH_BY_X_MIN = 24  # boxes in a frame above which match_frame groups them by x first
+    # boxes in a frame above which match_frame groups them by x first: below, testing every
+    # block of 8 costs fewer instructions than grouping and testing the blocks' bounds
+    # (callgrind of associate on the bench's tracks: 17 % fewer at 30 boxes a frame, about
+    # even at 48, 22 % more at 100)
+    MATCH_BY_X_MIN = 48
 
 
 cdef struct match_scratch_t:  # match_frame's scratch, kept by the caller between frames

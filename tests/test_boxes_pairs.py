@@ -1,7 +1,7 @@
 """The shared IoU pair kernel (``kernels/_common.pxd``: 8 boxes at a time, AVX2 or portable C;
 larger frames grouped by x for the association) against the plain-loop reference: ``multibox``
 and ``associate`` on frames whose sizes sit on and around the block boundaries (1, 7, 8, 9,
-15, 16, 17, 24, 25, 64, 65, 100 boxes), with clusters that link, identical and zero-area boxes,
+15, 16, 17, 24, 25, 47, 48, 49, 64, 65, 100 boxes; the grouping starts above 48), with clusters that link, identical and zero-area boxes,
 NaN / +-inf / huge coordinates, for every build of the kernel this CPU runs and every fast
 backend."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tripwire._kernels import _boxes_cy
 
 PROPERTY = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-SIZES = [1, 2, 7, 8, 9, 15, 16, 17, 24, 25, 31, 33, 64, 65, 100]
+SIZES = [1, 2, 7, 8, 9, 15, 16, 17, 24, 25, 31, 33, 47, 48, 49, 64, 65, 100]
 SPECIALS = np.array([np.nan, np.inf, -np.inf, 1e30, -3e38, 3e38], np.float32)
 _BEST = _boxes_cy.simd_level(-1)
 
