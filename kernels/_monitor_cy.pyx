@@ -502,8 +502,7 @@ cdef class BoxEngine:
     def prepare(self, batch, int64_t row0, indices, bint verify=True, const int64_t[::1] parts=None):
         """Read ``batch`` (a ``pyarrow.RecordBatch``, exported through the Arrow C data
         interface: zero copy; or an ``ExportedBatch``, taken over; ``None``: no rows): stream
-        ids and frame ranges; nothing changes
-        yet. ``indices``: the column of each role (``ROLES``; -1: absent). ``verify``: check
+        ids and frame ranges; nothing changes yet. ``indices``: the column of each role (``ROLES``; -1: absent). ``verify``: check
         the column formats (the caller does it once per schema: exporting the schema costs
         more than the rest). ``parts``: the batch is several batches gathered (the first row
         of each after the first, ascending): their frames must also be in order per stream
@@ -513,7 +512,7 @@ cdef class BoxEngine:
         comes after a newer one of an earlier part."""
         cdef ArrowSchema schema
         cdef int r, k, c
-        cdef int64_t i, s, f, n
+        cdef int64_t i, s, n
         cdef int64_t bad = -1
         cdef ExportedBatch exported = batch if type(batch) is ExportedBatch else None
         if self.pending:
@@ -785,29 +784,12 @@ cdef class BoxEngine:
         order (events numbered by their first row, rows ascending inside one), one entry per
         flagged row: multibox ``(rows, events, severity, frames, streams)``, flicker ``(rows,
         events, severity, frames, streams, tracks)``, valid ``(rows, reasons)``."""
-        cdef size_t k, a
+        cdef size_t k
         cdef int64_t s
         if not self.pending:
             raise ValueError("tripwire: no prepared batch")
-        out = []
         try:
-            for a in range(self.mb_iou.size()):
-                out.append(self._multibox(a, False, None, <release_t*>NULL) if self.release
-                           else self._multibox(a, False, None, <keep_t*>NULL))
-            if self.fl_gap.size() or self.id_d.size():
-                self._track_slots()
-            for a in range(self.fl_gap.size()):
-                out.append(self._flicker(a, <release_t*>NULL) if self.release else self._flicker(a, <keep_t*>NULL))
-            for a in range(self.va_w.size()):
-                out.append(self._valid(a, <release_t*>NULL) if self.release else self._valid(a, <keep_t*>NULL))
-            if self.io_iou.size() or self.id_d.size():
-                self._class_codes()
-            for a in range(self.io_iou.size()):
-                out.append(self._iou(a, False, None, <release_t*>NULL) if self.release
-                           else self._iou(a, False, None, <keep_t*>NULL))
-            for a in range(self.id_d.size()):
-                out.append(self._ident(a, False, None, <release_t*>NULL) if self.release
-                           else self._ident(a, False, None, <keep_t*>NULL))
+            out = self._batch_results(<release_t*>NULL) if self.release else self._batch_results(<keep_t*>NULL)
             for k in range(self.tk_new.size()):  # new slots no assertion took (rows without a frame)
                 if self.tk_refs[self.tk_new[k]] == 0:
                     self.tk_zero.push_back(self.tk_new[k])
@@ -822,6 +804,27 @@ cdef class BoxEngine:
                         self.newest[s] = self.hi[s]
         finally:
             self.abort()
+        return out
+
+    cdef list _batch_results(self, gil_t* how):
+        """Every assertion's violations in the prepared batch (``commit``'s list); ``how``: the
+        kernel sections' GIL variant, chosen once per batch."""
+        cdef size_t a
+        out = []
+        for a in range(self.mb_iou.size()):
+            out.append(self._multibox(a, False, None, how))
+        if self.fl_gap.size() or self.id_d.size():
+            self._track_slots()
+        for a in range(self.fl_gap.size()):
+            out.append(self._flicker(a, how))
+        for a in range(self.va_w.size()):
+            out.append(self._valid(a, how))
+        if self.io_iou.size() or self.id_d.size():
+            self._class_codes()
+        for a in range(self.io_iou.size()):
+            out.append(self._iou(a, False, None, how))
+        for a in range(self.id_d.size()):
+            out.append(self._ident(a, False, None, how))
         return out
 
     # ------------------------------------------------------------------ multibox
