@@ -364,6 +364,7 @@ cdef bint _pairs_part(const key_t* ids, int64_t id_offset, const uint8_t* id_val
 # decreasing time: the common row takes three well-predicted branches.
 cdef enum:
     PACKED_BLOCK = 8192  # rows per window check: their times (64 KiB) stay in L2 for the scan
+cdef uint64_t PACKED_SPAN = <uint64_t>1 << 31  # the window's width: time differences fit int32
 
 
 cdef inline void _minmax_rows(const int64_t* values, const uint8_t* valid, Py_ssize_t lo, Py_ssize_t hi,
@@ -391,6 +392,33 @@ cdef inline int _packed_row(int64_t k, uint32_t t, Py_ssize_t i, uint64_t* S, ui
     return 1
 
 
+cdef inline Py_ssize_t _packed_run(const key_t* ids, int64_t id_offset, const int64_t* times, Py_ssize_t i,
+                                  Py_ssize_t e, uint64_t* S, uint64_t lo_t, uint32_t gap_lo, uint32_t gap_span,
+                                  kv_t* out, Py_ssize_t* n_out) noexcept nogil:
+    """Rows ``i .. e`` without nulls while each is a later time of an id already seen: the first
+    row that is not (a repeated time, a first presence or a decrease) is returned for
+    ``_packed_row``. Each row writes its pair to ``out`` and counts it only at a short gap, so the
+    loop has no branch that follows the data (``out`` has room for ``e - i`` more pairs)."""
+    cdef Py_ssize_t c = n_out[0]
+    cdef int64_t k
+    cdef uint64_t old
+    cdef uint32_t t, d
+    while i < e:
+        k = ids[i] - id_offset
+        t = <uint32_t>times[i]
+        old = S[k]
+        d = t - <uint32_t>(old >> 32)
+        if d - 1 >= <uint32_t>INT32_MAX or <uint64_t>times[i] - lo_t >= PACKED_SPAN:
+            break
+        out[c].first = <int64_t><uint32_t>old
+        out[c].second = i
+        c += d - gap_lo < gap_span
+        S[k] = (<uint64_t>t << 32) | <uint64_t>i
+        i += 1
+    n_out[0] = c
+    return i
+
+
 cdef int _pairs_part_packed(const key_t* ids, int64_t id_offset, const uint8_t* id_valid_p,
                             const int64_t* times, const uint8_t* time_valid_p, Py_ssize_t lo, Py_ssize_t hi,
                             int64_t n_ids, uint64_t* S, uint64_t* F, int64_t window, int64_t step,
@@ -398,7 +426,7 @@ cdef int _pairs_part_packed(const key_t* ids, int64_t id_offset, const uint8_t* 
     """``_pairs_part`` with packed state (``S``, ``F``: ``n_ids`` each, filled here). 1: done;
     0: some id's times decrease; -1: a time outside the part's window (the caller takes the
     16-byte scan). ``lo_t``: the window's start (to unpack)."""
-    cdef Py_ssize_t i, b, e
+    cdef Py_ssize_t i, b, e, n_out = pairs.size()
     cdef int64_t first_t, bmin, bmax
     # violation iff step != d < window, with d >= 1 and (in this path) window <= 3 if step == 1
     # else window <= 2: one unsigned range test
@@ -425,20 +453,33 @@ cdef int _pairs_part_packed(const key_t* ids, int64_t id_offset, const uint8_t* 
     b = lo
     while b < hi:
         e = min(b + PACKED_BLOCK, hi)
-        _minmax_rows(times, time_valid_p, b, e, &bmin, &bmax)
-        if bmin <= bmax and (bmin < lo_t[0] or bmax - lo_t[0] >= 2 * reach):
-            return -1
         if id_valid_p == NULL and time_valid_p == NULL:
-            for i in range(b, e):
+            if <Py_ssize_t>pairs.size() < n_out + (e - b):  # room for every row of the block
+                pairs.resize(max(2 * pairs.size(), <size_t>(n_out + (e - b))))
+            i = b
+            while True:
+                i = _packed_run(ids, id_offset, times, i, e, S, lo_t[0], gap_lo, gap_span, pairs.data(), &n_out)
+                if i == e:
+                    break
+                if <uint64_t>times[i] - <uint64_t>lo_t[0] >= PACKED_SPAN:
+                    return -1
+                # never a short gap here (d is 0 or "negative"): nothing to push
                 if not _packed_row(ids[i] - id_offset, <uint32_t>times[i], i, S, F, gap_lo, gap_span, pairs):
                     return 0
+                i += 1
         else:
+            _minmax_rows(times, time_valid_p, b, e, &bmin, &bmax)
+            if bmin <= bmax and (bmin < lo_t[0] or bmax - lo_t[0] >= 2 * reach):
+                return -1
+            pairs.resize(n_out)
             for i in range(b, e):
                 if is_valid(id_valid_p, i) and is_valid(time_valid_p, i):
                     if not _packed_row(ids[i] - id_offset, <uint32_t>times[i], i, S, F, gap_lo, gap_span,
                                        pairs):
                         return 0
+            n_out = pairs.size()
         b = e
+    pairs.resize(n_out)
     return 1
 
 
