@@ -12,15 +12,27 @@ the caller maps them back to input rows.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, INT64_MIN
 from libc.math cimport isfinite
+from libc.string cimport memcpy
 
+from libcpp.algorithm cimport merge as cpp_merge, sort as cpp_sort
+from libcpp.pair cimport pair
 from libcpp.vector cimport vector
+from cython.parallel cimport prange
 
-from _common cimport emit_groups, is_valid, link_overlaps, match_frame, match_scratch_t, to_numpy, tw_set_simd, valid_ptr
+from tripwire import _config
+
+from _common cimport emit_groups, is_valid, link_overlaps, match_frame, match_scratch_t, to_numpy, tw_max_threads, tw_set_simd, valid_ptr
 from _types cimport key_t, key2_t
 
 cnp.import_array()
+
+ctypedef pair[int64_t, int64_t] kv_t
+
+
+cdef inline bint _by_end(const kv_t& a, const kv_t& b) noexcept nogil:
+    return a.second < b.second
 
 
 def simd_level(int level=-1):
@@ -354,42 +366,138 @@ cdef inline void _keep_seeds(int64_t stream, const int64_t[::1] s_off, const int
         st_frame.push_back(s_frame[q])
 
 
+cdef struct seen_t:  # one object's latest box in ``gaps``
+    int64_t f   # its frame (INT64_MIN: not seen)
+    int64_t p   # its position (-1: not seen)
+
+
+cdef enum:
+    GAPS_BLOCK = 8192  # rows per growth of the pairs buffer (it has room for every row of a block)
+
+
+cdef bint _gaps_part(const key_t* obj, int64_t obj_offset, const uint8_t* vp, const int64_t* frame,
+                     Py_ssize_t lo, Py_ssize_t hi, seen_t* S, seen_t* F, uint64_t max_gap,
+                     vector[kv_t]& pairs) noexcept nogil:
+    """Positions ``lo .. hi`` with their own state ``S`` (each object's latest box) and ``F``
+    (its first box here); ``pairs`` gets (start, end) in order of the end. False when some
+    object's frames go back. Every row writes a pair and counts it only at a gap, so the
+    common row takes no branch that follows the data."""
+    cdef Py_ssize_t i, e, c = 0
+    cdef int64_t k, fr
+    cdef seen_t* P
+    cdef kv_t* out
+    while lo < hi:
+        e = min(lo + GAPS_BLOCK, hi)
+        if <Py_ssize_t>pairs.size() < c + (e - lo):
+            pairs.resize(max(2 * pairs.size(), <size_t>(c + (e - lo))))
+        out = pairs.data()
+        for i in range(lo, e):
+            if vp != NULL and not vp[i]:
+                continue
+            k = obj[i] - obj_offset
+            fr = frame[i]
+            P = &S[k]
+            if fr < P.f:
+                pairs.resize(c)
+                return False
+            if P.p < 0:  # first box of the object here: no gap before it
+                F[k].f = fr
+                F[k].p = i
+                P.f = fr
+            out[c].first = P.p
+            out[c].second = i
+            # 1 <= frame gap <= max_gap: the frames are 2 .. max_gap + 1 apart (fr >= P.f)
+            c += <uint64_t>fr - <uint64_t>P.f - 2 < max_gap
+            P.f = fr
+            P.p = i
+        lo = e
+    pairs.resize(c)
+    return True
+
+
 def gaps(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[::1] valid,
          const int64_t[::1] frame, int64_t max_gap):
     """Where an object is missing for 1..``max_gap`` frames between two of its boxes.
 
     One pass in array order keeping each object's last frame and position; rows with
     ``valid == 0`` are skipped. Returns ``(start, end, in_order)``: position pairs around each
-    gap (``frame[end] - frame[start] - 1`` in ``[1, max_gap]``), and whether every object's
-    frames were non-decreasing in array order; when not, the pairs are incomplete and the caller
-    sorts by (object, frame) and calls again. Of boxes sharing a frame, the last one in array
-    order opens the next gap.
+    gap (``frame[end] - frame[start] - 1`` in ``[1, max_gap]``) in order of ``end``, and whether
+    every object's frames were non-decreasing in array order; when not, the pairs are
+    incomplete and the caller sorts by (object, frame) and calls again. Of boxes sharing a
+    frame, the last one in array order opens the next gap. From
+    ``_config.TRACKS_PARALLEL_MIN_ROWS`` rows, the rows are cut into one range per OpenMP
+    thread (``_config.TRACKS_PARTS`` when > 0), scanned in parallel and joined object by object.
     """
     cdef const uint8_t* vp = valid_ptr(valid)
-    cdef Py_ssize_t n = obj.shape[0], i
-    cdef int64_t o, p, g
-    cdef vector[int64_t] starts, ends
+    cdef Py_ssize_t n = obj.shape[0], p, q
+    cdef int64_t k
+    cdef uint64_t mg = <uint64_t>max(max_gap, 0)
+    cdef int parts = 1
+    cdef seen_t blank
+    cdef seen_t* A
+    cdef seen_t* G
+    cdef vector[seen_t] S, F
+    cdef vector[vector[kv_t]] part_pairs
+    cdef vector[kv_t] pairs, joins
+    cdef vector[uint8_t] ok
     cdef bint in_order = True
     if frame.shape[0] != n:
         raise ValueError("object and frame columns differ in length")
-    last_pos_arr = np.full(max(n_obj, 0), -1, dtype=np.int64)
-    cdef int64_t[::1] last_pos = last_pos_arr
+    if n and n >= _config.TRACKS_PARALLEL_MIN_ROWS:
+        parts = max(_config.TRACKS_PARTS or tw_max_threads(), 1)
+        if n_obj * parts > 8 * n + 65536:  # per-part state would outweigh the rows
+            parts = 1
+    blank.f = INT64_MIN
+    blank.p = -1
     with nogil:
-        for i in range(n):
-            if not is_valid(vp, i):
-                continue
-            o = obj[i] - obj_offset
-            p = last_pos[o]
-            if p >= 0:
-                g = frame[i] - frame[p] - 1
-                if g < -1:
-                    in_order = False
+        if n:
+            S.assign(parts * max(n_obj, 0), blank)
+            F.assign(parts * max(n_obj, 0), blank)
+            part_pairs.resize(parts)
+            ok.assign(parts, 0)
+            if parts == 1:
+                ok[0] = _gaps_part(&obj[0], obj_offset, vp, &frame[0], 0, n, S.data(), F.data(), mg, part_pairs[0])
+            else:
+                for p in prange(parts, num_threads=parts, schedule="static"):
+                    ok[p] = _gaps_part(&obj[0], obj_offset, vp, &frame[0], n * p // parts, n * (p + 1) // parts,
+                                       S.data() + p * n_obj, F.data() + p * n_obj, mg, part_pairs[p])
+            for p in range(parts):
+                in_order = in_order and ok[p]
+        if in_order and parts > 1:  # (n > 0 here)
+            # join: the gap across each cut (the object's latest box before it, its first after),
+            # merged by end with the part's own pairs; S[0 .. n_obj] follows every object
+            pairs.swap(part_pairs[0])
+            for p in range(1, parts):
+                joins.clear()
+                for k in range(n_obj):
+                    G = &F[p * n_obj + k]
+                    if G.p < 0:
+                        continue  # object absent from part p
+                    A = &S[k]
+                    if A.p >= 0:
+                        if G.f < A.f:
+                            in_order = False
+                            break
+                        if <uint64_t>G.f - <uint64_t>A.f - 2 < mg:
+                            joins.push_back(kv_t(G.p, A.p))  # keyed by end for the sort
+                    A[0] = S[p * n_obj + k]
+                if not in_order:
                     break
-                if g >= 1 and g <= max_gap:
-                    starts.push_back(p)
-                    ends.push_back(i)
-            last_pos[o] = i
-    return to_numpy[int64_t](starts), to_numpy[int64_t](ends), in_order
+                cpp_sort(joins.begin(), joins.end())
+                q = pairs.size()
+                pairs.resize(q + joins.size() + part_pairs[p].size())
+                for k in range(<int64_t>joins.size()):
+                    joins[k] = kv_t(joins[k].second, joins[k].first)
+                cpp_merge(joins.begin(), joins.end(), part_pairs[p].begin(), part_pairs[p].end(),
+                          pairs.begin() + q, _by_end)
+        elif in_order and n:
+            pairs.swap(part_pairs[0])
+    if not in_order:
+        return np.empty(0, np.int64), np.empty(0, np.int64), False
+    out = np.empty((pairs.size(), 2), np.int64)
+    if pairs.size():
+        memcpy(<void*>cnp.PyArray_DATA(out), pairs.data(), pairs.size() * sizeof(kv_t))
+    return out[:, 0].copy(), out[:, 1].copy(), True
 
 
 cdef struct life_t:  # one object's state in ``lifetimes`` (64 bytes: a cache line)

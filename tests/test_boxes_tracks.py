@@ -169,6 +169,77 @@ def test_track_identity_does_not_depend_on_row_order(case, seed):
     assert got == want
 
 
+@st.composite
+def object_frames(draw):
+    """Rows of objects in mostly increasing frames (sometimes repeated, now and then back),
+    with nulls, around a base frame that may sit near either int64 limit."""
+    n_obj = draw(st.integers(1, 6))
+    n = draw(st.integers(0, 80))
+    base = draw(st.sampled_from([0, -2**62, 2**62, -2**63 + 8, 2**63 - 400]))
+    clock = [0] * n_obj
+    obj, frame, valid = [], [], []
+    for _ in range(n):
+        k = draw(st.integers(0, n_obj - 1))
+        clock[k] += draw(st.sampled_from([0, 1, 1, 2, 3, 4]))
+        if draw(st.integers(0, 30)) == 0:
+            clock[k] = max(clock[k] - 2, 0)
+        obj.append(k)
+        frame.append(base + clock[k])
+        valid.append(0 if draw(st.integers(0, 9)) == 0 else 1)
+    return np.array(obj, np.int64), np.array(frame, np.int64), np.array(valid, np.uint8), n_obj
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=object_frames(), parts=st.integers(1, 5), max_gap=st.integers(0, 3), nulls=st.booleans())
+def test_gaps_cut_into_parts_matches_reference(monkeypatch, case, parts, max_gap, nulls):
+    """The track-id gap kernel cut into ``parts`` row ranges (scanned in parallel, joined object
+    by object) gives the reference's pairs in order of the end, or says the frames go back."""
+    import reference
+    from tripwire import _config
+    from tripwire._kernels import _boxes_cy
+
+    monkeypatch.setattr(_config, "TRACKS_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "TRACKS_PARTS", parts)
+    obj, frame, valid, n_obj = case
+    valid = valid if nulls else np.empty(0, np.uint8)
+    start, end, in_order = _boxes_cy.gaps(obj + 3, 3, n_obj, valid, frame, max_gap)
+    kept = [i for i in range(len(obj)) if not len(valid) or valid[i]]
+    goes_back = any(frame[j] < frame[i] for a, i in enumerate(kept) for j in kept[a + 1:] if obj[i] == obj[j])
+    assert in_order == (not goes_back)
+    if in_order:
+        ws, we, _ = reference.gaps(obj + 3, 3, n_obj, valid, frame, max_gap)
+        assert (start.tolist(), end.tolist()) == (ws.tolist(), we.tolist())
+
+
+@pytest.mark.parametrize("parts", [1, 2, 5])
+def test_gaps_cut_into_parts_on_no_rows_or_fewer_rows_than_parts(monkeypatch, parts):
+    from tripwire import _config
+    from tripwire._kernels import _boxes_cy
+
+    monkeypatch.setattr(_config, "TRACKS_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "TRACKS_PARTS", parts)
+    none = np.empty(0, np.int64)
+    start, end, ok = _boxes_cy.gaps(none, 0, 4, np.empty(0, np.uint8), none, 2)
+    assert (start.tolist(), end.tolist(), ok) == ([], [], True)
+    start, end, ok = _boxes_cy.gaps(np.array([1, 1], np.int64), 0, 4, np.empty(0, np.uint8),
+                                    np.array([0, 2], np.int64), 2)
+    assert (start.tolist(), end.tolist(), ok) == ([0], [1], True)
+
+
+@PROPERTY
+@given(case=cases(), parts=st.integers(2, 4))
+def test_track_identity_cut_into_parts_matches_reference(monkeypatch, case, parts):
+    """flicker and appear by track id, their kernels cut into row ranges: the reference's report."""
+    from tripwire import _config
+
+    if case["tracks"] is None:
+        return
+    monkeypatch.setattr(_config, "TRACKS_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "TRACKS_PARTS", parts)
+    case = dict(case, identity="track")
+    check_like_reference(suite_of(case), table_of(case), "cython")
+
+
 # ----------------------------------------------------------------------------------------------
 # the reference kernels themselves
 # ----------------------------------------------------------------------------------------------

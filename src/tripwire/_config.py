@@ -41,6 +41,10 @@ KEY_PARALLEL_MIN_ROWS = _env_int("KEY_PARALLEL_MIN_ROWS", 1 << 18)
 # OpenMP thread (or CONTIGUOUS_PARTS ranges when > 0; the ranges are joined exactly either way).
 CONTIGUOUS_PARALLEL_MIN_ROWS = _env_int("CONTIGUOUS_PARALLEL_MIN_ROWS", 1 << 18)
 CONTIGUOUS_PARTS = _env_int("CONTIGUOUS_PARTS", 0)
+# boxes.flicker / boxes.appear with track ids: the same cut into parallel row ranges, joined
+# object by object, from this many rows (TRACKS_PARTS ranges when > 0, else one per thread).
+TRACKS_PARALLEL_MIN_ROWS = _env_int("TRACKS_PARALLEL_MIN_ROWS", 1 << 18)
+TRACKS_PARTS = _env_int("TRACKS_PARTS", 0)
 # Compile-time kernel constants live in kernels/_rows_cy.pyx (rebuild to change them): the
 # rows.check block (1024 rows, fits L1) and the contiguous streaming-state limits.
 
