@@ -12,7 +12,7 @@ the caller maps them back to input rows.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, INT64_MIN
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, INT64_MAX, INT64_MIN
 from libc.math cimport isfinite
 from libc.string cimport memcpy
 
@@ -525,6 +525,51 @@ cdef inline void _emit(Py_ssize_t i, int64_t o, const float[::1] score, const ui
             L.scount += 1
 
 
+cdef struct extent_t:  # one stream's frame range in ``lifetimes`` (seen: first <= last)
+    int64_t first
+    int64_t last
+
+
+cdef void _lives_part(const key_t* obj, int64_t obj_offset, const uint8_t* vp, const uint8_t* fvp,
+                      const int64_t* frame, const key2_t* stream, int64_t stream_offset, bint has_stream,
+                      Py_ssize_t lo, Py_ssize_t hi, life_t* life, extent_t* ext) noexcept nogil:
+    """Rows ``lo .. hi`` into their own ``life`` (per object) and ``ext`` (per stream). The
+    current stream's extent stays in registers while the stream does not change (a min/max
+    stored and reloaded every row would chain each row to the last one through memory)."""
+    cdef Py_ssize_t i
+    cdef int64_t fr, st, cur = -1, lo_f = INT64_MAX, hi_f = INT64_MIN
+    cdef life_t* L
+    for i in range(lo, hi):
+        if fvp != NULL and not fvp[i]:
+            continue
+        fr = frame[i]
+        st = stream[i] - stream_offset if has_stream else 0
+        if st != cur:
+            if cur >= 0:
+                ext[cur].first = min(ext[cur].first, lo_f)
+                ext[cur].last = max(ext[cur].last, hi_f)
+            cur = st
+            lo_f = INT64_MAX
+            hi_f = INT64_MIN
+        lo_f = min(lo_f, fr)
+        hi_f = max(hi_f, fr)
+        if vp != NULL and not vp[i]:
+            continue
+        L = &life[obj[i] - obj_offset]
+        if L.anchor < 0:
+            L.anchor = i
+            L.first = fr
+            L.last = fr
+            L.stream = <int32_t>st
+        L.first = min(L.first, fr)
+        L.last = max(L.last, fr)
+        L.last_row = i
+        L.count += L.count < 3
+    if cur >= 0:
+        ext[cur].first = min(ext[cur].first, lo_f)
+        ext[cur].last = max(ext[cur].last, hi_f)
+
+
 def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[::1] valid,
               const int64_t[::1] frame, const uint8_t[::1] frame_valid,
               const key2_t[::1] stream, int64_t stream_offset, int64_t n_streams,
@@ -544,54 +589,63 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
     cdef const uint8_t* svp = valid_ptr(score_valid)
     cdef Py_ssize_t n = obj.shape[0], i
     cdef bint has_stream = stream.shape[0] > 0, has_score = score.shape[0] > 0
-    cdef int64_t o, st = 0, fr, ns = max(n_streams, 1) if has_stream else 1, ev = 0, span = 0
+    cdef int64_t o, ns = max(n_streams, 1) if has_stream else 1, ev = 0, span = 0
     cdef life_t* L
-    cdef int64_t* sf
-    cdef int64_t* sl
     cdef vector[life_t] life
+    cdef vector[extent_t] ext
     cdef vector[int64_t] s_first, s_last, v_pos, v_ev, anchors, flagged
     cdef vector[float] sev
-    cdef vector[uint8_t] s_seen
     cdef life_t blank
+    cdef life_t* Q
+    cdef extent_t no_extent
+    cdef int parts, p
+    cdef Py_ssize_t tracks_min_rows = _config.TRACKS_PARALLEL_MIN_ROWS
+    cdef int tracks_parts = _config.TRACKS_PARTS
     if frame.shape[0] != n or (has_stream and stream.shape[0] != n) or (has_score and score.shape[0] != n):
         raise ValueError("object, frame, stream and score columns differ in length")
     blank.first = blank.last = blank.stream = blank.scount = blank.count = 0
     blank.anchor = blank.last_row = blank.event = -1
     blank.ssum = 0.0
+    no_extent.first = INT64_MAX
+    no_extent.last = INT64_MIN
     with nogil:
-        life.assign(n_obj, blank)
-        s_first.assign(ns, 0)
-        s_last.assign(ns, 0)
-        s_seen.assign(ns, 0)
-        # extents by min/max (conditional moves): on frame-ordered rows "a new frame" is true
-        # every few rows, and a branch on it mispredicts that often
-        sf = &s_first[0]
-        sl = &s_last[0]
-        for i in range(n):
-            if not is_valid(fvp, i):
-                continue
-            fr = frame[i]
-            if has_stream:
-                st = stream[i] - stream_offset
-            if not s_seen[st]:
-                s_seen[st] = 1
-                sf[st] = fr
-                sl[st] = fr
-            sf[st] = min(sf[st], fr)
-            sl[st] = max(sl[st], fr)
-            if not is_valid(vp, i):
-                continue
-            L = &life[obj[i] - obj_offset]
-            if L.anchor < 0:
-                L.anchor = i
-                L.first = fr
-                L.last = fr
-                L.stream = <int32_t>st
-            L.first = min(L.first, fr)
-            L.last = max(L.last, fr)
-            L.last_row = i
-            if L.count < 3:
-                L.count += 1
+        parts = 1
+        if n >= tracks_min_rows:
+            parts = max(tracks_parts if tracks_parts > 0 else tw_max_threads(), 1)
+            if (n_obj + ns) * parts > 8 * n + 65536:  # per-part state would outweigh the rows
+                parts = 1
+        life.assign(parts * n_obj, blank)
+        ext.assign(parts * ns, no_extent)
+        if n:
+            if parts == 1:
+                _lives_part(&obj[0], obj_offset, vp, fvp, &frame[0], &stream[0] if has_stream else NULL,
+                            stream_offset, has_stream, 0, n, life.data(), ext.data())
+            else:
+                for p in prange(parts, num_threads=parts, schedule="static"):
+                    _lives_part(&obj[0], obj_offset, vp, fvp, &frame[0], &stream[0] if has_stream else NULL,
+                                stream_offset, has_stream, n * p // parts, n * (p + 1) // parts,
+                                life.data() + p * n_obj, ext.data() + p * ns)
+        # merge the parts into the first, in row order: the first part that saw an object has
+        # its anchor (and stream), the last one its last row
+        for p in range(1, parts):
+            for o in range(n_obj):
+                Q = &life[p * n_obj + o]
+                if Q.anchor < 0:
+                    continue
+                L = &life[o]
+                if L.anchor < 0:
+                    L[0] = Q[0]
+                    continue
+                L.first = min(L.first, Q.first)
+                L.last = max(L.last, Q.last)
+                L.last_row = Q.last_row
+                L.count = min(L.count + Q.count, 3)
+            for o in range(ns):
+                ext[o].first = min(ext[o].first, ext[p * ns + o].first)
+                ext[o].last = max(ext[o].last, ext[p * ns + o].last)
+        for o in range(ns):
+            s_first.push_back(ext[o].first)
+            s_last.push_back(ext[o].last)
         for o in range(n_obj):
             L = &life[o]
             if L.anchor < 0 or L.last - L.first + 1 >= min_frames:
