@@ -54,6 +54,43 @@ cdef struct fc_t:  # rows.consistent, pass 1: an id's first attribute and its ro
     int32_t count
 
 
+cdef void _first_attrs(const key_t* ids, int64_t id_offset, const uint8_t* id_valid_p, const key2_t* attrs,
+                       int64_t attr_offset, const uint8_t* attr_valid_p, int64_t null_code, Py_ssize_t lo,
+                       Py_ssize_t hi, fc_t* fc, uint8_t* bad) noexcept nogil:
+    """Pass 1 over rows ``lo .. hi``: per id its first attribute and row count here (``fc``),
+    ``bad`` where a second attribute shows."""
+    cdef Py_ssize_t i
+    cdef int64_t k, a
+    cdef fc_t* F
+    for i in range(lo, hi):
+        if not is_valid(id_valid_p, i):
+            continue
+        k = ids[i] - id_offset
+        a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
+        F = &fc[k]
+        F.count += 1
+        if F.first < 0:
+            F.first = <int32_t>a
+        elif F.first != a:
+            bad[k] = 1
+
+
+cdef void _gather_bad(const key_t* ids, int64_t id_offset, const uint8_t* id_valid_p, const key2_t* attrs,
+                      int64_t attr_offset, const uint8_t* attr_valid_p, int64_t null_code, Py_ssize_t lo,
+                      Py_ssize_t hi, const uint8_t* bad, int64_t* at, kv_t* sub) noexcept nogil:
+    """Pass 2 over rows ``lo .. hi``: each bad id's rows, as (attribute, row), to ``sub`` from
+    its slot ``at[id]`` on (arrival order kept)."""
+    cdef Py_ssize_t i
+    cdef int64_t k, a
+    for i in range(lo, hi):
+        if is_valid(id_valid_p, i):
+            k = ids[i] - id_offset
+            if bad[k]:
+                a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
+                sub[at[k]] = kv_t(a, i)
+                at[k] += 1
+
+
 def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uint8_t[::1] id_valid,
                const key2_t[::1] attrs, int64_t attr_offset, int64_t n_attrs,
                const uint8_t[::1] attr_valid, bint flag_minority):
@@ -69,7 +106,7 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef const uint8_t* attr_valid_p = valid_ptr(attr_valid)
     cdef Py_ssize_t n = ids.shape[0], i
     cdef int64_t k, a, null_code = n_attrs
-    small = n < INT32_MAX and n_attrs < INT32_MAX
+    cdef bint small = n < INT32_MAX and n_attrs < INT32_MAX
     first = np.full(0 if small else max(n_ids, 0), -1, dtype=np.int64)
     bad = np.zeros(max(n_ids, 0), dtype=np.uint8)
     gstart = np.zeros(max(n_ids, 0) + 1, dtype=np.int64)
@@ -84,33 +121,47 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef Py_ssize_t s, e, r, g_start, m
     cdef int64_t best_cnt, best_first, run_first, run_cnt, total, best_a, group_anchor, ev
     cdef float sev
-    cdef vector[int64_t] acount, afirst
+    cdef vector[int64_t] acount, afirst, at
     cdef vector[fc_t] fc
+    cdef vector[uint8_t] bads
     cdef fc_t blank
     cdef fc_t* F
+    cdef int parts = 1, p
     if attrs.shape[0] != n:
         raise ValueError("id and attribute columns differ in length")
+    if small and n and n >= _config.CONSISTENT_PARALLEL_MIN_ROWS:
+        parts = max(_config.CONSISTENT_PARTS or tw_max_threads(), 1)
+        if n_ids * parts > STREAM_SLOTS_PER_ROW * n + 65536:  # per-range counts would outweigh the rows
+            parts = 1
     with nogil:
-        if n < INT32_MAX and n_attrs < INT32_MAX:
+        if small:
             # pass 1: per id the first attribute seen (a different one marks the id bad) and its
             # row count, packed in 8 bytes: the working set of a first-attribute array alone,
-            # and no separate counting pass
+            # and no separate counting pass. From CONSISTENT_PARALLEL_MIN_ROWS rows, one row
+            # range per thread, each with its own counts, merged in row order.
             blank.first = -1
             blank.count = 0
-            fc.assign(n_ids, blank)
-            for i in range(n):
-                if not is_valid(id_valid_p, i):
-                    continue
-                k = ids[i] - id_offset
-                a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
-                F = &fc[k]
-                F.count += 1
-                if F.first < 0:
-                    F.first = <int32_t>a
-                elif F.first != a:
-                    bad_v[k] = 1
+            fc.assign(parts * n_ids, blank)
+            bads.assign(parts * n_ids, 0)
+            if parts == 1:
+                _first_attrs(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
+                             0, n, fc.data(), bads.data())
+            else:
+                for p in prange(parts, num_threads=parts, schedule="static"):
+                    _first_attrs(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
+                                 n * p // parts, n * (p + 1) // parts, fc.data() + p * n_ids, bads.data() + p * n_ids)
             for k in range(n_ids):
-                gstart_v[k + 1] = gstart_v[k] + (fc[k].count if bad_v[k] else 0)
+                a = -1
+                for p in range(parts):
+                    F = &fc[p * n_ids + k]
+                    if bads[p * n_ids + k] or (F.first >= 0 and a >= 0 and F.first != a):
+                        bad_v[k] = 1
+                    if a < 0:
+                        a = F.first
+                gstart_v[k + 1] = gstart_v[k]
+                if bad_v[k]:
+                    for p in range(parts):
+                        gstart_v[k + 1] += fc[p * n_ids + k].count
         else:  # the same in two passes with 64-bit state
             for i in range(n):
                 if not is_valid(id_valid_p, i):
@@ -128,17 +179,26 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                         gstart_v[k + 1] += 1
             for k in range(n_ids):
                 gstart_v[k + 1] += gstart_v[k]
-        # pass 2: counting sort of the bad ids' rows (arrival order kept)
+        # pass 2: counting sort of the bad ids' rows (arrival order kept); with parts, each
+        # range fills its own slots of each group (after the earlier ranges' rows of it)
         m = <Py_ssize_t>gstart_v[n_ids] if n_ids > 0 else 0
         sub.resize(m)
         if m:
-            for i in range(n):
-                if is_valid(id_valid_p, i):
-                    k = ids[i] - id_offset
+            if not small or parts == 1:
+                for k in range(n_ids):
+                    fill_v[k] = gstart_v[k]
+                _gather_bad(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
+                            0, n, &bad_v[0], &fill_v[0], sub.data())
+            else:
+                at.resize(parts * n_ids)
+                for k in range(n_ids):
                     if bad_v[k]:
-                        a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
-                        sub[fill_v[k] + gstart_v[k]] = kv_t(a, i)
-                        fill_v[k] += 1
+                        at[k] = gstart_v[k]
+                        for p in range(1, parts):
+                            at[p * n_ids + k] = at[(p - 1) * n_ids + k] + fc[(p - 1) * n_ids + k].count
+                for p in prange(parts, num_threads=parts, schedule="static"):
+                    _gather_bad(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
+                                n * p // parts, n * (p + 1) // parts, &bad_v[0], at.data() + p * n_ids, sub.data())
         ev = 0
         if n_attrs < SMALL_ATTRS:
             # few attribute values: count them per group in place (rows stay in arrival order)

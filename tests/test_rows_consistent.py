@@ -73,6 +73,21 @@ def test_matches_reference(fast_backend, case):
     assert_same_report(got, plain, keys=same_ids, ignore=() if same_ids else ("id",), context="layout/id kind")
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases(), parts=st.integers(2, 5))
+def test_cut_into_parts_matches_reference(monkeypatch, case, parts):
+    """The Cython kernel's two passes cut into ``parts`` row ranges (each with its own counts,
+    merged in row order): the reference's violations and corrections, for both flags."""
+    from tripwire import _config
+
+    monkeypatch.setattr(_config, "CONSISTENT_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "CONSISTENT_PARTS", parts)
+    s = suite(case["flag"])
+    table = table_of(case["ids"], case["attrs"], case["id_kind"], case["attr_kind"], case["layout"],
+                     case["splits"])
+    check_like_reference(s, table, "cython")
+
+
 # ----------------------------------------------------------------------------------------------
 # semantics by hand (each on every backend)
 # ----------------------------------------------------------------------------------------------

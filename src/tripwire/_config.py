@@ -41,6 +41,10 @@ KEY_PARALLEL_MIN_ROWS = _env_int("KEY_PARALLEL_MIN_ROWS", 1 << 18)
 # OpenMP thread (or CONTIGUOUS_PARTS ranges when > 0; the ranges are joined exactly either way).
 CONTIGUOUS_PARALLEL_MIN_ROWS = _env_int("CONTIGUOUS_PARALLEL_MIN_ROWS", 1 << 18)
 CONTIGUOUS_PARTS = _env_int("CONTIGUOUS_PARTS", 0)
+# rows.consistent (and boxes.class_consistency): its two passes over the rows run on row ranges
+# in parallel from this many rows (CONSISTENT_PARTS ranges when > 0, else one per thread).
+CONSISTENT_PARALLEL_MIN_ROWS = _env_int("CONSISTENT_PARALLEL_MIN_ROWS", 1 << 18)
+CONSISTENT_PARTS = _env_int("CONSISTENT_PARTS", 0)
 # boxes.flicker / boxes.appear with track ids: the same cut into parallel row ranges, joined
 # object by object, from this many rows (TRACKS_PARTS ranges when > 0, else one per thread).
 TRACKS_PARALLEL_MIN_ROWS = _env_int("TRACKS_PARALLEL_MIN_ROWS", 1 << 18)
