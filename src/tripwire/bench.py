@@ -361,6 +361,9 @@ class Row:
     baselines: dict[str, float] = field(default_factory=dict)  # name -> seconds
     paper_rows: int = 0
     paper_seconds: float | None = None
+    # backend -> median over rounds of (tripwire rate / paper rate), each round timing the paper
+    # library and then the backend, so both see the same machine state
+    paper_ratios: dict[str, float] = field(default_factory=dict)
     nbytes: int = 0
     copy_gbs: float | None = None
     errors: list[str] = field(default_factory=list)
@@ -378,6 +381,11 @@ class Row:
     @property
     def paper_rate(self) -> float | None:
         return None if self.paper_seconds is None else self.paper_rows / self.paper_seconds
+
+    def paper_ratio(self, backend: str) -> float | None:
+        if backend in self.paper_ratios:
+            return self.paper_ratios[backend]
+        return None if self.paper_rate is None else self.rate(backend) / self.paper_rate
 
     def gbs(self, backend: str) -> float:
         return self.nbytes / self.tripwire[backend] / 1e9
@@ -408,7 +416,7 @@ def run(sizes: list[int] | None = None, *, quick: bool = False, backends: list[s
     budget = 0.02 if quick else 0.2  # least seconds of timed calls per measurement
     pd_ok = _import("pandas") is not None
     rows: list[Row] = []
-    paper_cache: dict[str, tuple[int, float]] = {}
+    paper_fns: dict[str, tuple[int, Callable[[], Any] | None]] = {}
     for c in (CASES if not cases else [case(n) for n in cases]):
         for n in sizes:
             say = progress or (lambda s: None)
@@ -436,26 +444,34 @@ def run(sizes: list[int] | None = None, *, quick: bool = False, backends: list[s
                         row.errors.append(f"{err} [{name} vs {be}]")
                 row.baselines[name] = timeit(fn, repeat=max(3, repeat // 2), min_seconds=budget, warmup=False)
             del df
-            # the paper library once per case, on its own (smaller) slice
+            # the paper library on its own (smaller) slice, in rounds side by side with each
+            # backend: one paper run, then the backend; the ratio is the median over rounds
             if c.paper is not None:
-                if c.name not in paper_cache:
+                if c.name not in paper_fns:
                     m = min(paper_rows or c.paper_rows, n)
                     if quick:
                         m = min(m, max(c.paper_rows // 10, 1000))
                     fn = paper_fn(c, make_table(c, m, cache=False))
                     if fn is not None:
-                        say(f"{c.name}: paper library @ {m:,} rows")
-                        warm = paper_fn(c, make_table(c, min(m, 1000), cache=False))
-                        warm()
-                        # median of up to 3 runs, within ~5 s (one run at 10^5 rows takes seconds)
-                        runs: list[float] = []
-                        while len(runs) < 3 and sum(runs) < (0.5 if quick else 5.0):
-                            t0 = time.perf_counter()
-                            fn()
-                            runs.append(time.perf_counter() - t0)
-                        paper_cache[c.name] = (m, statistics.median(runs))
-                if c.name in paper_cache:
-                    row.paper_rows, row.paper_seconds = paper_cache[c.name]
+                        paper_fn(c, make_table(c, min(m, 1000), cache=False))()  # warm-up
+                    paper_fns[c.name] = (m, fn)
+                m, fn = paper_fns[c.name]
+                if fn is not None:
+                    say(f"{c.name}: paper library @ {m:,} rows, side by side")
+                    runs: list[float] = []
+                    ratios: dict[str, list[float]] = {be: [] for be in backends}
+                    # up to 5 rounds within ~5 s (one paper run at 10^5 rows takes ~0.2 s)
+                    while len(runs) < 5 and (len(runs) < 3 or sum(runs) < (0.5 if quick else 5.0)):
+                        t0 = time.perf_counter()
+                        fn()
+                        runs.append(time.perf_counter() - t0)
+                        for be in backends:
+                            sec = timeit(fns[be], repeat=3, min_seconds=0.0, max_repeat=3, warmup=False)
+                            ratios[be].append((n / sec) / (m / runs[-1]))
+                        if quick and sum(runs) >= 0.5:
+                            break
+                    row.paper_rows, row.paper_seconds = m, statistics.median(runs)
+                    row.paper_ratios = {be: statistics.median(v) for be, v in ratios.items()}
             rows.append(row)
     return rows
 
@@ -477,9 +493,9 @@ def bar_results(rows: list[Row]) -> list[tuple[str, bool, str]]:
         for what, target in BARS.get(r.case.name, []):
             for be, sec in r.tripwire.items():
                 if what == "paper":
-                    if r.paper_rate is None:
+                    v = r.paper_ratio(be)
+                    if v is None:
                         continue
-                    v = r.rate(be) / r.paper_rate
                     out.append((f"{r.case.name} @ {r.n:,} [{be}] ≥ {target:,.0f}× paper library",
                                 v >= target, f"{v:,.0f}×"))
                 elif what == "baseline":
@@ -533,7 +549,7 @@ def render(rows: list[Row], console) -> None:
         cells += [_fmt_rate(r.rate(b)) if b in r.tripwire else "—" for b in backends]
         if r.paper_rate is not None:
             cells.append(f"{_fmt_rate(r.paper_rate)} ({r.paper_rows:,})")
-            cells.append(" / ".join(_fmt_ratio(r.rate(b) / r.paper_rate) for b in backends if b in r.tripwire))
+            cells.append(" / ".join(_fmt_ratio(r.paper_ratio(b)) for b in backends if b in r.tripwire))
         else:
             cells += ["n/a", "—"]
         best = r.best_baseline
