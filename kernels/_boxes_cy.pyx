@@ -23,7 +23,7 @@ from cython.parallel cimport prange
 
 from tripwire import _config
 
-from _common cimport emit_groups, is_valid, link_overlaps, match_frame, match_scratch_t, to_numpy, tw_max_threads, tw_set_simd, valid_ptr
+from _common cimport emit_groups, is_valid, link_overlaps, match_frame, match_scratch_t, row_ranges, to_numpy, tw_set_simd, valid_ptr
 from _types cimport key_t, key2_t
 
 cnp.import_array()
@@ -443,10 +443,7 @@ def gaps(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[
     cdef bint in_order = True
     if frame.shape[0] != n:
         raise ValueError("object and frame columns differ in length")
-    if n and n >= _config.TRACKS_PARALLEL_MIN_ROWS:
-        parts = max(_config.TRACKS_PARTS or tw_max_threads(), 1)
-        if n_obj * parts > 8 * n + 65536:  # per-part state would outweigh the rows
-            parts = 1
+    parts = row_ranges(n, n_obj, _config.TRACKS_PARALLEL_MIN_ROWS, _config.TRACKS_PARTS)
     blank.f = INT64_MIN
     blank.p = -1
     with nogil:
@@ -609,11 +606,7 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
     no_extent.first = INT64_MAX
     no_extent.last = INT64_MIN
     with nogil:
-        parts = 1
-        if n >= tracks_min_rows:
-            parts = max(tracks_parts if tracks_parts > 0 else tw_max_threads(), 1)
-            if (n_obj + ns) * parts > 8 * n + 65536:  # per-part state would outweigh the rows
-                parts = 1
+        parts = row_ranges(n, n_obj + ns, tracks_min_rows, tracks_parts)
         life.assign(parts * n_obj, blank)
         ext.assign(parts * ns, no_extent)
         if n:

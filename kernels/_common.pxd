@@ -570,6 +570,19 @@ cdef extern from *:
     int tw_max_threads() noexcept nogil
 
 
+cdef inline int row_ranges(Py_ssize_t n, Py_ssize_t state_slots, Py_ssize_t min_rows, int parts) noexcept nogil:
+    """How many row ranges a per-row scan with per-range state is cut into (one per parallel
+    thread): 1 below ``min_rows`` rows; else ``parts`` when > 0, else one per OpenMP thread;
+    1 again when that many copies of the state (``state_slots`` each) would outweigh the rows."""
+    if n == 0 or n < min_rows:
+        return 1
+    if parts <= 0:
+        parts = tw_max_threads()
+    if parts < 1 or state_slots * parts > 8 * n + 65536:
+        return 1
+    return parts
+
+
 # Integer min/max in one pass. On x86-64 with GCC or Clang the unmasked loop is compiled for
 # AVX-512, AVX2 and baseline and picked at load time (target_clones): the baseline build has no
 # 64-bit vector compare, and this pass runs over whole key and time columns.

@@ -26,7 +26,7 @@ from cython.operator cimport dereference as deref
 
 from _types cimport key_t, key2_t, num_t
 
-from _common cimport is_valid, to_numpy, tw_max_threads, tw_minmax_i64, valid_ptr
+from _common cimport is_valid, row_ranges, to_numpy, tw_max_threads, tw_minmax_i64, valid_ptr
 from cython.parallel cimport prange
 
 cnp.import_array()
@@ -129,10 +129,8 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef int parts = 1, p
     if attrs.shape[0] != n:
         raise ValueError("id and attribute columns differ in length")
-    if small and n and n >= _config.CONSISTENT_PARALLEL_MIN_ROWS:
-        parts = max(_config.CONSISTENT_PARTS or tw_max_threads(), 1)
-        if n_ids * parts > STREAM_SLOTS_PER_ROW * n + 65536:  # per-range counts would outweigh the rows
-            parts = 1
+    if small:
+        parts = row_ranges(n, n_ids, _config.CONSISTENT_PARALLEL_MIN_ROWS, _config.CONSISTENT_PARTS)
     with nogil:
         if small:
             # pass 1: per id the first attribute seen (a different one marks the id bad) and its
@@ -691,13 +689,10 @@ def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef vector[Py_ssize_t] runs
     if allowed < 2 and window <= (3 if step == 1 else 2) and \
             n_ids <= STREAM_SLOTS_PER_ROW * n + 65536:
-        if n >= _config.CONTIGUOUS_PARALLEL_MIN_ROWS:
-            parts = _config.CONTIGUOUS_PARTS or tw_max_threads()
-            if n_ids * parts > STREAM_SLOTS_PER_ROW * n + 65536:
-                parts = 1
+        parts = row_ranges(n, n_ids, _config.CONTIGUOUS_PARALLEL_MIN_ROWS, _config.CONTIGUOUS_PARTS)
         with nogil:
             streamed = _contiguous_pairs(ids, id_offset, n_ids, id_valid, times, time_valid,
-                                         window, step, max(parts, 1), pairs, runs)
+                                         window, step, parts, pairs, runs)
             if streamed:
                 # events in start-row order (the canonical order: each start opens one event):
                 # each run is usually sorted already (rows in time order), then runs are merged
