@@ -417,11 +417,11 @@ cdef bint _pairs_part(const key_t* ids, int64_t id_offset, const uint8_t* id_val
 # The same scan with 8 bytes per id (half the state traffic): the time's low 32 bits in the high
 # half, the row in the low half. While every time of a part lies in one window [lo_t, lo_t + 2^31),
 # time differences are exact in 32 bits; the window is centred on the part's first time and
-# checked block by block (a vectorized min/max that also brings the block's times into cache). An
-# unseen id holds a sentinel time 2^31 below the window, so its first presence shows as a
-# decreasing time: the common row takes three well-predicted branches.
+# checked as each row is read (without nulls; with them, block by block by a min/max). An unseen
+# id holds a sentinel time 2^31 below the window, so its first presence shows as a decreasing
+# time and leaves the tight loop, as do repeats and decreases.
 cdef enum:
-    PACKED_BLOCK = 8192  # rows per window check: their times (64 KiB) stay in L2 for the scan
+    PACKED_BLOCK = 8192  # rows per growth of the pairs buffer (and per window check with nulls)
 cdef uint64_t PACKED_SPAN = <uint64_t>1 << 31  # the window's width: time differences fit int32
 
 
