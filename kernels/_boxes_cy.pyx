@@ -14,7 +14,6 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, INT64_MAX, INT64_MIN
 from libc.math cimport isfinite
-from libc.string cimport memcpy
 
 from libcpp.algorithm cimport merge as cpp_merge, sort as cpp_sort
 from libcpp.pair cimport pair
@@ -476,25 +475,26 @@ def gaps(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[
                             in_order = False
                             break
                         if <uint64_t>G.f - <uint64_t>A.f - 2 < mg:
-                            joins.push_back(kv_t(G.p, A.p))  # keyed by end for the sort
+                            joins.push_back(kv_t(A.p, G.p))
                     A[0] = S[p * n_obj + k]
                 if not in_order:
                     break
-                cpp_sort(joins.begin(), joins.end())
+                cpp_sort(joins.begin(), joins.end(), _by_end)
                 q = pairs.size()
                 pairs.resize(q + joins.size() + part_pairs[p].size())
-                for k in range(<int64_t>joins.size()):
-                    joins[k] = kv_t(joins[k].second, joins[k].first)
                 cpp_merge(joins.begin(), joins.end(), part_pairs[p].begin(), part_pairs[p].end(),
                           pairs.begin() + q, _by_end)
         elif in_order and n:
             pairs.swap(part_pairs[0])
     if not in_order:
         return np.empty(0, np.int64), np.empty(0, np.int64), False
-    out = np.empty((pairs.size(), 2), np.int64)
-    if pairs.size():
-        memcpy(<void*>cnp.PyArray_DATA(out), pairs.data(), pairs.size() * sizeof(kv_t))
-    return out[:, 0].copy(), out[:, 1].copy(), True
+    starts = np.empty(pairs.size(), np.int64)
+    ends = np.empty(pairs.size(), np.int64)
+    cdef int64_t[::1] sv = starts, ev = ends
+    for q in range(<Py_ssize_t>pairs.size()):
+        sv[q] = pairs[q].first
+        ev[q] = pairs[q].second
+    return starts, ends, True
 
 
 cdef struct life_t:  # one object's state in ``lifetimes`` (64 bytes: a cache line)
@@ -590,14 +590,13 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
     cdef life_t* L
     cdef vector[life_t] life
     cdef vector[extent_t] ext
-    cdef vector[int64_t] s_first, s_last, v_pos, v_ev, anchors, flagged
+    cdef vector[int64_t] v_pos, v_ev, anchors, flagged
     cdef vector[float] sev
     cdef life_t blank
     cdef life_t* Q
     cdef extent_t no_extent
-    cdef int parts, p
-    cdef Py_ssize_t tracks_min_rows = _config.TRACKS_PARALLEL_MIN_ROWS
-    cdef int tracks_parts = _config.TRACKS_PARTS
+    cdef int p
+    cdef int parts = row_ranges(n, n_obj + ns, _config.TRACKS_PARALLEL_MIN_ROWS, _config.TRACKS_PARTS)
     if frame.shape[0] != n or (has_stream and stream.shape[0] != n) or (has_score and score.shape[0] != n):
         raise ValueError("object, frame, stream and score columns differ in length")
     blank.first = blank.last = blank.stream = blank.scount = blank.count = 0
@@ -606,7 +605,6 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
     no_extent.first = INT64_MAX
     no_extent.last = INT64_MIN
     with nogil:
-        parts = row_ranges(n, n_obj + ns, tracks_min_rows, tracks_parts)
         life.assign(parts * n_obj, blank)
         ext.assign(parts * ns, no_extent)
         if n:
@@ -636,14 +634,11 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
             for o in range(ns):
                 ext[o].first = min(ext[o].first, ext[p * ns + o].first)
                 ext[o].last = max(ext[o].last, ext[p * ns + o].last)
-        for o in range(ns):
-            s_first.push_back(ext[o].first)
-            s_last.push_back(ext[o].last)
         for o in range(n_obj):
             L = &life[o]
             if L.anchor < 0 or L.last - L.first + 1 >= min_frames:
                 continue
-            if L.first == s_first[L.stream] or L.last == s_last[L.stream]:
+            if L.first == ext[L.stream].first or L.last == ext[L.stream].last:
                 continue
             L.event = <int32_t>ev
             anchors.push_back(L.anchor)

@@ -110,11 +110,9 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     first = np.full(0 if small else max(n_ids, 0), -1, dtype=np.int64)
     bad = np.zeros(max(n_ids, 0), dtype=np.uint8)
     gstart = np.zeros(max(n_ids, 0) + 1, dtype=np.int64)
-    fill = np.zeros(max(n_ids, 0), dtype=np.int64)
     cdef int64_t[::1] first_v = first
     cdef uint8_t[::1] bad_v = bad
     cdef int64_t[::1] gstart_v = gstart
-    cdef int64_t[::1] fill_v = fill
     cdef vector[kv_t] sub
     cdef vector[int64_t] v_row, v_event, anchor, c_row, c_src
     cdef vector[float] v_sev
@@ -177,23 +175,21 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                         gstart_v[k + 1] += 1
             for k in range(n_ids):
                 gstart_v[k + 1] += gstart_v[k]
-        # pass 2: counting sort of the bad ids' rows (arrival order kept); with parts, each
-        # range fills its own slots of each group (after the earlier ranges' rows of it)
+        # pass 2: counting sort of the bad ids' rows (arrival order kept): each range fills its
+        # own slots of each group, after the earlier ranges' rows of it
         m = <Py_ssize_t>gstart_v[n_ids] if n_ids > 0 else 0
         sub.resize(m)
         if m:
-            if not small or parts == 1:
-                for k in range(n_ids):
-                    fill_v[k] = gstart_v[k]
+            at.resize(parts * n_ids)
+            for k in range(n_ids):
+                if bad_v[k]:
+                    at[k] = gstart_v[k]
+                    for p in range(1, parts):
+                        at[p * n_ids + k] = at[(p - 1) * n_ids + k] + fc[(p - 1) * n_ids + k].count
+            if parts == 1:
                 _gather_bad(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
-                            0, n, &bad_v[0], &fill_v[0], sub.data())
+                            0, n, &bad_v[0], at.data(), sub.data())
             else:
-                at.resize(parts * n_ids)
-                for k in range(n_ids):
-                    if bad_v[k]:
-                        at[k] = gstart_v[k]
-                        for p in range(1, parts):
-                            at[p * n_ids + k] = at[(p - 1) * n_ids + k] + fc[(p - 1) * n_ids + k].count
                 for p in prange(parts, num_threads=parts, schedule="static"):
                     _gather_bad(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
                                 n * p // parts, n * (p + 1) // parts, &bad_v[0], at.data() + p * n_ids, sub.data())
@@ -453,9 +449,9 @@ cdef inline int _packed_row(int64_t k, uint32_t t, Py_ssize_t i, uint64_t* S, ui
 cdef inline Py_ssize_t _packed_run(const key_t* ids, int64_t id_offset, const int64_t* times, Py_ssize_t i,
                                   Py_ssize_t e, uint64_t* S, uint64_t lo_t, uint32_t gap_lo, uint32_t gap_span,
                                   kv_t* out, Py_ssize_t* n_out) noexcept nogil:
-    """Rows ``i .. e`` without nulls while each is a later time of an id already seen: the first
-    row that is not (a repeated time, a first presence or a decrease) is returned for
-    ``_packed_row``. Each row writes its pair to ``out`` and counts it only at a short gap, so the
+    """Rows ``i .. e`` without nulls while each is a later time, within the window, of an id
+    already seen; returns the first row that is not (a repeated time, a first presence, a
+    decrease: for ``_packed_row``; a time outside the window: the caller gives up). Each row writes its pair to ``out`` and counts it only at a short gap, so the
     loop has no branch that follows the data (``out`` has room for ``e - i`` more pairs)."""
     cdef Py_ssize_t c = n_out[0]
     cdef int64_t k

@@ -383,9 +383,7 @@ class Row:
         return None if self.paper_seconds is None else self.paper_rows / self.paper_seconds
 
     def paper_ratio(self, backend: str) -> float | None:
-        if backend in self.paper_ratios:
-            return self.paper_ratios[backend]
-        return None if self.paper_rate is None else self.rate(backend) / self.paper_rate
+        return self.paper_ratios.get(backend)
 
     def gbs(self, backend: str) -> float:
         return self.nbytes / self.tripwire[backend] / 1e9
@@ -460,16 +458,16 @@ def run(sizes: list[int] | None = None, *, quick: bool = False, backends: list[s
                     say(f"{c.name}: paper library @ {m:,} rows, side by side")
                     runs: list[float] = []
                     ratios: dict[str, list[float]] = {be: [] for be in backends}
-                    # up to 5 rounds within ~5 s (one paper run at 10^5 rows takes ~0.2 s)
-                    while len(runs) < 5 and (len(runs) < 3 or sum(runs) < (0.5 if quick else 5.0)):
+                    # 3 to 5 rounds within ~5 s (one paper run at 10^5 rows takes ~0.2 s); quick: 1 to 5
+                    # within 0.5 s
+                    min_rounds, budget_s = (1, 0.5) if quick else (3, 5.0)
+                    while len(runs) < 5 and (len(runs) < min_rounds or sum(runs) < budget_s):
                         t0 = time.perf_counter()
                         fn()
                         runs.append(time.perf_counter() - t0)
                         for be in backends:
                             sec = timeit(fns[be], repeat=3, min_seconds=0.0, max_repeat=3, warmup=False)
                             ratios[be].append((n / sec) / (m / runs[-1]))
-                        if quick and sum(runs) >= 0.5:
-                            break
                     row.paper_rows, row.paper_seconds = m, statistics.median(runs)
                     row.paper_ratios = {be: statistics.median(v) for be, v in ratios.items()}
             rows.append(row)
