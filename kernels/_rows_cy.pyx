@@ -16,12 +16,12 @@ import numpy as np
 cimport numpy as cnp
 
 from tripwire import _config
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, INT64_MIN, INT64_MAX, INT32_MAX, UINT32_MAX, UINT64_MAX
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, INT64_MIN, INT64_MAX, INT32_MAX
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, isfinite, nextafterf, INFINITY
 from libcpp.vector cimport vector
 from libcpp.pair cimport pair
-from libcpp.algorithm cimport count as cpp_count, fill, sort as cpp_sort, is_sorted as cpp_is_sorted, inplace_merge as cpp_inplace_merge, lower_bound as cpp_lower_bound
+from libcpp.algorithm cimport copy, fill, merge as cpp_merge, sort as cpp_sort, is_sorted as cpp_is_sorted, lower_bound as cpp_lower_bound
 from cython.operator cimport dereference as deref
 
 from _types cimport key_t, key2_t, num_t
@@ -373,285 +373,396 @@ cdef bint _contiguous_stream(const key_t[::1] ids, int64_t id_offset, int64_t n_
 # a gap (the one before that is at least 1 + the smallest gap spacing earlier). The paper's
 # defaults (window=3, allowed_transitions=1, frames) are such a case. State: 16 bytes per id.
 cdef struct pres_t:
-    int64_t t   # latest distinct time
+    int64_t t   # latest distinct time (INT64_MAX: id not seen)
     int64_t r   # its first row in arrival order (-1: id not seen)
 
+cdef enum:
+    PAIRS_BLOCK = 8192  # rows per growth of the pairs buffer
+    PAIRS_UNROLL = 8    # rows per cache line of ids and times: one prefetch each
+    PAIRS_PREFETCH = 256  # rows ahead: the hardware prefetcher alone leaves the loop waiting on L3
+    PAIRS_MIN_SLOTS = 4096  # id slots first made when the id range is found while scanning
 
-cdef bint _pairs_part(const key_t* ids, int64_t id_offset, const uint8_t* id_valid_p,
-                      const int64_t* times, const uint8_t* time_valid_p, Py_ssize_t lo, Py_ssize_t hi,
-                      pres_t* S, pres_t* F, int64_t window, int64_t step,
-                      vector[kv_t]& pairs) noexcept nogil:
-    """Rows ``lo .. hi``: (previous presence row, row) at each gap shorter than ``window``.
-    ``F`` (may be NULL) records each id's first presence in the part. False when some id's
-    times decrease."""
-    cdef Py_ssize_t i
-    cdef int64_t k, t
-    cdef uint64_t d
-    cdef pres_t* P
-    for i in range(lo, hi):
-        if not (is_valid(id_valid_p, i) and is_valid(time_valid_p, i)):
-            continue
-        k = ids[i] - id_offset
-        t = times[i]
-        P = &S[k]
-        if P.r >= 0:
-            if t == P.t:
-                continue  # a repeated time is one presence
-            if t < P.t:
-                return False
-            d = <uint64_t>t - <uint64_t>P.t
-            if d != <uint64_t>step and d < <uint64_t>window:
-                pairs.push_back(kv_t(P.r, i))
-        elif F != NULL:
-            F[k].t = t
-            F[k].r = i
+cdef enum:  # what a scan of rows ended with
+    PAIRS_DECREASE = 0  # some id's times decrease (the caller takes a general path)
+    PAIRS_DONE = 1
+    PAIRS_GROW = 2      # an id outside the slots (only when ids are found while scanning)
+    PAIRS_TOO_WIDE = 3  # ids spread over more than the allowed slots
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define tw_unlikely(x) __builtin_expect(!!(x), 0)
+    #else
+    #define tw_unlikely(x) (x)
+    #endif
+    """
+    void __builtin_prefetch(const void*) nogil
+    bint tw_unlikely(bint) nogil  # a branch the compiler should lay out of the loop's way
+
+
+cdef inline bint _pairs_first(pres_t* P, pres_t* F, int64_t t, Py_ssize_t i) noexcept nogil:
+    """A row whose time is not later than its id's latest: a first presence (recorded), a
+    repeat (its first row stays) or a decrease (False)."""
+    if P.r < 0:
+        if F != NULL:
+            F.t = t
+            F.r = i
         P.t = t
         P.r = i
-    return True
+        return True
+    return t == P.t
 
 
-# The same scan with 8 bytes per id (half the state traffic): the time's low 32 bits in the high
-# half, the row in the low half. While every time of a part lies in one window [lo_t, lo_t + 2^31),
-# time differences are exact in 32 bits; the window is centred on the part's first time and
-# checked as each row is read (without nulls; with them, block by block by a min/max). An unseen
-# id holds a sentinel time 2^31 below the window, so its first presence shows as a decreasing
-# time and leaves the tight loop, as do repeats and decreases.
-cdef enum:
-    PACKED_BLOCK = 8192  # rows per growth of the pairs buffer (and per window check with nulls)
-cdef uint64_t PACKED_SPAN = <uint64_t>1 << 31  # the window's width: time differences fit int32
+cdef inline int _pairs_step(const key_t* ids, int64_t key_lo, uint64_t n_slots, const int64_t* times,
+                            Py_ssize_t r, pres_t* S, pres_t* F, uint64_t gap_lo, uint64_t gap_span,
+                            kv_t* out, Py_ssize_t* c) noexcept nogil:
+    """Row ``r`` of ``_pairs_run``."""
+    cdef uint64_t k = <uint64_t>ids[r] - <uint64_t>key_lo
+    if tw_unlikely(k >= n_slots):
+        return PAIRS_GROW
+    cdef int64_t t = times[r]
+    cdef pres_t* P = &S[k]
+    cdef pres_t last = P[0]  # read once: the stores below may alias it as far as C knows
+    if tw_unlikely(t <= last.t):
+        return _pairs_first(P, &F[k] if F != NULL else NULL, t, r)  # DONE or DECREASE
+    out[c[0]].first = last.r
+    out[c[0]].second = r
+    c[0] += (<uint64_t>t - <uint64_t>last.t) - gap_lo < gap_span  # exact: t > last.t
+    P.t = t
+    P.r = r
+    return PAIRS_DONE
 
 
-cdef inline void _minmax_rows(const int64_t* values, const uint8_t* valid, Py_ssize_t lo, Py_ssize_t hi,
-                              int64_t* out_lo, int64_t* out_hi) noexcept nogil:
-    """Min and max of the present values in rows ``lo .. hi`` (none: INT64_MAX, INT64_MIN)."""
-    if valid != NULL:
-        valid += lo
-    tw_minmax_i64(values + lo, hi - lo, valid, out_lo, out_hi)
-
-
-cdef inline int _packed_row(int64_t k, uint32_t t, Py_ssize_t i, uint64_t* S, uint64_t* F,
-                            uint32_t gap_lo, uint32_t gap_span, vector[kv_t]& pairs) noexcept nogil:
-    cdef uint64_t old = S[k]
-    cdef uint32_t d = t - <uint32_t>(old >> 32)
-    if d - gap_lo < gap_span:  # gap_lo <= d < window: a short gap
-        pairs.push_back(kv_t(<int64_t><uint32_t>old, i))
-    elif d == 0:
-        return 1  # a repeated time is one presence: its first row stays
-    elif <int32_t>d < 0:
-        if <uint32_t>old != UINT32_MAX:
-            return 0  # the id's time decreases
-        if F != NULL:  # first presence in this part
-            F[k] = (<uint64_t>t << 32) | <uint64_t>i
-    S[k] = (<uint64_t>t << 32) | <uint64_t>i
-    return 1
-
-
-cdef inline Py_ssize_t _packed_run(const key_t* ids, int64_t id_offset, const int64_t* times, Py_ssize_t i,
-                                  Py_ssize_t e, uint64_t* S, uint64_t lo_t, uint32_t gap_lo, uint32_t gap_span,
-                                  kv_t* out, Py_ssize_t* n_out) noexcept nogil:
-    """Rows ``i .. e`` without nulls while each is a later time, within the window, of an id
-    already seen; returns the first row that is not (a repeated time, a first presence, a
-    decrease: for ``_packed_row``; a time outside the window: the caller gives up). Each row writes its pair to ``out`` and counts it only at a short gap, so the
-    loop has no branch that follows the data (``out`` has room for ``e - i`` more pairs)."""
-    cdef Py_ssize_t c = n_out[0]
-    cdef int64_t k
-    cdef uint64_t old
-    cdef uint32_t t, d
+cdef inline int _pairs_run(const key_t* ids, int64_t key_lo, uint64_t n_slots, const int64_t* times,
+                           Py_ssize_t* at, Py_ssize_t e, pres_t* S, pres_t* F, uint64_t gap_lo,
+                           uint64_t gap_span, kv_t* out, Py_ssize_t* n_out) noexcept nogil:
+    """Rows ``at[0] .. e`` without nulls; PAIRS_DONE, or why it stopped at row ``at[0]``.
+    The loop is bound by instructions and by the wait on ids and times: each row writes its
+    pair and counts it only at a short gap, so no branch follows the data (``out`` has room for
+    ``e - at[0]`` more pairs), and blocks of eight rows (unrolled) prefetch their cache lines
+    well ahead. An unseen id's time is INT64_MAX, so a first presence takes the branch a repeat
+    takes."""
+    cdef Py_ssize_t c = n_out[0], i = at[0], j
+    cdef int status
+    while i + PAIRS_UNROLL <= e:
+        __builtin_prefetch(ids + i + PAIRS_PREFETCH)
+        __builtin_prefetch(times + i + PAIRS_PREFETCH)
+        for j in range(PAIRS_UNROLL):
+            status = _pairs_step(ids, key_lo, n_slots, times, i + j, S, F, gap_lo, gap_span, out, &c)
+            if status != PAIRS_DONE:
+                n_out[0] = c
+                at[0] = i + j
+                return status
+        i += PAIRS_UNROLL
     while i < e:
-        k = ids[i] - id_offset
-        t = <uint32_t>times[i]
-        old = S[k]
-        d = t - <uint32_t>(old >> 32)
-        if d - 1 >= <uint32_t>INT32_MAX or <uint64_t>times[i] - lo_t >= PACKED_SPAN:
-            break
-        out[c].first = <int64_t><uint32_t>old
-        out[c].second = i
-        c += d - gap_lo < gap_span
-        S[k] = (<uint64_t>t << 32) | <uint64_t>i
+        status = _pairs_step(ids, key_lo, n_slots, times, i, S, F, gap_lo, gap_span, out, &c)
+        if status != PAIRS_DONE:
+            n_out[0] = c
+            at[0] = i
+            return status
         i += 1
     n_out[0] = c
-    return i
+    at[0] = e
+    return PAIRS_DONE
 
 
-cdef int _pairs_part_packed(const key_t* ids, int64_t id_offset, const uint8_t* id_valid_p,
-                            const int64_t* times, const uint8_t* time_valid_p, Py_ssize_t lo, Py_ssize_t hi,
-                            int64_t n_ids, uint64_t* S, uint64_t* F, int64_t window, int64_t step,
-                            int64_t* lo_t, vector[kv_t]& pairs) noexcept nogil:
-    """``_pairs_part`` with packed state (``S``, ``F``: ``n_ids`` each, filled here). 1: done;
-    0: some id's times decrease; -1: a time outside the part's window (the caller takes the
-    16-byte scan). ``lo_t``: the window's start (to unpack)."""
+cdef inline int _pairs_run_valid(const key_t* ids, const uint8_t* id_valid_p, const int64_t* times,
+                                 const uint8_t* time_valid_p, int64_t key_lo, uint64_t n_slots, Py_ssize_t* at,
+                                 Py_ssize_t e, pres_t* S, pres_t* F, uint64_t gap_lo, uint64_t gap_span,
+                                 kv_t* out, Py_ssize_t* n_out) noexcept nogil:
+    """``_pairs_run`` for columns with nulls: rows with a null id or time are skipped."""
+    cdef Py_ssize_t c = n_out[0], i
+    cdef int status
+    for i in range(at[0], e):
+        if is_valid(id_valid_p, i) and is_valid(time_valid_p, i):
+            status = _pairs_step(ids, key_lo, n_slots, times, i, S, F, gap_lo, gap_span, out, &c)
+            if status != PAIRS_DONE:
+                n_out[0] = c
+                at[0] = i
+                return status
+    n_out[0] = c
+    at[0] = e
+    return PAIRS_DONE
+
+
+cdef bint _slots_grow(vector[pres_t]& S, vector[pres_t]& F, bint first, int64_t* key_lo, int64_t key,
+                      uint64_t max_slots) noexcept nogil:
+    """Re-make the id slots (``S``, and ``F`` when ``first``; slot 0 is id ``key_lo[0]``) to
+    hold ``key`` and every id seen so far, at least doubled, with the room on the side that
+    grew; False when those ids alone span more than ``max_slots``."""
+    cdef Py_ssize_t n_slots = S.size(), j0 = 0, j1 = -1
+    cdef int64_t lo = key_lo[0], u_lo = key, u_hi = key, new_lo
+    cdef uint64_t need, want, extra
+    cdef pres_t unseen
+    cdef vector[pres_t] T
+    unseen.t = INT64_MAX
+    unseen.r = -1
+    while j0 < n_slots and S[j0].r < 0:
+        j0 += 1
+    if j0 < n_slots:  # ids seen: slots j0 .. j1
+        j1 = n_slots - 1
+        while S[j1].r < 0:
+            j1 -= 1
+        u_lo = min(key, <int64_t>(<uint64_t>lo + <uint64_t>j0))
+        u_hi = max(key, <int64_t>(<uint64_t>lo + <uint64_t>j1))
+    need = <uint64_t>u_hi - <uint64_t>u_lo + 1
+    if need > max_slots:
+        return False
+    want = min(max(need, 2 * <uint64_t>n_slots, <uint64_t>PAIRS_MIN_SLOTS), max_slots)
+    extra = want - need
+    if key == u_lo and j1 >= 0:  # grew down: room below, not past INT64_MIN
+        extra = min(extra, <uint64_t>u_lo - <uint64_t>INT64_MIN)
+        new_lo = <int64_t>(<uint64_t>u_lo - extra)
+    else:  # room above, not past INT64_MAX
+        new_lo = u_lo
+        if want - 1 > <uint64_t>INT64_MAX - <uint64_t>u_lo:
+            new_lo = <int64_t>(<uint64_t>INT64_MAX - (want - 1))
+    T.assign(want, unseen)
+    if j1 >= 0:
+        copy(S.begin() + j0, S.begin() + j1 + 1, T.begin() + (<uint64_t>lo + <uint64_t>j0 - <uint64_t>new_lo))
+    S.swap(T)
+    if first:
+        T.assign(want, unseen)
+        if j1 >= 0:
+            copy(F.begin() + j0, F.begin() + j1 + 1, T.begin() + (<uint64_t>lo + <uint64_t>j0 - <uint64_t>new_lo))
+        F.swap(T)
+    key_lo[0] = new_lo
+    return True
+
+
+cdef int _pairs_part(const key_t* ids, const uint8_t* id_valid_p, const int64_t* times,
+                     const uint8_t* time_valid_p, Py_ssize_t lo, Py_ssize_t hi, int64_t window, int64_t step,
+                     vector[pres_t]& S, vector[pres_t]& F, bint first, int64_t* key_lo, uint64_t max_slots,
+                     vector[kv_t]& pairs) noexcept nogil:
+    """Rows ``lo .. hi``: (previous presence row, row) at each gap shorter than ``window``, in
+    row order. ``S``: per id slot (slot 0 is id ``key_lo[0]``; all unseen, or empty when the
+    slots are to be found here, up to ``max_slots``) each id's latest presence at the end;
+    ``F`` (when ``first``; as ``S``): each id's first presence in the part."""
     cdef Py_ssize_t i, b, e, n_out = pairs.size()
-    cdef int64_t first_t, bmin, bmax
-    # violation iff step != d < window, with d >= 1 and (in this path) window <= 3 if step == 1
+    cdef int status
+    cdef bint nulls = id_valid_p != NULL or time_valid_p != NULL
+    # violation iff step != d < window with d >= 1 and (in this path) window <= 3 if step == 1
     # else window <= 2: one unsigned range test
-    cdef uint32_t gap_lo = 2 if step == 1 else 1
-    cdef uint32_t gap_span = <uint32_t>(window - gap_lo) if window > gap_lo else 0
-    cdef uint64_t empty
-    i = lo
-    while i < hi and not (is_valid(id_valid_p, i) and is_valid(time_valid_p, i)):
-        i += 1
-    if i == hi:  # nothing to check: every id unseen in this part
-        fill(S, S + n_ids, UINT64_MAX)
-        if F != NULL:
-            fill(F, F + n_ids, UINT64_MAX)
-        return 1
-    first_t = times[i]
-    cdef int64_t reach = <int64_t>1 << 30
-    lo_t[0] = first_t - reach if first_t >= INT64_MIN + reach else INT64_MIN
-    if lo_t[0] > INT64_MAX - 2 * reach:
-        lo_t[0] = INT64_MAX - 2 * reach
-    empty = (<uint64_t>(<uint32_t>lo_t[0] - (<uint32_t>1 << 31)) << 32) | <uint64_t>UINT32_MAX
-    fill(S, S + n_ids, empty)
-    if F != NULL:
-        fill(F, F + n_ids, empty)
+    cdef uint64_t gap_lo = 2 if step == 1 else 1
+    cdef uint64_t gap_span = <uint64_t>(window - gap_lo) if window > <int64_t>gap_lo else 0
     b = lo
     while b < hi:
-        e = min(b + PACKED_BLOCK, hi)
-        if id_valid_p == NULL and time_valid_p == NULL:
-            if <Py_ssize_t>pairs.size() < n_out + (e - b):  # room for every row of the block
-                pairs.resize(max(2 * pairs.size(), <size_t>(n_out + (e - b))))
-            i = b
-            while True:
-                i = _packed_run(ids, id_offset, times, i, e, S, lo_t[0], gap_lo, gap_span, pairs.data(), &n_out)
-                if i == e:
-                    break
-                if <uint64_t>times[i] - <uint64_t>lo_t[0] >= PACKED_SPAN:
-                    return -1
-                # never a short gap here (d is 0 or "negative"): nothing to push
-                if not _packed_row(ids[i] - id_offset, <uint32_t>times[i], i, S, F, gap_lo, gap_span, pairs):
-                    return 0
-                i += 1
-        else:
-            _minmax_rows(times, time_valid_p, b, e, &bmin, &bmax)
-            if bmin <= bmax and (bmin < lo_t[0] or bmax - lo_t[0] >= 2 * reach):
-                return -1
-            pairs.resize(n_out)
-            for i in range(b, e):
-                if is_valid(id_valid_p, i) and is_valid(time_valid_p, i):
-                    if not _packed_row(ids[i] - id_offset, <uint32_t>times[i], i, S, F, gap_lo, gap_span,
-                                       pairs):
-                        return 0
-            n_out = pairs.size()
+        e = min(b + PAIRS_BLOCK, hi)
+        if <Py_ssize_t>pairs.size() < n_out + (e - b):  # room for every row of the block
+            pairs.resize(max(2 * pairs.size(), <size_t>(n_out + (e - b))))
+        i = b
+        while True:
+            if nulls:
+                status = _pairs_run_valid(ids, id_valid_p, times, time_valid_p, key_lo[0], S.size(), &i, e,
+                                          S.data(), F.data() if first else NULL, gap_lo, gap_span, pairs.data(),
+                                          &n_out)
+            else:
+                status = _pairs_run(ids, key_lo[0], S.size(), times, &i, e, S.data(), F.data() if first else NULL,
+                                    gap_lo, gap_span, pairs.data(), &n_out)
+            if status != PAIRS_GROW:
+                break
+            if not _slots_grow(S, F, first, key_lo, ids[i], max_slots):
+                return PAIRS_TOO_WIDE
+        if status != PAIRS_DONE:
+            return status
         b = e
     pairs.resize(n_out)
-    return 1
+    return PAIRS_DONE
 
 
-cdef inline void _unpack(const uint64_t* packed, int64_t lo_t, Py_ssize_t n, pres_t* out) noexcept nogil:
-    cdef Py_ssize_t k
-    for k in range(n):
-        if <uint32_t>packed[k] == UINT32_MAX:
-            out[k].t = 0
-            out[k].r = -1
-        else:  # t - lo_t is in [0, 2^31): exact from the low 32 bits
-            out[k].t = lo_t + <int64_t>(<uint32_t>(packed[k] >> 32) - <uint32_t>lo_t)
-            out[k].r = <int64_t><uint32_t>packed[k]
-
-
-cdef bint _contiguous_pairs(const key_t[::1] ids, int64_t id_offset, int64_t n_ids,
-                            const uint8_t[::1] id_valid, const int64_t[::1] times,
-                            const uint8_t[::1] time_valid, int64_t window, int64_t step,
-                            int parts, vector[kv_t]& pairs, vector[Py_ssize_t]& runs) noexcept nogil:
+cdef int _contiguous_pairs(const key_t[::1] ids, int64_t id_offset, int64_t n_ids,
+                           const uint8_t[::1] id_valid, const int64_t[::1] times,
+                           const uint8_t[::1] time_valid, int64_t window, int64_t step,
+                           int parts, vector[vector[kv_t]]& runs) noexcept nogil:
     """The fast path over ``parts`` row ranges in parallel, each with its own state, then joined
     id by id in row order (the gap across a cut; a time repeated across a cut keeps the earlier
-    row). ``pairs`` gets (start row, row) per violation, in ``runs`` (offsets) that are each in
-    row order of the second row. False when some id's times decrease."""
-    cdef Py_ssize_t n = ids.shape[0], p, e
-    cdef int64_t k, j
-    cdef uint64_t d
-    cdef vector[pres_t] S, F
+    row). ``runs`` gets (start row, row) per violation: part 0's, then per later part the pairs
+    across its cut and its own, each run in row order of the second row. Ids are dense codes
+    (``id - id_offset`` in ``[0, n_ids)``) or, with ``n_ids < 0``, any values spread over at
+    most ``-n_ids`` slots, found while scanning (PAIRS_TOO_WIDE when they are not)."""
+    cdef Py_ssize_t n = ids.shape[0], p, e, j
+    cdef int64_t k, glo, ghi, g
+    cdef uint64_t d, max_slots = <uint64_t>(n_ids if n_ids >= 0 else -n_ids)
+    cdef vector[vector[pres_t]] S, F
+    cdef vector[pres_t] acc
+    cdef vector[int64_t] key_lo
+    cdef vector[Py_ssize_t] seen_lo, seen_hi  # per part: its seen ids' slots
+    cdef Py_ssize_t a, b
     cdef vector[kv_t] remap
     cdef vector[kv_t].iterator at
-    cdef vector[vector[kv_t]] part_pairs
-    cdef vector[uint8_t] ok
-    cdef pres_t blank
+    cdef vector[int] status
     cdef const uint8_t* id_valid_p = valid_ptr(id_valid)
     cdef const uint8_t* time_valid_p = valid_ptr(time_valid)
-    cdef vector[uint64_t] S8, F8
-    cdef vector[int64_t] base
-    cdef vector[int] status
-    blank.t = 0
-    blank.r = -1
+    cdef pres_t unseen
+    cdef pres_t* Fp
+    cdef pres_t* Sp
+    unseen.t = INT64_MAX
+    unseen.r = -1
     if n == 0:
-        return True
-    runs.push_back(0)
-    part_pairs.resize(parts)
-    if n < <Py_ssize_t>UINT32_MAX:  # rows fit the packed record's 32 bits (all ones: unseen)
-        base.assign(parts, 0)
-        status.assign(parts, 1)
-        S8.resize(parts * n_ids)
-        if parts == 1:
-            status[0] = _pairs_part_packed(&ids[0], id_offset, id_valid_p, &times[0], time_valid_p, 0, n,
-                                           n_ids, &S8[0], NULL, window, step, &base[0], part_pairs[0])
-        else:
-            F8.resize(parts * n_ids)
-            for p in prange(parts, num_threads=parts, schedule="static"):
-                status[p] = _pairs_part_packed(&ids[0], id_offset, id_valid_p, &times[0], time_valid_p,
-                                               n * p // parts, n * (p + 1) // parts, n_ids, &S8[p * n_ids],
-                                               &F8[p * n_ids], window, step, &base[p], part_pairs[p])
-        for p in range(parts):
-            if status[p] == 0:
-                return False
-        if cpp_count(status.begin(), status.end(), 1) == parts:
-            if parts == 1:
-                pairs.swap(part_pairs[0])
-                return True
-            S.resize(parts * n_ids)
-            F.resize(parts * n_ids)
-            for p in range(parts):
-                _unpack(&S8[p * n_ids], base[p], n_ids, &S[p * n_ids])
-                _unpack(&F8[p * n_ids], base[p], n_ids, &F[p * n_ids])
-        else:  # some part's times span 2^31 or more: the 16-byte scan
-            for p in range(parts):
-                part_pairs[p].clear()
-    if S.size() == 0:
-        S.assign(parts * n_ids, blank)
-        if parts == 1:
-            return _pairs_part(&ids[0], id_offset, id_valid_p, &times[0], time_valid_p, 0, n,
-                               &S[0], NULL, window, step, pairs)
-        F.assign(parts * n_ids, blank)
-        ok.assign(parts, 0)
-        for p in prange(parts, num_threads=parts, schedule="static"):
-            ok[p] = _pairs_part(&ids[0], id_offset, id_valid_p, &times[0], time_valid_p,
-                                n * p // parts, n * (p + 1) // parts, &S[p * n_ids], &F[p * n_ids],
-                                window, step, part_pairs[p])
-        for p in range(parts):
-            if not ok[p]:
-                return False
-    # join: S[0 .. n_ids] accumulates every id's latest presence over parts 0 .. p
-    pairs.swap(part_pairs[0])
+        return PAIRS_DONE
+    runs.resize(2 * parts - 1)  # part 0, then (across cut p, part p) for p >= 1
+    S.resize(parts)
+    F.resize(parts)
+    key_lo.assign(parts, id_offset)
+    status.assign(parts, PAIRS_DONE)
+    if parts == 1:
+        if n_ids >= 0:
+            S[0].assign(n_ids, unseen)
+        return _pairs_part(&ids[0], id_valid_p, &times[0], time_valid_p, 0, n, window, step,
+                           S[0], F[0], False, &key_lo[0], max_slots, runs[0])
+    for p in prange(parts, num_threads=parts, schedule="static"):
+        if n_ids >= 0:  # each thread fills its own state (first touch in its cache)
+            S[p].assign(n_ids, unseen)
+            F[p].assign(n_ids, unseen)
+        status[p] = _pairs_part(&ids[0], id_valid_p, &times[0], time_valid_p, n * p // parts, n * (p + 1) // parts,
+                                window, step, S[p], F[p], True, &key_lo[p], max_slots, runs[0 if p == 0 else 2 * p])
+    for p in range(parts):
+        if status[p] != PAIRS_DONE:
+            return status[p]
+    # join: acc (slot g is id glo + g) accumulates every id's latest presence over parts 0 .. p,
+    # over the span of the ids seen (the slots' spare room would make far-apart ranges look wide)
+    glo = INT64_MAX
+    ghi = INT64_MIN  # last id seen
+    seen_lo.assign(parts, 0)
+    seen_hi.assign(parts, 0)
+    for p in range(parts):
+        Sp = S[p].data()
+        a = 0
+        b = S[p].size()
+        while a < b and Sp[a].r < 0:
+            a += 1
+        while b > a and Sp[b - 1].r < 0:
+            b -= 1
+        seen_lo[p] = a
+        seen_hi[p] = b
+        if a < b:
+            glo = min(glo, <int64_t>(<uint64_t>key_lo[p] + <uint64_t>a))
+            ghi = max(ghi, <int64_t>(<uint64_t>key_lo[p] + <uint64_t>(b - 1)))
+    if glo > ghi:
+        return PAIRS_DONE  # no present row
+    if <uint64_t>ghi - <uint64_t>glo >= max_slots:
+        return PAIRS_TOO_WIDE  # each range's ids fit, their union does not
+    acc.assign(<uint64_t>ghi - <uint64_t>glo + 1, unseen)
+    if seen_lo[0] < seen_hi[0]:
+        copy(S[0].begin() + seen_lo[0], S[0].begin() + seen_hi[0],
+             acc.begin() + (<uint64_t>key_lo[0] + <uint64_t>seen_lo[0] - <uint64_t>glo))
     for p in range(1, parts):
-        runs.push_back(pairs.size())
         remap.clear()  # (row, earlier row): a time repeated across the cut keeps its first row
-        for k in range(n_ids):
-            if F[p * n_ids + k].r < 0:
+        Fp = F[p].data()
+        Sp = S[p].data()
+        for j in range(seen_lo[p], seen_hi[p]):
+            if Fp[j].r < 0:
                 continue  # id absent from part p
-            if S[k].r < 0:
-                S[k] = S[p * n_ids + k]
+            g = <int64_t>(<uint64_t>key_lo[p] + <uint64_t>j - <uint64_t>glo)
+            if acc[g].r < 0:
+                acc[g] = Sp[j]
                 continue
-            if F[p * n_ids + k].t < S[k].t:
-                return False
-            if F[p * n_ids + k].t == S[k].t:
-                remap.push_back(kv_t(F[p * n_ids + k].r, S[k].r))
-                if S[p * n_ids + k].r != F[p * n_ids + k].r:
-                    S[k] = S[p * n_ids + k]
+            if Fp[j].t < acc[g].t:
+                return PAIRS_DECREASE
+            if Fp[j].t == acc[g].t:
+                remap.push_back(kv_t(Fp[j].r, acc[g].r))
+                if Sp[j].r != Fp[j].r:
+                    acc[g] = Sp[j]
                 continue
-            d = <uint64_t>F[p * n_ids + k].t - <uint64_t>S[k].t
+            d = <uint64_t>Fp[j].t - <uint64_t>acc[g].t
             if d != <uint64_t>step and d < <uint64_t>window:
-                pairs.push_back(kv_t(S[k].r, F[p * n_ids + k].r))
-            S[k] = S[p * n_ids + k]
-        runs.push_back(pairs.size())
+                runs[2 * p - 1].push_back(kv_t(acc[g].r, Fp[j].r))
+            acc[g] = Sp[j]
         if remap.size() == 0:
-            pairs.insert(pairs.end(), part_pairs[p].begin(), part_pairs[p].end())
             continue
         cpp_sort(remap.begin(), remap.end())
-        for e in range(<Py_ssize_t>part_pairs[p].size()):
-            j = part_pairs[p][e].first
-            at = cpp_lower_bound(remap.begin(), remap.end(), kv_t(j, INT64_MIN))
-            if at != remap.end() and deref(at).first == j:
-                j = deref(at).second
-            pairs.push_back(kv_t(j, part_pairs[p][e].second))
-    return True
+        for e in range(<Py_ssize_t>runs[2 * p].size()):
+            k = runs[2 * p][e].first
+            at = cpp_lower_bound(remap.begin(), remap.end(), kv_t(k, INT64_MIN))
+            if at != remap.end() and deref(at).first == k:
+                runs[2 * p][e].first = deref(at).second
+    return PAIRS_DONE
+
+
+cdef void _write_pairs(vector[vector[kv_t]]& runs, int64_t* rows, int64_t* events, float* sev, float value,
+                       int64_t* anchors) noexcept nogil:
+    """Every run's pairs as violations in start-row order (the canonical order: each start
+    opens one event, and a start row starts one pair at most). Runs come sorted or nearly
+    (rows usually arrive in time order) and follow one another but for the pairs across a
+    cut: each is sorted when it is not, then appended, or merged where it overlaps."""
+    cdef vector[kv_t] done, merged
+    cdef Py_ssize_t r, j, m
+    for r in range(<Py_ssize_t>runs.size()):
+        if runs[r].size() == 0:
+            continue
+        if not cpp_is_sorted(runs[r].begin(), runs[r].end()):
+            cpp_sort(runs[r].begin(), runs[r].end())
+        if done.size() == 0:
+            done.swap(runs[r])
+        elif done.back() < runs[r].front():
+            done.insert(done.end(), runs[r].begin(), runs[r].end())
+        else:
+            merged.resize(done.size() + runs[r].size())
+            cpp_merge(done.begin(), done.end(), runs[r].begin(), runs[r].end(), merged.begin())
+            done.swap(merged)
+    m = done.size()
+    for j in range(m):
+        rows[2 * j] = done[j].first
+        rows[2 * j + 1] = done[j].second
+        events[2 * j] = j
+        events[2 * j + 1] = j
+        sev[2 * j] = value
+        sev[2 * j + 1] = value
+        anchors[j] = done[j].first
+
+
+cdef inline bint _pairs_apply(int64_t window, int64_t step, int64_t allowed) noexcept:
+    """Whether the fast path applies: every violation is a pair of consecutive presences."""
+    return allowed < 2 and window <= (3 if step == 1 else 2)
+
+
+cdef object _contiguous_fast(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uint8_t[::1] id_valid,
+                             const int64_t[::1] times, const uint8_t[::1] time_valid,
+                             int64_t window, int64_t step, int64_t allowed):
+    """The fast path's (rows, events, severity, anchors), or its PAIRS_* status when it could
+    not finish (``n_ids`` as for ``_contiguous_pairs``)."""
+    cdef vector[vector[kv_t]] runs
+    cdef Py_ssize_t n_pairs = 0, p
+    cdef int64_t* w_rows
+    cdef int64_t* w_events
+    cdef int64_t* w_anchors
+    cdef float* w_sev
+    cdef int status
+    cdef int parts = row_ranges(ids.shape[0], max(n_ids, 0), _config.CONTIGUOUS_PARALLEL_MIN_ROWS,
+                                _config.CONTIGUOUS_PARTS)
+    with nogil:
+        status = _contiguous_pairs(ids, id_offset, n_ids, id_valid, times, time_valid, window, step, parts, runs)
+    if status != PAIRS_DONE:
+        return status
+    for p in range(<Py_ssize_t>runs.size()):
+        n_pairs += runs[p].size()
+    out_rows = np.empty(2 * n_pairs, np.int64)
+    out_events = np.empty(2 * n_pairs, np.int64)
+    out_sev = np.empty(2 * n_pairs, np.float32)
+    out_anchors = np.empty(n_pairs, np.int64)
+    w_rows = <int64_t*>cnp.PyArray_DATA(out_rows)
+    w_events = <int64_t*>cnp.PyArray_DATA(out_events)
+    w_sev = <float*>cnp.PyArray_DATA(out_sev)
+    w_anchors = <int64_t*>cnp.PyArray_DATA(out_anchors)
+    with nogil:
+        _write_pairs(runs, w_rows, w_events, w_sev, <float>(2 - allowed), w_anchors)
+    return out_rows, out_events, out_sev, out_anchors
+
+
+def contiguous_direct(const key_t[::1] ids, const uint8_t[::1] id_valid, const int64_t[::1] times,
+                      const uint8_t[::1] time_valid, int64_t window, int64_t step, int64_t allowed,
+                      int64_t max_slots):
+    """``contiguous`` on an integer id column as it is (no dense codes: the ids' range is found
+    while scanning, which spares ``tripwire._arrow.encode_keys`` its pass over the column), or
+    ``None`` when that cannot finish: not the fast path's parameters, ids spread over more than
+    ``max_slots`` values, or an id whose times decrease (the caller then encodes the ids and
+    calls ``contiguous``). Cython only; called by ``tripwire.rows.contiguous``."""
+    if times.shape[0] != ids.shape[0]:
+        raise ValueError("id and time columns differ in length")
+    if max_slots < 1 or not _pairs_apply(window, step, allowed):
+        return None
+    fast = _contiguous_fast(ids, 0, -max_slots, id_valid, times, time_valid, window, step, allowed)
+    return None if isinstance(fast, int) else fast
 
 
 def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uint8_t[::1] id_valid,
@@ -680,30 +791,11 @@ def contiguous(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef vector[int64_t] ut, ur    # distinct times of one group and their first rows
     cdef int64_t ev = 0, m = 0
     cdef bint streamed = False
-    cdef int parts = 1
-    cdef vector[kv_t] pairs
-    cdef vector[Py_ssize_t] runs
-    if allowed < 2 and window <= (3 if step == 1 else 2) and \
-            n_ids <= STREAM_SLOTS_PER_ROW * n + 65536:
-        parts = row_ranges(n, n_ids, _config.CONTIGUOUS_PARALLEL_MIN_ROWS, _config.CONTIGUOUS_PARTS)
-        with nogil:
-            streamed = _contiguous_pairs(ids, id_offset, n_ids, id_valid, times, time_valid,
-                                         window, step, parts, pairs, runs)
-            if streamed:
-                # events in start-row order (the canonical order: each start opens one event):
-                # each run is usually sorted already (rows in time order), then runs are merged
-                runs.push_back(pairs.size())
-                for p in range(<Py_ssize_t>runs.size() - 1):
-                    if not cpp_is_sorted(pairs.begin() + runs[p], pairs.begin() + runs[p + 1]):
-                        cpp_sort(pairs.begin() + runs[p], pairs.begin() + runs[p + 1])
-                    if p > 0:
-                        cpp_inplace_merge(pairs.begin(), pairs.begin() + runs[p], pairs.begin() + runs[p + 1])
-        if streamed:
-            flat = np.empty(2 * pairs.size(), np.int64)
-            if pairs.size():
-                memcpy(<void*>cnp.PyArray_DATA(flat), pairs.data(), pairs.size() * sizeof(kv_t))
-            return flat, np.repeat(np.arange(pairs.size(), dtype=np.int64), 2), \
-                np.full(len(flat), 2 - allowed, np.float32), flat[0::2].copy()
+    cdef object fast
+    if _pairs_apply(window, step, allowed) and n_ids <= STREAM_SLOTS_PER_ROW * n + 65536:
+        fast = _contiguous_fast(ids, id_offset, n_ids, id_valid, times, time_valid, window, step, allowed)
+        if not isinstance(fast, int):
+            return fast
     if n < 2**31 - 1 and allowed < STREAM_MAX_ALLOWED and \
             n_ids * (allowed // 2 + 4) <= STREAM_SLOTS_PER_ROW * n + 65536:
         with nogil:
@@ -1187,6 +1279,14 @@ cdef bint _events_canonical(const int64_t[::1] rows, const int64_t[::1] events,
         elif events[i] != events[i - 1] + 1:
             return False
     return True
+
+
+cdef inline void _minmax_rows(const int64_t* values, const uint8_t* valid, Py_ssize_t lo, Py_ssize_t hi,
+                              int64_t* out_lo, int64_t* out_hi) noexcept nogil:
+    """Min and max of the present values in rows ``lo .. hi`` (none: INT64_MAX, INT64_MIN)."""
+    if valid != NULL:
+        valid += lo
+    tw_minmax_i64(values + lo, hi - lo, valid, out_lo, out_hi)
 
 
 def int64_min_max(const int64_t[::1] values, const uint8_t[::1] valid):

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tripwire as tw
@@ -161,15 +161,107 @@ def test_fast_path_cut_into_parts_matches_reference(monkeypatch, case, parts, wi
        window=st.integers(1, 3), allowed=st.integers(0, 1), step=st.integers(1, 2), nulls=st.booleans())
 def test_fast_path_times_far_apart_match_reference(monkeypatch, case, parts, base, jump, cut, window, allowed,
                                                    step, nulls):
-    """The fast path keeps 32 bits of each time: times near the int64 limits, and jumps whose
-    32-bit difference would read as a repeat (2^32), a step (2^32 + 1) or a short gap, give the
-    reference's violations (a part whose times span 2^31 or more takes the full-width scan)."""
+    """Times near the int64 limits, and jumps whose low 32 bits would read as a repeat (2^32),
+    a step (2^32 + 1) or a short gap, give the reference's violations."""
     ids, times = case
     times = [base + t + (jump if i >= cut else 0) for i, t in enumerate(times)]
     if nulls:
         ids = [None if i % 5 == 2 else k for i, k in enumerate(ids)]
     _cut_into_parts_matches_reference(monkeypatch, ids, times, parts, window=window, allowed_transitions=allowed,
                                       step=step)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=arrival_ordered(), parts=st.integers(1, 4), spread=st.sampled_from([1, 3, 4099, 2**40, 2**62]),
+       shift=st.sampled_from([0, -2**63, 2**63 - 64, -5000]), max_slots=st.sampled_from([1, 7, 5000, 2**31 - 1]),
+       nulls=st.booleans(), id_type=st.sampled_from([np.int64, np.int32]))
+def test_direct_ids_match_encoded_codes_in_canonical_order(monkeypatch, case, parts, spread, shift, max_slots,
+                                                           nulls, id_type):
+    """``contiguous_direct`` finds the ids' range while scanning, growing its slots up and down
+    (ids spread apart, near the int64 limits, in int32): it flags what the encoded path flags,
+    already in canonical order, or gives up (None) when the ids need more than ``max_slots``."""
+    from tripwire import _arrow, _config
+    from tripwire._assertion import canonical_events
+    from tripwire._kernels import _rows_cy
+
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARTS", parts)
+    ids, times = case
+    if id_type is np.int32:
+        spread, shift = min(spread, 4099), max(min(shift, 2**31 - 5 * 4099), -2**31)
+    big = [shift + k * spread if shift >= 0 else shift + (len(ids) - k) * spread for k in ids]
+    info = np.iinfo(id_type)
+    assume(all(info.min <= v <= info.max for v in big))
+    values = np.array(big, dtype=id_type)
+    valid = np.ones(len(ids), np.uint8)
+    if nulls:
+        valid[2::5] = 0
+        values[2::5] = 0  # what a null slot may hold: anything
+    tv = np.asarray(times, np.int64)
+    got = _rows_cy.contiguous_direct(values, valid, tv, _arrow.NO_NULLS, 3, 1, 1, max_slots)
+    keys = _arrow.encode_array(pa.chunked_array([pa.array(values, mask=valid == 0)]), name="id", role="id")
+    want = canonical_events(*_rows_cy.contiguous(keys.codes, keys.offset, keys.n, _arrow.kernel_validity(keys.valid),
+                                                 tv, _arrow.NO_NULLS, 3, 1, 1))
+    present = values[valid == 1].astype(np.int64)
+    needs = 0 if len(present) == 0 else int(present.max()) - int(present.min()) + 1
+    if got is None:  # ids too spread, or some id's times go back (the fast path's limit)
+        last = {}
+        back = False
+        for k, t, ok in zip(values.tolist(), times, valid.tolist()):
+            back |= bool(ok) and t < last.get(k, t)
+            if ok:
+                last[k] = t
+        assert needs > max_slots or back
+        return
+    assert needs <= max_slots  # the ids of all ranges together fit the slots (else None)
+    for a, b in zip(got[:3], want):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got[3], got[0][0::2])  # anchors: each event's start row
+
+
+def test_direct_ids_whose_ranges_are_far_apart_fall_back(monkeypatch):
+    """Each row range's ids fit its slots but their union does not (ids 0 and 2^62 in two
+    ranges): ``contiguous_direct`` says None rather than allocating the span between them."""
+    from tripwire import _arrow, _config
+    from tripwire._kernels import _rows_cy
+
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARTS", 2)
+    ids = np.array([0, 0, 2**62, 2**62], np.int64)
+    tv = np.array([0, 2, 0, 2], np.int64)
+    assert _rows_cy.contiguous_direct(ids, _arrow.NO_NULLS, tv, _arrow.NO_NULLS, 3, 1, 1, 10) is None
+    got = violations(suite().check(table_of(ids.tolist(), tv.tolist()), backend="cython"))
+    assert got == [(0, 0, 1.0), (1, 0, 1.0), (2, 1, 1.0), (3, 1, 1.0)]
+
+
+def test_direct_ids_that_go_back_in_time_fall_back():
+    """An id whose times decrease is beyond the fast path: ``contiguous_direct`` says None and
+    the assertion takes the encoded path (which sorts)."""
+    from tripwire import _arrow
+    from tripwire._kernels import _rows_cy
+
+    ids = np.array([7, 7, 7], np.int64)
+    tv = np.array([5, 3, 7], np.int64)
+    assert _rows_cy.contiguous_direct(ids, _arrow.NO_NULLS, tv, _arrow.NO_NULLS, 3, 1, 1, 10) is None
+    # times 3 (row 1), 5 (row 0), 7 (row 2): a one-frame gap before 5 and before 7
+    got = violations(suite().check(table_of([7, 7, 7], [5, 3, 7]), backend="cython"))
+    assert got == [(0, 0, 1.0), (2, 0, 1.0), (0, 1, 1.0), (1, 1, 1.0)]
+
+
+def test_fast_path_times_at_the_int64_limits(monkeypatch):
+    """An unseen id's state holds time INT64_MAX: a first presence at INT64_MAX, and a short gap
+    ending there, are still seen as such, in one range and cut into two."""
+    from tripwire import _config
+
+    monkeypatch.setattr(_config, "CONTIGUOUS_PARALLEL_MIN_ROWS", 0)
+    top, bottom = 2**63 - 1, -2**63
+    for parts in (1, 2):
+        monkeypatch.setattr(_config, "CONTIGUOUS_PARTS", parts)
+        t = table_of([0, 1, 0, 1], [top - 2, bottom, top, bottom + 2])
+        got = violations(suite().check(t, backend="cython"))
+        assert got == [(0, 0, 1.0), (2, 0, 1.0), (1, 1, 1.0), (3, 1, 1.0)], parts
+        t = table_of([3, 3], [top, top])
+        assert violations(suite().check(t, backend="cython")) == []
 
 
 def test_fast_path_part_without_a_present_row_sees_no_id(monkeypatch):

@@ -261,13 +261,13 @@ class Keys:
 
 
 
-_KEY_EXPECTED = ("an identifier column: integer, string, dictionary, boolean, date/timestamp "
+KEY_EXPECTED = ("an identifier column: integer, string, dictionary, boolean, date/timestamp "
                  "or floating point")
 
 
 def encode_keys(table: pa.Table, name: str, *, role: str) -> Keys:
     """Encode a column as dense integer codes, the way every group kernel wants them."""
-    col = column(table, name, role=role, expected=_KEY_EXPECTED)
+    col = column(table, name, role=role, expected=KEY_EXPECTED)
     return encode_array(col, name=name, role=role)
 
 
@@ -282,7 +282,7 @@ def encode_array(col: pa.ChunkedArray, *, name: str, role: str) -> Keys:
             return direct
     if pa.types.is_nested(typ):
         raise ColumnError(name, f"column {name!r} ({role}) cannot be used as a key",
-                          expected=_KEY_EXPECTED, found=str(typ),
+                          expected=KEY_EXPECTED, found=str(typ),
                           fix="pick a flat column, or derive one (e.g. pc.list_value_length)")
     if pa.types.is_null(typ):
         return Keys(np.zeros(n_rows, np.int32), 0, 0, np.zeros(n_rows, np.uint8))
@@ -290,9 +290,15 @@ def encode_array(col: pa.ChunkedArray, *, name: str, role: str) -> Keys:
         encoded = pc.dictionary_encode(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
     except pa.ArrowNotImplementedError as exc:
         raise ColumnError(name, f"column {name!r} ({role}) cannot be used as a key",
-                          expected=_KEY_EXPECTED, found=str(typ),
+                          expected=KEY_EXPECTED, found=str(typ),
                           fix="cast it to string or integer first") from exc
     return _encode_dictionary(pa.chunked_array([encoded]))
+
+
+def direct_key_slots(n_rows: int) -> int:
+    """How widely integer ids may spread and still be used directly as codes (``id - min``):
+    per-id state of that many slots stays proportionate to the rows."""
+    return min(max(_config.KEY_DIRECT_SLOTS_PER_ROW * n_rows, _config.KEY_DIRECT_MIN_SLOTS), 2**31 - 1)
 
 
 def _encode_direct(col: pa.ChunkedArray, n_rows: int) -> Keys | None:
@@ -316,7 +322,7 @@ def _encode_direct(col: pa.ChunkedArray, n_rows: int) -> Keys | None:
     if lo is None:  # all null
         return Keys(np.zeros(n_rows, np.int32), 0, 0, np.zeros(n_rows, np.uint8))
     span = hi - lo + 1
-    if span > max(_config.KEY_DIRECT_SLOTS_PER_ROW * n_rows, _config.KEY_DIRECT_MIN_SLOTS) or span >= 2**31:
+    if span > direct_key_slots(n_rows):
         return None
     typ = col.type
     if typ in (pa.int32(), pa.int64()):

@@ -1246,9 +1246,9 @@ class _RowsGroup:
                 _arrow.column(schema.empty_table(), name, role=role, expected=expected)
 
         for a in self.members:
-            present(a.id, "id", _arrow._KEY_EXPECTED)
+            present(a.id, "id", _arrow.KEY_EXPECTED)
             if isinstance(a, rows.consistent):
-                present(a.attr, "attr", _arrow._KEY_EXPECTED)
+                present(a.attr, "attr", _arrow.KEY_EXPECTED)
             else:
                 present(a.time, "time", "integer")
                 if _time_kind(schema.field(a.time).type) is None:  # as rows.contiguous refuses it

@@ -155,7 +155,6 @@ class contiguous(Assertion):
         return [self.id, self.time]
 
     def evaluate(self, table: pa.Table, backend: str) -> Result:
-        ids = _arrow.encode_keys(table, self.id, role="id")
         ttype = _arrow.column(table, self.time, role="time", expected="integer").type
         # ticks of the column: its unit for timestamps/durations, ms for date64, days for date32
         unit = ttype.unit if pa.types.is_timestamp(ttype) or pa.types.is_duration(ttype) else None
@@ -166,9 +165,21 @@ class contiguous(Assertion):
         window = _as_ticks(self.window, unit, "window", self.kind)
         step = _as_ticks(self.step, unit, "step", self.kind)
         k = _dispatch.kernels("rows", backend)
-        row, ev, sev, anchor = k.contiguous(ids.codes, ids.offset, ids.n, _arrow.kernel_validity(ids.valid),
-                                            tv, _arrow.kernel_validity(times.valid), window, step, self.allowed)
-        row, ev, sev = canonical_events(row, ev, sev, anchor)
+        tvalid = _arrow.kernel_validity(times.valid)
+        out = None
+        direct = getattr(k, "contiguous_direct", None)  # Cython: int ids as they are, no encoding pass
+        id_col = _arrow.column(table, self.id, role="id", expected=_arrow.KEY_EXPECTED)
+        if direct is not None and id_col.type in (pa.int64(), pa.int32()):
+            values, valid = _arrow.primitive_view(id_col)
+            out = direct(values, _arrow.kernel_validity(valid), tv, tvalid, window, step, self.allowed,
+                         _arrow.direct_key_slots(table.num_rows))
+        if out is not None:  # already in canonical order (events by start row)
+            row, ev, sev = out[:3]
+        else:
+            ids = _arrow.encode_array(id_col, name=self.id, role="id")
+            row, ev, sev = canonical_events(*k.contiguous(ids.codes, ids.offset, ids.n,
+                                                          _arrow.kernel_validity(ids.valid), tv, tvalid,
+                                                          window, step, self.allowed))
         return Result(row, ev, sev, table.num_rows, {"key": functools.partial(_key_context, table, self.id, row)})
 
 
