@@ -13,7 +13,8 @@ the caller maps them back to input rows.
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, INT64_MAX, INT64_MIN
-from libc.math cimport isfinite
+from libc.math cimport isfinite, nextafterf, INFINITY
+from libc.string cimport memcpy
 
 from libcpp.algorithm cimport merge as cpp_merge, sort as cpp_sort
 from libcpp.pair cimport pair
@@ -91,55 +92,127 @@ cdef enum:
     BAD_SCORE = 16
 
 
+# A block's reasons, branch-free in 32-bit lanes so that the compiler vectorizes it; on x86-64
+# with GCC or Clang compiled for AVX2 and baseline and picked at load time (target_clones).
+# Bounds that are not checked come as -inf / +inf; a non-finite coordinate is reason 1 alone.
+cdef extern from * nogil:
+    """
+    #include <stdint.h>
+    static inline int32_t tw_box_reason(float a, float b, float c, float d, float lox, float hix,
+                                        float loy, float hiy) {
+        int32_t fin = ((a - a) + (b - b) + (c - c) + (d - d)) == 0.0f;  /* x - x: 0, or NaN when x is not finite */
+        int32_t r = ((c <= a) << 1) | ((d <= b) << 2) | (((a < lox) | (c > hix) | (b < loy) | (d > hiy)) << 3);
+        return (r & -fin) | (1 - fin);
+    }
+    /* restrict: without it the byte stores may alias the columns and nothing is vectorized */
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(TRIPWIRE_NO_TARGET_CLONES)
+    __attribute__((target_clones("avx2", "default")))
+    #endif
+    static void tw_box_reasons(const float* __restrict x1, const float* __restrict y1,
+                               const float* __restrict x2, const float* __restrict y2,
+                               const float* __restrict score, int64_t m, float lox, float hix, float loy,
+                               float hiy, uint8_t* __restrict bad) {
+        if (score) {
+            for (int64_t k = 0; k < m; k++) {
+                float s = score[k];
+                bad[k] = (uint8_t)(tw_box_reason(x1[k], y1[k], x2[k], y2[k], lox, hix, loy, hiy)
+                                   | ((1 - ((s >= 0.0f) & (s <= 1.0f))) << 4));
+            }
+        } else {
+            for (int64_t k = 0; k < m; k++)
+                bad[k] = (uint8_t)tw_box_reason(x1[k], y1[k], x2[k], y2[k], lox, hix, loy, hiy);
+        }
+    }
+    """
+    void tw_box_reasons(const float* x1, const float* y1, const float* x2, const float* y2, const float* score,
+                        int64_t m, float lox, float hix, float loy, float hiy, uint8_t* bad)
+
+
+cdef void _valid_range(const float* x1, const float* y1, const float* x2, const float* y2,
+                       const uint8_t* cv, const float* score, const uint8_t* sv, Py_ssize_t lo,
+                       Py_ssize_t hi, float lox, float hix, float loy, float hiy,
+                       vector[int64_t]& rows, vector[uint8_t]& reasons) noexcept nogil:
+    """``valid`` over rows ``lo .. hi``, block by block: every test for every row, then a scan
+    eight reasons at a time for the (rare) bad rows."""
+    cdef uint8_t bad[VALID_BLOCK]
+    cdef Py_ssize_t b, j, k, m
+    cdef uint64_t word
+    b = lo
+    while b < hi:
+        m = min(<Py_ssize_t>VALID_BLOCK, hi - b)
+        tw_box_reasons(x1 + b, y1 + b, x2 + b, y2 + b, score + b if score != NULL else NULL, m,
+                       lox, hix, loy, hiy, bad)
+        if cv != NULL:
+            for k in range(m):
+                if cv[b + k] == 0:  # a null coordinate: no other coordinate test
+                    bad[k] = (bad[k] & BAD_SCORE) | BAD_NONFINITE
+        if sv != NULL:  # a null score is fine
+            for k in range(m):
+                if sv[b + k] == 0:
+                    bad[k] &= ~BAD_SCORE
+        for k in range(m, (m + 7) // 8 * 8):
+            bad[k] = 0
+        k = 0
+        while k < m:
+            memcpy(&word, &bad[k], 8)
+            if word != 0:
+                for j in range(k, k + 8):
+                    if bad[j]:
+                        rows.push_back(b + j)
+                        reasons.push_back(bad[j])
+            k += 8
+        b += VALID_BLOCK
+
+
+cdef inline float _float_at_most(double v) noexcept nogil:
+    cdef float f = <float>v
+    return nextafterf(f, -INFINITY) if f > v else f
+
+
 def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const float[::1] y2,
           const uint8_t[::1] coord_valid, const float[::1] score, const uint8_t[::1] score_valid,
           double width, double height):
     """Rows with a broken box, and why (bitmask): a null or non-finite coordinate (1),
     x2 <= x1 (2), y2 <= y1 (4), outside ``[0, width] x [0, height]`` (8; a bound <= 0 is not
-    checked), a score outside [0, 1] or NaN (16; a null score is fine)."""
-    cdef Py_ssize_t n = x1.shape[0], i, k, lo, m
+    checked), a score outside [0, 1] or NaN (16; a null score is fine). From
+    ``_config.VALID_PARALLEL_MIN_ROWS`` rows, one row range per thread."""
+    cdef Py_ssize_t n = x1.shape[0], p, total = 0
     cdef const uint8_t* cv = valid_ptr(coord_valid)
     cdef const uint8_t* sv = valid_ptr(score_valid)
-    cdef bint has_score = score.shape[0] > 0
-    cdef uint8_t has_w = width > 0, has_h = height > 0, fin
-    cdef float a, b, c, d, sc, zero = 0, one = 1
-    cdef uint8_t bad[VALID_BLOCK]
-    cdef vector[int64_t] rows
-    cdef vector[int64_t] reasons
+    cdef const float* sp = &score[0] if score.shape[0] > 0 else NULL
+    cdef float inf = float("inf")
+    # float32 bounds with the double comparison's answer: c > width <=> c > the largest float <= width
+    cdef float lox = 0 if width > 0 else -inf, hix = _float_at_most(width) if width > 0 else inf
+    cdef float loy = 0 if height > 0 else -inf, hiy = _float_at_most(height) if height > 0 else inf
+    cdef int parts = row_ranges(n, 0, _config.VALID_PARALLEL_MIN_ROWS, 0)
+    cdef vector[vector[int64_t]] rows
+    cdef vector[vector[uint8_t]] reasons
+    if y1.shape[0] != n or x2.shape[0] != n or y2.shape[0] != n or (sp != NULL and score.shape[0] != n):
+        raise ValueError("box columns differ in length")
+    if n == 0:
+        return np.empty(0, np.int64), np.empty(0, np.uint8)
+    rows.resize(parts)
+    reasons.resize(parts)
     with nogil:
-        # blocks: a branch-free loop the compiler vectorizes fills the reasons of a block,
-        # then a scan picks the (rare) bad rows; every test is computed for every row
-        lo = 0
-        while lo < n:
-            m = min(VALID_BLOCK, n - lo)
-            for k in range(m):
-                i = lo + k
-                a = x1[i]
-                b = y1[i]
-                c = x2[i]
-                d = y2[i]
-                fin = ((a - a) == zero) & ((b - b) == zero) & ((c - c) == zero) & ((d - d) == zero)  # finite
-                bad[k] = ((((c <= a) * BAD_X_ORDER) | ((d <= b) * BAD_Y_ORDER)
-                           | (((has_w & ((a < zero) | (c > width))) | (has_h & ((b < zero) | (d > height))))
-                              * BAD_OUTSIDE)) * fin) | ((1 - fin) * BAD_NONFINITE)
-            if cv != NULL:
-                for k in range(m):
-                    if cv[lo + k] == 0:
-                        bad[k] = BAD_NONFINITE
-            if has_score:
-                for k in range(m):
-                    sc = score[lo + k]
-                    bad[k] |= (1 - ((sc >= zero) & (sc <= one))) * BAD_SCORE
-                if sv != NULL:  # a null score is fine
-                    for k in range(m):
-                        if sv[lo + k] == 0:
-                            bad[k] &= ~BAD_SCORE
-            for k in range(m):
-                if bad[k]:
-                    rows.push_back(lo + k)
-                    reasons.push_back(bad[k])
-            lo += VALID_BLOCK
-    return to_numpy[int64_t](rows), to_numpy[int64_t](reasons).astype(np.uint8)
+        if parts == 1:
+            _valid_range(&x1[0], &y1[0], &x2[0], &y2[0], cv, sp, sv, 0, n, lox, hix, loy, hiy, rows[0], reasons[0])
+        else:
+            # ranges cut at whole blocks, so that no two threads write one cache line of output
+            for p in prange(parts, num_threads=parts, schedule="static"):
+                _valid_range(&x1[0], &y1[0], &x2[0], &y2[0], cv, sp, sv,
+                             min(n, (n // parts // VALID_BLOCK * VALID_BLOCK) * p),
+                             n if p == parts - 1 else min(n, (n // parts // VALID_BLOCK * VALID_BLOCK) * (p + 1)),
+                             lox, hix, loy, hiy, rows[p], reasons[p])
+    out_rows = np.empty(sum(rows[p].size() for p in range(parts)), np.int64)
+    out_reasons = np.empty(len(out_rows), np.uint8)
+    cdef int64_t[::1] orv = out_rows
+    cdef uint8_t[::1] orr = out_reasons
+    for p in range(parts):
+        if rows[p].size():
+            memcpy(&orv[total], rows[p].data(), rows[p].size() * 8)
+            memcpy(&orr[total], reasons[p].data(), rows[p].size())
+            total += rows[p].size()
+    return out_rows, out_reasons
 
 
 # ----------------------------------------------------------------------------------------------

@@ -168,6 +168,38 @@ def test_reference_kernel_signatures_and_dtypes():
         assert rows.tolist() == [2] and reasons.tolist() == [8]
 
 
+_EDGE_FLOATS = [0.0, -0.0, 1.0, 5.0, 12.0, 640.0, 640.3, 640.7, -1.0, 1e30, float("inf"), float("-inf"), float("nan")]
+
+
+@PROPERTY
+@given(n=st.integers(0, 3000), seed=st.integers(0, 2**32 - 1), nulls=st.booleans(), score=st.booleans(),
+       width=st.sampled_from([0.0, 12.0, 640.3, 640.7, 1e300]), height=st.sampled_from([0.0, 12.0, 480.0]),
+       parallel=st.booleans())
+def test_valid_kernel_matches_reference(monkeypatch, n, seed, nulls, score, width, height, parallel):
+    """``valid`` works in blocks (vectorized reasons, then a scan eight at a time) over row
+    ranges on parallel threads: any length (block and word tails), edge values, nulls and
+    bounds that float32 cannot hold (640.3) give the reference's rows and reasons."""
+    import reference
+    from tripwire import _config
+    from tripwire._kernels import _boxes_cy
+
+    monkeypatch.setattr(_config, "VALID_PARALLEL_MIN_ROWS", 0 if parallel else 10**9)
+    rng = np.random.default_rng(seed)
+    pick = np.array(_EDGE_FLOATS + [float(np.nextafter(np.float32(640.3), np.float32(1e9)))], np.float64)
+    cols = [np.where(rng.random(n) < 0.8, rng.uniform(-2, 700, n), pick[rng.integers(0, len(pick), n)])
+            .astype(np.float32) for _ in range(5)]
+    cols[2] = np.where(rng.random(n) < 0.7, cols[0] + rng.uniform(0, 30, n).astype(np.float32), cols[2])
+    cols[3] = np.where(rng.random(n) < 0.7, cols[1] + rng.uniform(0, 30, n).astype(np.float32), cols[3])
+    sc = np.where(rng.random(n) < 0.7, rng.random(n), cols[4]).astype(np.float32) if score else np.empty(0, np.float32)
+    cv = (rng.random(n) > 0.05).astype(np.uint8) if nulls else np.empty(0, np.uint8)
+    sv = (rng.random(n) > 0.05).astype(np.uint8) if nulls and score else np.empty(0, np.uint8)
+    with np.errstate(invalid="ignore", over="ignore"):
+        got = _boxes_cy.valid(*cols[:4], cv, sc, sv, width, height)
+        want = reference.valid(*cols[:4], cv, sc, sv, width, height)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
 # ----------------------------------------------------------------------------------------------
 # frame grouping
 # ----------------------------------------------------------------------------------------------

@@ -45,6 +45,9 @@ CONTIGUOUS_PARTS = _env_int("CONTIGUOUS_PARTS", 0)
 # in parallel from this many rows (CONSISTENT_PARTS ranges when > 0, else one per thread).
 CONSISTENT_PARALLEL_MIN_ROWS = _env_int("CONSISTENT_PARALLEL_MIN_ROWS", 1 << 18)
 CONSISTENT_PARTS = _env_int("CONSISTENT_PARTS", 0)
+# boxes.valid: one row range per OpenMP thread from this many rows (it reads 20 bytes a row
+# and keeps nothing, so it is cut as soon as a thread's start-up is paid back).
+VALID_PARALLEL_MIN_ROWS = _env_int("VALID_PARALLEL_MIN_ROWS", 1 << 17)
 # boxes.flicker / boxes.appear with track ids: the same cut into parallel row ranges, joined
 # object by object, from this many rows (TRACKS_PARTS ranges when > 0, else one per thread).
 TRACKS_PARALLEL_MIN_ROWS = _env_int("TRACKS_PARALLEL_MIN_ROWS", 1 << 18)
