@@ -42,6 +42,18 @@ ctypedef pair[int64_t, int64_t] kv_t
 
 
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define tw_unlikely(x) __builtin_expect(!!(x), 0)
+    #else
+    #define tw_unlikely(x) (x)
+    #endif
+    """
+    void __builtin_prefetch(const void*) nogil
+    bint tw_unlikely(bint) nogil  # a branch the compiler should lay out of the loop's way
+
+
 # ----------------------------------------------------------------------------------------------
 # rows.consistent
 # ----------------------------------------------------------------------------------------------
@@ -54,14 +66,33 @@ cdef struct fc_t:  # rows.consistent, pass 1: an id's first attribute and its ro
     int32_t count
 
 
+cdef struct dev_t:  # rows.consistent, pass 1: a row whose attribute is not its id's first here
+    int64_t row
+    int32_t id
+    int32_t attr
+
+
 cdef void _first_attrs(const key_t* ids, int64_t id_offset, const uint8_t* id_valid_p, const key2_t* attrs,
                        int64_t attr_offset, const uint8_t* attr_valid_p, int64_t null_code, Py_ssize_t lo,
-                       Py_ssize_t hi, fc_t* fc, uint8_t* bad) noexcept nogil:
-    """Pass 1 over rows ``lo .. hi``: per id its first attribute and row count here (``fc``),
-    ``bad`` where a second attribute shows."""
+                       Py_ssize_t hi, fc_t* fc, uint8_t* bad, int64_t* first_row,
+                       vector[dev_t]& deviants) noexcept nogil:
+    """Pass 1 over rows ``lo .. hi``: per id its first attribute, its row and the row count here
+    (``fc``, ``first_row``), ``bad`` where a second attribute shows, and every such row
+    (``deviants``, in row order): all an id's rows here but the deviants hold its first value."""
     cdef Py_ssize_t i
     cdef int64_t k, a
     cdef fc_t* F
+    if id_valid_p == NULL and attr_valid_p == NULL:
+        # the usual case, kept to a few instructions a row: a first sight and a deviant both
+        # differ from ``first`` (-1 before the first sight), and are handled out of line
+        for i in range(lo, hi):
+            k = ids[i] - id_offset
+            a = attrs[i] - attr_offset
+            F = &fc[k]
+            F.count += 1
+            if tw_unlikely(F.first != a):
+                _first_or_deviant(F, k, a, i, bad, first_row, deviants)
+        return
     for i in range(lo, hi):
         if not is_valid(id_valid_p, i):
             continue
@@ -69,10 +100,24 @@ cdef void _first_attrs(const key_t* ids, int64_t id_offset, const uint8_t* id_va
         a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
         F = &fc[k]
         F.count += 1
-        if F.first < 0:
-            F.first = <int32_t>a
-        elif F.first != a:
-            bad[k] = 1
+        if F.first != a:
+            _first_or_deviant(F, k, a, i, bad, first_row, deviants)
+
+
+cdef void _first_or_deviant(fc_t* F, int64_t k, int64_t a, Py_ssize_t i, uint8_t* bad, int64_t* first_row,
+                            vector[dev_t]& deviants) noexcept nogil:
+    """Row ``i`` of id ``k`` holds ``a``, not the id's first value: it is the first row, or a
+    deviant (out of line: rare, and the caller's loop keeps its registers)."""
+    cdef dev_t d
+    if F.first < 0:
+        F.first = <int32_t>a
+        first_row[k] = i
+    else:
+        bad[k] = 1
+        d.row = i
+        d.id = <int32_t>k
+        d.attr = <int32_t>a
+        deviants.push_back(d)
 
 
 cdef void _gather_bad(const key_t* ids, int64_t id_offset, const uint8_t* id_valid_p, const key2_t* attrs,
@@ -89,6 +134,107 @@ cdef void _gather_bad(const key_t* ids, int64_t id_offset, const uint8_t* id_val
                 a = attrs[i] - attr_offset if is_valid(attr_valid_p, i) else null_code
                 sub[at[k]] = kv_t(a, i)
                 at[k] += 1
+
+
+cdef inline void _visit(int64_t row, int64_t a, int64_t best_a, int64_t best_first, bint flag_minority,
+                        int64_t* afirst, int64_t ev, float sev, vector[int64_t]& v_row, vector[int64_t]& v_event,
+                        vector[float]& v_sev, vector[int64_t]& c_row, vector[int64_t]& c_src) noexcept nogil:
+    """One row of a settled group: its violation and correction, as the general path gives them."""
+    if (flag_minority and a != best_a) or (not flag_minority and afirst[a] == row):
+        v_row.push_back(row)
+        v_event.push_back(ev)
+        v_sev.push_back(sev)
+    if a != best_a:
+        c_row.push_back(row)
+        c_src.push_back(best_first)
+
+
+cdef bint _settle_group(int64_t k, int64_t n_ids, int parts, Py_ssize_t n, vector[fc_t]& fc,
+                        vector[int64_t]& first_row, vector[dev_t]& dev, Py_ssize_t d_lo, Py_ssize_t d_hi,
+                        int64_t null_code, bint flag_minority, vector[int64_t]& acount, vector[int64_t]& afirst,
+                        vector[int64_t]& unrecorded, vector[int64_t]& v_row, vector[int64_t]& v_event,
+                        vector[float]& v_sev, vector[int64_t]& anchor, vector[int64_t]& c_row,
+                        vector[int64_t]& c_src, int64_t* ev) noexcept nogil:
+    """Bad id ``k`` from pass 1 alone: per range its first value (``fc``, ``first_row``), held by
+    every row there but its deviants ``dev[d_lo:d_hi]`` (ranges in order, rows in order). Emits
+    its violations and corrections and returns False, or returns True (pass 2 needed) when a
+    range's first value is not the majority and holds rows besides the first, whose rows pass 1
+    did not keep. Rows are visited in row order: each range's first row, then its deviants."""
+    cdef int p
+    cdef Py_ssize_t j, j0
+    cdef int64_t a, total = 0, best_cnt = -1, best_first = -1, best_a = -1, fr, anchor_row = -1
+    cdef fc_t* F
+    cdef bint needs_rows = False
+    cdef float sev
+    # counts and first rows of each value
+    j = d_lo
+    for p in range(parts):
+        F = &fc[p * n_ids + k]
+        unrecorded[p] = 0
+        if F.first < 0:
+            continue
+        fr = first_row[p * n_ids + k]
+        if anchor_row < 0:
+            anchor_row = fr
+        j0 = j
+        while j < d_hi and dev[j].row < n * (p + 1) // parts:
+            j += 1
+        unrecorded[p] = F.count - (j - j0)
+        total += F.count
+        acount[F.first] += unrecorded[p]
+        if afirst[F.first] < 0:
+            afirst[F.first] = fr
+        for j0 in range(j0, j):
+            a = dev[j0].attr
+            acount[a] += 1
+            if afirst[a] < 0:
+                afirst[a] = dev[j0].row
+    # the majority: most common non-null value, ties to the one seen first (visited in row order)
+    j = d_lo
+    for p in range(parts):
+        F = &fc[p * n_ids + k]
+        if F.first < 0:
+            continue
+        fr = first_row[p * n_ids + k]
+        a = F.first
+        if a != null_code and afirst[a] == fr and acount[a] > best_cnt:
+            best_cnt, best_first, best_a = acount[a], fr, a
+        while j < d_hi and dev[j].row < n * (p + 1) // parts:
+            a = dev[j].attr
+            if a != null_code and afirst[a] == dev[j].row and acount[a] > best_cnt:
+                best_cnt, best_first, best_a = acount[a], dev[j].row, a
+            j += 1
+    for p in range(parts):
+        F = &fc[p * n_ids + k]
+        if F.first >= 0 and F.first != best_a and unrecorded[p] > 1:
+            needs_rows = True
+    if not needs_rows:
+        if best_cnt < 0:
+            best_cnt = 0
+        sev = <float>(total - best_cnt) / <float>total
+        anchor.push_back(anchor_row)
+        j = d_lo
+        for p in range(parts):
+            F = &fc[p * n_ids + k]
+            if F.first < 0:
+                continue
+            _visit(first_row[p * n_ids + k], F.first, best_a, best_first, flag_minority, afirst.data(), ev[0], sev,
+                   v_row, v_event, v_sev, c_row, c_src)
+            while j < d_hi and dev[j].row < n * (p + 1) // parts:
+                _visit(dev[j].row, dev[j].attr, best_a, best_first, flag_minority, afirst.data(), ev[0], sev,
+                       v_row, v_event, v_sev, c_row, c_src)
+                j += 1
+        ev[0] += 1
+    # reset the counts for the next id
+    for p in range(parts):
+        F = &fc[p * n_ids + k]
+        if F.first >= 0:
+            acount[F.first] = 0
+            afirst[F.first] = -1
+    for j in range(d_lo, d_hi):
+        acount[dev[j].attr] = 0
+        afirst[dev[j].attr] = -1
+    return needs_rows
 
 
 def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uint8_t[::1] id_valid,
@@ -125,10 +271,15 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef fc_t blank
     cdef fc_t* F
     cdef int parts = 1, p
+    cdef vector[int64_t] first_row, dstart, unrecorded
+    cdef vector[vector[dev_t]] deviants
+    cdef vector[dev_t] dev
+    cdef Py_ssize_t j
     if attrs.shape[0] != n:
         raise ValueError("id and attribute columns differ in length")
     if small:
         parts = row_ranges(n, n_ids, _config.CONSISTENT_PARALLEL_MIN_ROWS, _config.CONSISTENT_PARTS)
+    ev = 0
     with nogil:
         if small:
             # pass 1: per id the first attribute seen (a different one marks the id bad) and its
@@ -139,13 +290,16 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
             blank.count = 0
             fc.assign(parts * n_ids, blank)
             bads.assign(parts * n_ids, 0)
+            first_row.resize(parts * n_ids)  # read only where fc says the id was seen
+            deviants.resize(parts)
             if parts == 1:
                 _first_attrs(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
-                             0, n, fc.data(), bads.data())
+                             0, n, fc.data(), bads.data(), first_row.data(), deviants[0])
             else:
                 for p in prange(parts, num_threads=parts, schedule="static"):
                     _first_attrs(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
-                                 n * p // parts, n * (p + 1) // parts, fc.data() + p * n_ids, bads.data() + p * n_ids)
+                                 n * p // parts, n * (p + 1) // parts, fc.data() + p * n_ids, bads.data() + p * n_ids,
+                                 first_row.data() + p * n_ids, deviants[p])
             for k in range(n_ids):
                 a = -1
                 for p in range(parts):
@@ -154,6 +308,34 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                         bad_v[k] = 1
                     if a < 0:
                         a = F.first
+            if n_attrs < SMALL_ATTRS:
+                # Most bad ids are settled by pass 1 alone: per range, the rows not recorded as
+                # deviants hold its first value, and only the first of them needs a row unless
+                # that value is the majority. The others stay bad for pass 2.
+                dstart.assign(n_ids + 1, 0)
+                for p in range(parts):
+                    for j in range(<Py_ssize_t>deviants[p].size()):
+                        dstart[deviants[p][j].id + 1] += 1
+                for k in range(n_ids):
+                    dstart[k + 1] += dstart[k]
+                dev.resize(dstart[n_ids])
+                for p in range(parts):  # ranges in order: each id's deviants in row order
+                    for j in range(<Py_ssize_t>deviants[p].size()):
+                        k = deviants[p][j].id
+                        dev[dstart[k]] = deviants[p][j]
+                        dstart[k] += 1
+                for k in range(n_ids, 0, -1):
+                    dstart[k] = dstart[k - 1]
+                dstart[0] = 0
+                acount.assign(n_attrs + 1, 0)
+                afirst.assign(n_attrs + 1, -1)
+                unrecorded.resize(parts)
+                for k in range(n_ids):
+                    if bad_v[k]:
+                        bad_v[k] = _settle_group(k, n_ids, parts, n, fc, first_row, dev, dstart[k], dstart[k + 1],
+                                                 null_code, flag_minority, acount, afirst, unrecorded,
+                                                 v_row, v_event, v_sev, anchor, c_row, c_src, &ev)
+            for k in range(n_ids):
                 gstart_v[k + 1] = gstart_v[k]
                 if bad_v[k]:
                     for p in range(parts):
@@ -193,7 +375,6 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                 for p in prange(parts, num_threads=parts, schedule="static"):
                     _gather_bad(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
                                 n * p // parts, n * (p + 1) // parts, &bad_v[0], at.data() + p * n_ids, sub.data())
-        ev = 0
         if n_attrs < SMALL_ATTRS:
             # few attribute values: count them per group in place (rows stay in arrival order)
             acount.assign(n_attrs + 1, 0)
@@ -387,17 +568,6 @@ cdef enum:  # what a scan of rows ended with
     PAIRS_DONE = 1
     PAIRS_GROW = 2      # an id outside the slots (only when ids are found while scanning)
     PAIRS_TOO_WIDE = 3  # ids spread over more than the allowed slots
-
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define tw_unlikely(x) __builtin_expect(!!(x), 0)
-    #else
-    #define tw_unlikely(x) (x)
-    #endif
-    """
-    void __builtin_prefetch(const void*) nogil
-    bint tw_unlikely(bint) nogil  # a branch the compiler should lay out of the loop's way
 
 
 cdef inline bint _pairs_first(pres_t* P, pres_t* F, int64_t t, Py_ssize_t i) noexcept nogil:

@@ -88,6 +88,23 @@ def test_cut_into_parts_matches_reference(monkeypatch, case, parts):
     check_like_reference(s, table, "cython")
 
 
+@pytest.mark.parametrize("parts", [1, 2, 3])
+@pytest.mark.parametrize("flag", ["first", "minority"])
+def test_groups_settled_by_pass_one_and_by_pass_two(monkeypatch, parts, flag):
+    """Pass 1 keeps, per row range, each id's first value and the rows that differ from it. An id
+    whose ranges all start with the majority, or start with one odd row, is settled from that
+    (id 1: odd first row; id 2: one flipped row); one whose range starts with a minority value
+    held by more rows needs pass 2 (id 3: a, a, then b majority; id 4: a across the first cut,
+    b after it). Both kinds in one table give the reference's report."""
+    from tripwire import _config
+
+    monkeypatch.setattr(_config, "CONSISTENT_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "CONSISTENT_PARTS", parts)
+    ids = [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 4, 4, 4]
+    attrs = [0, 1, 0, 0, 2, 1, 0, 0, 2, 3, 1, 0, 2, 1, 1, 0, 2, 1, 1, 1, 1, 1, 1]
+    check_like_reference(suite(flag), table_of(ids, attrs), "cython")
+
+
 # ----------------------------------------------------------------------------------------------
 # semantics by hand (each on every backend)
 # ----------------------------------------------------------------------------------------------
