@@ -131,7 +131,7 @@ cdef extern from * nogil:
 cdef void _valid_range(const float* x1, const float* y1, const float* x2, const float* y2,
                        const uint8_t* cv, const float* score, const uint8_t* sv, Py_ssize_t lo,
                        Py_ssize_t hi, float lox, float hix, float loy, float hiy,
-                       vector[int64_t]& rows, vector[uint8_t]& reasons) noexcept nogil:
+                       vector[int64_t]& rows, vector[int64_t]& reasons) noexcept nogil:
     """``valid`` over rows ``lo .. hi``, block by block: every test for every row, then a scan
     eight reasons at a time for the (rare) bad rows."""
     cdef uint8_t bad[VALID_BLOCK]
@@ -176,7 +176,7 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
     x2 <= x1 (2), y2 <= y1 (4), outside ``[0, width] x [0, height]`` (8; a bound <= 0 is not
     checked), a score outside [0, 1] or NaN (16; a null score is fine). From
     ``_config.VALID_PARALLEL_MIN_ROWS`` rows, one row range per thread."""
-    cdef Py_ssize_t n = x1.shape[0], p, total = 0
+    cdef Py_ssize_t n = x1.shape[0], p
     cdef const uint8_t* cv = valid_ptr(coord_valid)
     cdef const uint8_t* sv = valid_ptr(score_valid)
     cdef const float* sp = &score[0] if score.shape[0] > 0 else NULL
@@ -185,8 +185,9 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
     cdef float lox = 0 if width > 0 else -inf, hix = _float_at_most(width) if width > 0 else inf
     cdef float loy = 0 if height > 0 else -inf, hiy = _float_at_most(height) if height > 0 else inf
     cdef int parts = row_ranges(n, 0, _config.VALID_PARALLEL_MIN_ROWS, 0)
-    cdef vector[vector[int64_t]] rows
-    cdef vector[vector[uint8_t]] reasons
+    # ranges of whole blocks (the last takes the rest), so no two threads write one cache line
+    cdef Py_ssize_t cut = n // parts // VALID_BLOCK * VALID_BLOCK
+    cdef vector[vector[int64_t]] rows, reasons
     if y1.shape[0] != n or x2.shape[0] != n or y2.shape[0] != n or (sp != NULL and score.shape[0] != n):
         raise ValueError("box columns differ in length")
     if n == 0:
@@ -197,22 +198,11 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
         if parts == 1:
             _valid_range(&x1[0], &y1[0], &x2[0], &y2[0], cv, sp, sv, 0, n, lox, hix, loy, hiy, rows[0], reasons[0])
         else:
-            # ranges cut at whole blocks, so that no two threads write one cache line of output
             for p in prange(parts, num_threads=parts, schedule="static"):
-                _valid_range(&x1[0], &y1[0], &x2[0], &y2[0], cv, sp, sv,
-                             min(n, (n // parts // VALID_BLOCK * VALID_BLOCK) * p),
-                             n if p == parts - 1 else min(n, (n // parts // VALID_BLOCK * VALID_BLOCK) * (p + 1)),
+                _valid_range(&x1[0], &y1[0], &x2[0], &y2[0], cv, sp, sv, cut * p, n if p == parts - 1 else cut * (p + 1),
                              lox, hix, loy, hiy, rows[p], reasons[p])
-    out_rows = np.empty(sum(rows[p].size() for p in range(parts)), np.int64)
-    out_reasons = np.empty(len(out_rows), np.uint8)
-    cdef int64_t[::1] orv = out_rows
-    cdef uint8_t[::1] orr = out_reasons
-    for p in range(parts):
-        if rows[p].size():
-            memcpy(&orv[total], rows[p].data(), rows[p].size() * 8)
-            memcpy(&orr[total], reasons[p].data(), rows[p].size())
-            total += rows[p].size()
-    return out_rows, out_reasons
+    return (np.concatenate([to_numpy[int64_t](rows[p]) for p in range(parts)]),
+            np.concatenate([to_numpy[int64_t](reasons[p]) for p in range(parts)]).astype(np.uint8))
 
 
 # ----------------------------------------------------------------------------------------------

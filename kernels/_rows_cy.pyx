@@ -139,12 +139,13 @@ cdef void _gather_bad(const key_t* ids, int64_t id_offset, const uint8_t* id_val
 cdef inline void _visit(int64_t row, int64_t a, int64_t best_a, int64_t best_first, bint flag_minority,
                         int64_t* afirst, int64_t ev, float sev, vector[int64_t]& v_row, vector[int64_t]& v_event,
                         vector[float]& v_sev, vector[int64_t]& c_row, vector[int64_t]& c_src) noexcept nogil:
-    """One row of a settled group: its violation and correction, as the general path gives them."""
+    """One row of a group whose values were counted (``afirst``: each value's first row): its
+    violation (every non-majority row, or each value's first row) and its relabelling."""
     if (flag_minority and a != best_a) or (not flag_minority and afirst[a] == row):
         v_row.push_back(row)
         v_event.push_back(ev)
         v_sev.push_back(sev)
-    if a != best_a:
+    if a != best_a and best_a >= 0:  # no non-null value: nothing to relabel to
         c_row.push_back(row)
         c_src.push_back(best_first)
 
@@ -161,7 +162,7 @@ cdef bint _settle_group(int64_t k, int64_t n_ids, int parts, Py_ssize_t n, vecto
     range's first value is not the majority and holds rows besides the first, whose rows pass 1
     did not keep. Rows are visited in row order: each range's first row, then its deviants."""
     cdef int p
-    cdef Py_ssize_t j, j0
+    cdef Py_ssize_t j, j0, end
     cdef int64_t a, total = 0, best_cnt = -1, best_first = -1, best_a = -1, fr, anchor_row = -1
     cdef fc_t* F
     cdef bint needs_rows = False
@@ -173,11 +174,12 @@ cdef bint _settle_group(int64_t k, int64_t n_ids, int parts, Py_ssize_t n, vecto
         unrecorded[p] = 0
         if F.first < 0:
             continue
+        end = n * (p + 1) // parts  # the range's rows end here
         fr = first_row[p * n_ids + k]
         if anchor_row < 0:
             anchor_row = fr
         j0 = j
-        while j < d_hi and dev[j].row < n * (p + 1) // parts:
+        while j < d_hi and dev[j].row < end:
             j += 1
         unrecorded[p] = F.count - (j - j0)
         total += F.count
@@ -195,11 +197,12 @@ cdef bint _settle_group(int64_t k, int64_t n_ids, int parts, Py_ssize_t n, vecto
         F = &fc[p * n_ids + k]
         if F.first < 0:
             continue
+        end = n * (p + 1) // parts
         fr = first_row[p * n_ids + k]
         a = F.first
         if a != null_code and afirst[a] == fr and acount[a] > best_cnt:
             best_cnt, best_first, best_a = acount[a], fr, a
-        while j < d_hi and dev[j].row < n * (p + 1) // parts:
+        while j < d_hi and dev[j].row < end:
             a = dev[j].attr
             if a != null_code and afirst[a] == dev[j].row and acount[a] > best_cnt:
                 best_cnt, best_first, best_a = acount[a], dev[j].row, a
@@ -218,9 +221,10 @@ cdef bint _settle_group(int64_t k, int64_t n_ids, int parts, Py_ssize_t n, vecto
             F = &fc[p * n_ids + k]
             if F.first < 0:
                 continue
+            end = n * (p + 1) // parts
             _visit(first_row[p * n_ids + k], F.first, best_a, best_first, flag_minority, afirst.data(), ev[0], sev,
                    v_row, v_event, v_sev, c_row, c_src)
-            while j < d_hi and dev[j].row < n * (p + 1) // parts:
+            while j < d_hi and dev[j].row < end:
                 _visit(dev[j].row, dev[j].attr, best_a, best_first, flag_minority, afirst.data(), ev[0], sev,
                        v_row, v_event, v_sev, c_row, c_src)
                 j += 1
@@ -404,14 +408,8 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                 sev = <float>(total - best_cnt) / <float>total
                 anchor.push_back(sub[s].second)
                 for r in range(s, e):
-                    a = sub[r].first
-                    if (flag_minority and a != best_a) or (not flag_minority and afirst[a] == sub[r].second):
-                        v_row.push_back(sub[r].second)
-                        v_event.push_back(ev)
-                        v_sev.push_back(sev)
-                    if a != best_a and best_a >= 0:
-                        c_row.push_back(sub[r].second)
-                        c_src.push_back(best_first)
+                    _visit(sub[r].second, sub[r].first, best_a, best_first, flag_minority, afirst.data(), ev, sev,
+                           v_row, v_event, v_sev, c_row, c_src)
                 for r in range(s, e):
                     acount[sub[r].first] = 0
                     afirst[sub[r].first] = -1
@@ -655,32 +653,41 @@ cdef inline int _pairs_run_valid(const key_t* ids, const uint8_t* id_valid_p, co
     return PAIRS_DONE
 
 
+cdef inline void _seen_span(vector[pres_t]& S, Py_ssize_t* first, Py_ssize_t* stop) noexcept nogil:
+    """The slots ``first .. stop`` from the first to the last id seen (``first == stop``: none)."""
+    cdef Py_ssize_t a = 0, b = S.size()
+    while a < b and S[a].r < 0:
+        a += 1
+    while b > a and S[b - 1].r < 0:
+        b -= 1
+    first[0] = a
+    stop[0] = b
+
+
 cdef bint _slots_grow(vector[pres_t]& S, vector[pres_t]& F, bint first, int64_t* key_lo, int64_t key,
                       uint64_t max_slots) noexcept nogil:
     """Re-make the id slots (``S``, and ``F`` when ``first``; slot 0 is id ``key_lo[0]``) to
     hold ``key`` and every id seen so far, at least doubled, with the room on the side that
     grew; False when those ids alone span more than ``max_slots``."""
-    cdef Py_ssize_t n_slots = S.size(), j0 = 0, j1 = -1
+    cdef Py_ssize_t n_slots = S.size(), j0, j1  # ids seen: slots j0 .. j1 - 1
+    cdef bint seen
     cdef int64_t lo = key_lo[0], u_lo = key, u_hi = key, new_lo
     cdef uint64_t need, want, extra
     cdef pres_t unseen
     cdef vector[pres_t] T
     unseen.t = INT64_MAX
     unseen.r = -1
-    while j0 < n_slots and S[j0].r < 0:
-        j0 += 1
-    if j0 < n_slots:  # ids seen: slots j0 .. j1
-        j1 = n_slots - 1
-        while S[j1].r < 0:
-            j1 -= 1
+    _seen_span(S, &j0, &j1)
+    seen = j0 < j1
+    if seen:
         u_lo = min(key, <int64_t>(<uint64_t>lo + <uint64_t>j0))
-        u_hi = max(key, <int64_t>(<uint64_t>lo + <uint64_t>j1))
+        u_hi = max(key, <int64_t>(<uint64_t>lo + <uint64_t>(j1 - 1)))
     need = <uint64_t>u_hi - <uint64_t>u_lo + 1
     if need > max_slots:
         return False
     want = min(max(need, 2 * <uint64_t>n_slots, <uint64_t>PAIRS_MIN_SLOTS), max_slots)
     extra = want - need
-    if key == u_lo and j1 >= 0:  # grew down: room below, not past INT64_MIN
+    if key == u_lo and seen:  # grew down: room below, not past INT64_MIN
         extra = min(extra, <uint64_t>u_lo - <uint64_t>INT64_MIN)
         new_lo = <int64_t>(<uint64_t>u_lo - extra)
     else:  # room above, not past INT64_MAX
@@ -688,13 +695,13 @@ cdef bint _slots_grow(vector[pres_t]& S, vector[pres_t]& F, bint first, int64_t*
         if want - 1 > <uint64_t>INT64_MAX - <uint64_t>u_lo:
             new_lo = <int64_t>(<uint64_t>INT64_MAX - (want - 1))
     T.assign(want, unseen)
-    if j1 >= 0:
-        copy(S.begin() + j0, S.begin() + j1 + 1, T.begin() + (<uint64_t>lo + <uint64_t>j0 - <uint64_t>new_lo))
+    if seen:
+        copy(S.begin() + j0, S.begin() + j1, T.begin() + (<uint64_t>lo + <uint64_t>j0 - <uint64_t>new_lo))
     S.swap(T)
     if first:
         T.assign(want, unseen)
-        if j1 >= 0:
-            copy(F.begin() + j0, F.begin() + j1 + 1, T.begin() + (<uint64_t>lo + <uint64_t>j0 - <uint64_t>new_lo))
+        if seen:
+            copy(F.begin() + j0, F.begin() + j1, T.begin() + (<uint64_t>lo + <uint64_t>j0 - <uint64_t>new_lo))
         F.swap(T)
     key_lo[0] = new_lo
     return True
@@ -796,13 +803,7 @@ cdef int _contiguous_pairs(const key_t[::1] ids, int64_t id_offset, int64_t n_id
     seen_lo.assign(parts, 0)
     seen_hi.assign(parts, 0)
     for p in range(parts):
-        Sp = S[p].data()
-        a = 0
-        b = S[p].size()
-        while a < b and Sp[a].r < 0:
-            a += 1
-        while b > a and Sp[b - 1].r < 0:
-            b -= 1
+        _seen_span(S[p], &a, &b)
         seen_lo[p] = a
         seen_hi[p] = b
         if a < b:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _arrow, _config, _dispatch, _frames, _registry
+from . import _arrow, _dispatch, _frames, _registry
 from ._assertion import Assertion, Correction, Result, canonical_events
 from .rows import consistent_groups
 from .errors import InputError
@@ -249,7 +249,7 @@ def _pair_keys(table: pa.Table, cols: Boxes, streams: _arrow.Keys, tracks: _arro
     if streams.valid is not None:
         valid = streams.valid if valid is None else valid & streams.valid
     slots = max(streams.n, 1) * max(tracks.n, 1)
-    if slots <= max(_config.KEY_DIRECT_MIN_SLOTS, _config.KEY_DIRECT_SLOTS_PER_ROW * table.num_rows):
+    if slots <= _arrow.direct_key_slots(table.num_rows):
         return _arrow.Keys(combined, 0, slots, valid)  # direct: no second encoding pass
     mask = None if valid is None else ~valid.astype(bool)
     return _arrow.encode_array(pa.chunked_array([pa.array(combined, pa.int64(), mask=mask)]),
