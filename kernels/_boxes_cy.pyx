@@ -269,6 +269,258 @@ cdef cppclass _Active:
         return lo
 
 
+cdef struct _Seeds:  # associate's resume seeds (n == 0: none)
+    const int64_t* off
+    const int64_t* pos
+    const int64_t* obj
+    const int64_t* frame
+    Py_ssize_t n  # stream codes that have a seed range: len(seed_offsets) - 1
+
+
+cdef cppclass _Run:
+    """One pass of ``associate`` over a range of frame groups: what it found (object ids in
+    ``obj``, gap pairs, the state of each stream it finished) and where it stands after its
+    last group (``act`` of ``stream``, ``n_obj`` ids given, ``next_seed``). A speculative pass
+    (a range after the first, run from an empty state) also keeps, for its first groups, the
+    objects it matched each group against (``snap_pos`` / ``snap_obj`` in slot order) and how
+    many ids, gap pairs and state rows it had then: where the true run holds the same objects
+    the two runs go on alike, so the stitch takes the speculative results from there."""
+    _Active act
+    int64_t stream, n_obj, next_seed, last_tie  # last_tie: last group of a slot-order tie
+    vector[int64_t] gap_start, gap_end, st_stream, st_obj, st_pos, st_frame
+    vector[int64_t] snap_off, snap_pos, snap_obj, snap_nobj, snap_ngap, snap_nst
+
+    void start(int64_t n_obj0) noexcept nogil:
+        this.act.n = 0
+        this.stream = -1
+        this.n_obj = n_obj0
+        this.next_seed = 0
+        this.last_tie = -1
+        this.gap_start.clear()
+        this.gap_end.clear()
+        this.st_stream.clear()
+        this.st_obj.clear()
+        this.st_pos.clear()
+        this.st_frame.clear()
+        this.snap_off.assign(1, 0)
+        this.snap_pos.clear()
+        this.snap_obj.clear()
+        this.snap_nobj.clear()
+        this.snap_ngap.clear()
+        this.snap_nst.clear()
+
+    void snapshot() noexcept nogil:
+        cdef Py_ssize_t a
+        this.snap_nobj.push_back(this.n_obj)
+        this.snap_ngap.push_back(this.gap_start.size())
+        this.snap_nst.push_back(this.st_obj.size())
+        for a in range(this.act.n):
+            this.snap_pos.push_back(this.act.pos[a])
+            this.snap_obj.push_back(this.act.obj[a])
+        this.snap_off.push_back(this.snap_pos.size())
+
+    void keep_state() noexcept nogil:
+        """The active objects of ``stream`` as they stand after its last frame here."""
+        cdef Py_ssize_t a
+        for a in range(this.act.n):
+            this.st_stream.push_back(this.stream)
+            this.st_obj.push_back(this.act.obj[a])
+            this.st_pos.push_back(this.act.pos[a])
+            this.st_frame.push_back(this.act.frame[a])
+
+    void keep_seeds(const _Seeds& sd, int64_t stream) noexcept nogil:
+        """A stream with seeds but no frames here: its state passes through unchanged."""
+        cdef int64_t q
+        for q in range(sd.off[stream], sd.off[stream + 1]):
+            this.st_stream.push_back(stream)
+            this.st_obj.push_back(sd.obj[q])
+            this.st_pos.push_back(sd.pos[q])
+            this.st_frame.push_back(sd.frame[q])
+
+
+cdef bint _joins(_Run& r, _Run& spec, Py_ssize_t i, bint may_reorder, vector[int64_t]& tmp) noexcept nogil:
+    """Does ``r`` hold the objects ``spec`` held before its ``i``-th group (the same last
+    boxes)? In the same slot order, the runs then go on identically; in another order only
+    while no tie is decided by slot order (``may_reorder``: ``spec`` decides none from here)."""
+    cdef int64_t lo = spec.snap_off[i], k = spec.snap_off[i + 1] - lo, a
+    cdef int64_t* u
+    if k != r.act.n:
+        return False
+    for a in range(k):
+        if r.act.pos[a] != spec.snap_pos[lo + a]:
+            break
+    else:
+        return True
+    if not may_reorder:
+        return False
+    tmp.resize(2 * k)
+    u = tmp.data()
+    for a in range(k):
+        u[a] = r.act.pos[a]
+        u[k + a] = spec.snap_pos[lo + a]
+    cpp_sort(u, u + k)
+    cpp_sort(u + k, u + 2 * k)
+    for a in range(k):
+        if u[a] != u[k + a]:
+            return False
+    return True
+
+
+cdef Py_ssize_t _associate_groups(const float* x1, const float* y1, const float* x2, const float* y2,
+                                  const int64_t* cls, const int64_t* offsets, const int64_t* group_frame,
+                                  const int64_t* group_stream, Py_ssize_t g0, Py_ssize_t g1, float t,
+                                  int64_t max_gap, const _Seeds& sd, int64_t* obj, _Run& r, match_scratch_t& w,
+                                  vector[int64_t]& match, Py_ssize_t n_snap, _Run* spec,
+                                  vector[int64_t]& tmp) noexcept nogil:
+    """Associate frame groups ``g0 .. g1`` going on from ``r`` (see ``associate``): new ids
+    from ``r.n_obj`` into ``obj``; a snapshot before each of the first ``n_snap`` groups. With
+    ``spec`` (the speculative pass over the same groups), stop before the first group where
+    ``_joins`` holds and return it; else return ``g1``."""
+    cdef Py_ssize_t g, a, j, m
+    cdef int64_t s, e, f, p, q, oldest = r.act.oldest()
+    for g in range(g0, g1):
+        s = offsets[g]
+        e = offsets[g + 1]
+        m = e - s
+        f = group_frame[g]
+        if group_stream[g] != r.stream:
+            if r.stream >= 0:
+                r.keep_state()
+            while r.next_seed < min(group_stream[g], <int64_t>sd.n):  # seeds, no frames here
+                r.keep_seeds(sd, r.next_seed)
+                r.next_seed += 1
+            r.stream = group_stream[g]
+            r.act.n = 0
+            if r.stream < sd.n:  # resume: the stream's active objects, oldest first
+                for q in range(sd.off[r.stream], sd.off[r.stream + 1]):
+                    p = sd.pos[q]
+                    r.act.add(x1[p], y1[p], x2[p], y2[p], cls[p], sd.frame[q], sd.obj[q], p)
+                r.next_seed = r.stream + 1
+            oldest = r.act.oldest()
+        # forget objects unseen for more than max_gap frames (order kept: oldest first);
+        # ``oldest`` is at most every active object's last frame, so when even it is recent
+        # enough nothing expires and the active set is left as it is
+        if r.act.n and f - oldest - 1 > max_gap:
+            r.act.expire(f, max_gap)
+            oldest = r.act.oldest()
+        if g - g0 < n_snap:
+            r.snapshot()
+        if spec != NULL:
+            if g - g0 >= <Py_ssize_t>spec.snap_nobj.size():
+                spec = NULL  # no snapshot left to join: this run goes to the end
+            elif _joins(r, spec[0], g - g0, g > spec.last_tie, tmp):
+                return g
+        match.resize(m)
+        match_frame(r.act.x1.data(), r.act.y1.data(), r.act.x2.data(), r.act.y2.data(), r.act.cls.data(),
+                    r.act.frame.data(), r.act.n, &x1[s], &y1[s], &x2[s], &y2[s], &cls[s], m, t, w, match.data())
+        if w.slot_tie:
+            r.last_tie = g
+        for j in range(s, e):
+            a = match[j - s]
+            if a >= 0:  # continue object a in place
+                obj[j] = r.act.obj[a]
+                if f - r.act.frame[a] > 1:
+                    r.gap_start.push_back(r.act.pos[a])
+                    r.gap_end.push_back(j)
+                r.act.x1[a] = x1[j]
+                r.act.y1[a] = y1[j]
+                r.act.x2[a] = x2[j]
+                r.act.y2[a] = y2[j]
+                r.act.pos[a] = j
+                r.act.frame[a] = f
+            elif isfinite(x1[j]) and isfinite(y1[j]) and isfinite(x2[j]) and isfinite(y2[j]):
+                if r.act.n == 0:
+                    oldest = f
+                obj[j] = r.n_obj
+                r.act.add(x1[j], y1[j], x2[j], y2[j], cls[j], f, r.n_obj, j)
+                r.n_obj += 1
+            else:
+                obj[j] = -1
+    return g1
+
+
+cdef inline int64_t _true_id(const vector[int64_t]& idmap, int64_t v, int64_t base_s, int64_t base_t) noexcept nogil:
+    return idmap[v] if v < base_s else v - base_s + base_t
+
+
+cdef inline int64_t _true_rank(const vector[int64_t]& slot, int64_t v, int64_t base_s, int64_t k) noexcept nogil:
+    """Where object ``v`` of the speculative pass sits in the true slot order: objects active
+    at the join keep the true run's order there, later ones follow in order of creation."""
+    return slot[v] if v < base_s else k + v - base_s
+
+
+cdef void _stitch(_Run& out, _Run& spec, _Run& rep, Py_ssize_t g0, Py_ssize_t g1, Py_ssize_t joined,
+                  const int64_t* offsets, int64_t* obj, vector[kv_t]& ps, vector[kv_t]& pt,
+                  vector[int64_t]& idmap, vector[int64_t]& slot) noexcept nogil:
+    """Append range ``g0 .. g1`` to ``out`` (the true run up to ``g0``): ``rep`` redid its
+    groups up to ``joined`` from ``out``'s state; from ``joined`` on, ``spec``'s results are
+    the true ones once its ids are renamed (an object active at ``joined``: by its last box;
+    a later one: shifted by the difference in ids given so far) and its active objects are
+    put back in the true slot order (the order of the state it returns)."""
+    cdef Py_ssize_t i = joined - g0, a, k, c
+    cdef int64_t lo, base_s, base_t, v
+    cdef _Active act
+    cdef vector[pair[kv_t, int64_t]] order
+    out.gap_start.insert(out.gap_start.end(), rep.gap_start.begin(), rep.gap_start.end())
+    out.gap_end.insert(out.gap_end.end(), rep.gap_end.begin(), rep.gap_end.end())
+    out.st_stream.insert(out.st_stream.end(), rep.st_stream.begin(), rep.st_stream.end())
+    out.st_obj.insert(out.st_obj.end(), rep.st_obj.begin(), rep.st_obj.end())
+    out.st_pos.insert(out.st_pos.end(), rep.st_pos.begin(), rep.st_pos.end())
+    out.st_frame.insert(out.st_frame.end(), rep.st_frame.begin(), rep.st_frame.end())
+    if joined == g1:  # never joined: the redone range is the true one
+        out.act = rep.act
+        out.stream = rep.stream
+        out.n_obj = rep.n_obj
+        return
+    lo = spec.snap_off[i]
+    k = spec.snap_off[i + 1] - lo
+    base_s = spec.snap_nobj[i]
+    base_t = rep.n_obj
+    ps.resize(k)
+    pt.resize(k)
+    for a in range(k):
+        ps[a].first = spec.snap_pos[lo + a]
+        ps[a].second = spec.snap_obj[lo + a]
+        pt[a].first = rep.act.pos[a]
+        pt[a].second = a
+    cpp_sort(ps.begin(), ps.end())
+    cpp_sort(pt.begin(), pt.end())
+    idmap.assign(base_s, -1)
+    slot.assign(base_s, -1)
+    for a in range(k):  # the same last box: the same object
+        idmap[ps[a].second] = rep.act.obj[pt[a].second]
+        slot[ps[a].second] = pt[a].second
+    for a in range(offsets[joined], offsets[g1]):
+        v = obj[a]
+        if v >= 0:
+            obj[a] = _true_id(idmap, v, base_s, base_t)
+    for a in range(spec.snap_ngap[i], <Py_ssize_t>spec.gap_start.size()):
+        out.gap_start.push_back(spec.gap_start[a])
+        out.gap_end.push_back(spec.gap_end[a])
+    # the states of the streams spec finished after the join, each in true slot order
+    for a in range(spec.snap_nst[i], <Py_ssize_t>spec.st_obj.size()):
+        order.push_back(pair[kv_t, int64_t](kv_t(spec.st_stream[a], _true_rank(slot, spec.st_obj[a], base_s, k)), a))
+    cpp_sort(order.begin(), order.end())
+    for c in range(<Py_ssize_t>order.size()):
+        a = order[c].second
+        out.st_stream.push_back(spec.st_stream[a])
+        out.st_obj.push_back(_true_id(idmap, spec.st_obj[a], base_s, base_t))
+        out.st_pos.push_back(spec.st_pos[a])
+        out.st_frame.push_back(spec.st_frame[a])
+    order.clear()
+    act.n = 0
+    for a in range(spec.act.n):
+        order.push_back(pair[kv_t, int64_t](kv_t(_true_rank(slot, spec.act.obj[a], base_s, k), 0), a))
+    cpp_sort(order.begin(), order.end())
+    for c in range(<Py_ssize_t>order.size()):
+        a = order[c].second
+        act.add(spec.act.x1[a], spec.act.y1[a], spec.act.x2[a], spec.act.y2[a], spec.act.cls[a], spec.act.frame[a],
+                _true_id(idmap, spec.act.obj[a], base_s, base_t), spec.act.pos[a])
+    out.act = act
+    out.stream = spec.stream
+    out.n_obj = spec.n_obj - base_s + base_t
+
+
 def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, const float[::1] y2,
               const key_t[::1] cls, const int64_t[::1] offsets, const int64_t[::1] group_frame,
               const int64_t[::1] group_stream, double iou, int64_t max_gap, seed_offsets=None,
@@ -290,6 +542,13 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
     ``seed_frame``: the last box, id and last frame of each active object, oldest first, every
     seed frame before the stream's frames here). No seeds (``None``): every stream starts empty.
 
+    Without seeds, from ``_config.ASSOC_PARALLEL_MIN_ROWS`` boxes the frames are cut into
+    ranges associated in parallel, each from an empty state, then stitched in order: a range
+    is redone from the true state until it holds the objects its speculative pass held at the
+    same frame (the state a frame is matched against is all that decides it), and the
+    speculative results are renamed from there on. The result is the sequential one exactly;
+    a range that never joins within the compared frames is redone whole.
+
     Returns ``(obj, gap_start, gap_end, state_stream, state_obj, state_pos, state_frame,
     next_obj)``: the object of each position (-1: none; a seed's position: its object), the
     position pairs where an object continues after missing at least one frame (in order of
@@ -301,15 +560,17 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
     cdef const int64_t[::1] s_pos = _NO_I64 if seed_pos is None else seed_pos
     cdef const int64_t[::1] s_obj = _NO_I64 if seed_obj is None else seed_obj
     cdef const int64_t[::1] s_frame = _NO_I64 if seed_frame is None else seed_frame
-    cdef Py_ssize_t n = x1.shape[0], n_groups = offsets.shape[0] - 1, g, a, j, m
-    cdef Py_ssize_t n_seeded = max(s_off.shape[0] - 1, 0), q
-    cdef int64_t s, e, f, p, stream = -1, n_obj = next_obj, next_seed = 0, oldest = 0
+    cdef Py_ssize_t n = x1.shape[0], n_groups = offsets.shape[0] - 1, j, k, joined, n_snap = 0
+    cdef int parts = 1
     cdef float t = <float>iou
-    cdef _Active act
-    cdef vector[int64_t] gap_start, gap_end
-    cdef vector[int64_t] st_stream, st_obj, st_pos, st_frame
-    cdef vector[int64_t] cls64, match
-    cdef match_scratch_t w
+    cdef _Seeds sd, no_seeds
+    cdef vector[_Run] runs
+    cdef _Run rep
+    cdef vector[match_scratch_t] ws
+    cdef vector[vector[int64_t]] match, tmp
+    cdef vector[int64_t] cls64, idmap, slot
+    cdef vector[kv_t] ps, pt
+    cdef const int64_t[::1] bd
     if y1.shape[0] != n or x2.shape[0] != n or y2.shape[0] != n or cls.shape[0] != n:
         raise ValueError("box columns differ in length")
     if group_frame.shape[0] != n_groups or group_stream.shape[0] != n_groups:
@@ -319,72 +580,67 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
     cdef int64_t[::1] obj = obj_out
     if n_groups >= 0:
         obj_out[offsets[n_groups]:] = -1  # past the grouped positions: seeds only
-    for q in range(s_pos.shape[0]):
-        obj[s_pos[q]] = s_obj[q]
+    for j in range(s_pos.shape[0]):
+        obj[s_pos[j]] = s_obj[j]
+    sd.n = max(s_off.shape[0] - 1, 0)
+    sd.off = &s_off[0] if s_off.shape[0] else NULL
+    sd.pos = &s_pos[0] if s_pos.shape[0] else NULL
+    sd.obj = &s_obj[0] if s_obj.shape[0] else NULL
+    sd.frame = &s_frame[0] if s_frame.shape[0] else NULL
+    no_seeds.n = 0
+    if sd.n == 0 and n_groups > 1:
+        parts = row_ranges(n, 0, _config.ASSOC_PARALLEL_MIN_ROWS, _config.ASSOC_PARTS)
+    if parts > 1:  # ranges of whole frames, about n / parts boxes each
+        cut = np.searchsorted(np.asarray(offsets)[:n_groups], np.arange(1, parts) * (n // parts))
+        bd = np.unique(np.concatenate(([0], cut, [n_groups]))).astype(np.int64)
+        parts = bd.shape[0] - 1
+        n_snap = _config.ASSOC_CONVERGE_GROUPS
+        n_snap = max(n_snap, 4 * (min(max_gap, 1 << 20) + 1)) if n_snap > 0 else 0
+    else:
+        bd = np.array([0, max(n_groups, 0)], np.int64)
+    runs.resize(parts)
+    ws.resize(parts)
+    match.resize(parts)
+    tmp.resize(parts)
+    cdef const float* px1 = &x1[0] if n else NULL
+    cdef const float* py1 = &y1[0] if n else NULL
+    cdef const float* px2 = &x2[0] if n else NULL
+    cdef const float* py2 = &y2[0] if n else NULL
+    cdef int64_t* pobj = &obj[0] if n else NULL
     with nogil:
         cls64.resize(n + 1)  # classes compared as int64 (match_frame); + 1: &cls64[n] is valid
         for j in range(n):
             cls64[j] = cls[j]
-        for g in range(n_groups):
-            s = offsets[g]
-            e = offsets[g + 1]
-            m = e - s
-            f = group_frame[g]
-            if group_stream[g] != stream:
-                if stream >= 0:
-                    _keep_state(stream, act, st_stream, st_obj, st_pos, st_frame)
-                while next_seed < min(group_stream[g], <int64_t>n_seeded):  # seeds, no frames here
-                    _keep_seeds(next_seed, s_off, s_pos, s_obj, s_frame, st_stream, st_obj, st_pos, st_frame)
-                    next_seed += 1
-                stream = group_stream[g]
-                act.n = 0
-                if stream < n_seeded:  # resume: the stream's active objects, oldest first
-                    for q in range(s_off[stream], s_off[stream + 1]):
-                        p = s_pos[q]
-                        act.add(x1[p], y1[p], x2[p], y2[p], cls64[p], s_frame[q], s_obj[q], p)
-                    next_seed = stream + 1
-                oldest = act.oldest()
-            # forget objects unseen for more than max_gap frames (order kept: oldest first);
-            # ``oldest`` is at most every active object's last frame, so when even it is recent
-            # enough nothing expires and the active set is left as it is
-            if act.n and f - oldest - 1 > max_gap:
-                act.expire(f, max_gap)
-                oldest = act.oldest()
-            match.resize(m)
-            match_frame(act.x1.data(), act.y1.data(), act.x2.data(), act.y2.data(), act.cls.data(),
-                        act.frame.data(), act.n, &x1[s], &y1[s], &x2[s], &y2[s], &cls64[s], m, t, w,
-                        match.data())
-            for j in range(s, e):
-                a = match[j - s]
-                if a >= 0:  # continue object a in place
-                    obj[j] = act.obj[a]
-                    if f - act.frame[a] > 1:
-                        gap_start.push_back(act.pos[a])
-                        gap_end.push_back(j)
-                    act.x1[a] = x1[j]
-                    act.y1[a] = y1[j]
-                    act.x2[a] = x2[j]
-                    act.y2[a] = y2[j]
-                    act.pos[a] = j
-                    act.frame[a] = f
-                elif isfinite(x1[j]) and isfinite(y1[j]) and isfinite(x2[j]) and isfinite(y2[j]):
-                    if act.n == 0:
-                        oldest = f
-                    obj[j] = n_obj
-                    act.add(x1[j], y1[j], x2[j], y2[j], cls64[j], f, n_obj, j)
-                    n_obj += 1
-                else:
-                    obj[j] = -1
-        if stream >= 0:
-            _keep_state(stream, act, st_stream, st_obj, st_pos, st_frame)
-        while next_seed < n_seeded:
-            _keep_seeds(next_seed, s_off, s_pos, s_obj, s_frame, st_stream, st_obj, st_pos, st_frame)
-            next_seed += 1
+        if parts == 1:
+            runs[0].start(next_obj)
+            _associate_groups(px1, py1, px2, py2, cls64.data(), &offsets[0], &group_frame[0] if n_groups else NULL,
+                              &group_stream[0] if n_groups else NULL, 0, max(n_groups, 0), t, max_gap, sd, pobj,
+                              runs[0], ws[0], match[0], 0, NULL, tmp[0])
+        else:
+            for k in prange(parts, num_threads=parts, schedule="static", chunksize=1):
+                runs[k].start(next_obj if k == 0 else 0)
+                _associate_groups(px1, py1, px2, py2, cls64.data(), &offsets[0], &group_frame[0], &group_stream[0],
+                                  bd[k], bd[k + 1], t, max_gap, no_seeds, pobj, runs[k], ws[k], match[k],
+                                  0 if k == 0 else min(n_snap, bd[k + 1] - bd[k]), NULL, tmp[k])
+            for k in range(1, parts):  # stitch: range k goes on from the true state after k - 1
+                rep.start(runs[0].n_obj)
+                rep.act = runs[0].act
+                rep.stream = runs[0].stream
+                joined = _associate_groups(px1, py1, px2, py2, cls64.data(), &offsets[0], &group_frame[0],
+                                           &group_stream[0], bd[k], bd[k + 1], t, max_gap, no_seeds, pobj, rep,
+                                           ws[0], match[0], 0, &runs[k], tmp[0])
+                _stitch(runs[0], runs[k], rep, bd[k], bd[k + 1], joined, &offsets[0], pobj, ps, pt, idmap, slot)
+        if runs[0].stream >= 0:
+            runs[0].keep_state()
+        while runs[0].next_seed < sd.n:
+            runs[0].keep_seeds(sd, runs[0].next_seed)
+            runs[0].next_seed += 1
     # gap pairs were found frame by frame in greedy order: put them in order of their end
-    ends = to_numpy[int64_t](gap_end)
+    ends = to_numpy[int64_t](runs[0].gap_end)
     order = np.argsort(ends, kind="stable")
-    return (obj_out, to_numpy[int64_t](gap_start)[order], ends[order], to_numpy[int64_t](st_stream),
-            to_numpy[int64_t](st_obj), to_numpy[int64_t](st_pos), to_numpy[int64_t](st_frame), n_obj)
+    return (obj_out, to_numpy[int64_t](runs[0].gap_start)[order], ends[order], to_numpy[int64_t](runs[0].st_stream),
+            to_numpy[int64_t](runs[0].st_obj), to_numpy[int64_t](runs[0].st_pos), to_numpy[int64_t](runs[0].st_frame),
+            runs[0].n_obj)
 
 
 def _check_seeds(Py_ssize_t n, int64_t n_grouped, const int64_t[::1] s_off, const int64_t[::1] s_pos,
@@ -402,30 +658,6 @@ def _check_seeds(Py_ssize_t n, int64_t n_grouped, const int64_t[::1] s_off, cons
     pos = np.asarray(s_pos)
     if m and (pos.min() < n_grouped or pos.max() >= n):
         raise ValueError("seed positions must lie after the grouped positions, inside the box arrays")
-
-
-cdef inline void _keep_state(int64_t stream, _Active& act, vector[int64_t]& st_stream, vector[int64_t]& st_obj,
-                             vector[int64_t]& st_pos, vector[int64_t]& st_frame) noexcept nogil:
-    """A stream's active objects, as they stand after its last frame here."""
-    cdef Py_ssize_t a
-    for a in range(act.n):
-        st_stream.push_back(stream)
-        st_obj.push_back(act.obj[a])
-        st_pos.push_back(act.pos[a])
-        st_frame.push_back(act.frame[a])
-
-
-cdef inline void _keep_seeds(int64_t stream, const int64_t[::1] s_off, const int64_t[::1] s_pos,
-                             const int64_t[::1] s_obj, const int64_t[::1] s_frame,
-                             vector[int64_t]& st_stream, vector[int64_t]& st_obj,
-                             vector[int64_t]& st_pos, vector[int64_t]& st_frame) noexcept nogil:
-    """A stream with seeds but no frames here: its state passes through unchanged."""
-    cdef int64_t q
-    for q in range(s_off[stream], s_off[stream + 1]):
-        st_stream.push_back(stream)
-        st_obj.push_back(s_obj[q])
-        st_pos.push_back(s_pos[q])
-        st_frame.push_back(s_frame[q])
 
 
 cdef struct seen_t:  # one object's latest box in ``gaps``

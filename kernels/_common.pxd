@@ -474,6 +474,8 @@ cdef struct match_scratch_t:  # match_frame's scratch, kept by the caller betwee
     vector[pcand_t] pairs  # linked (object, box) pairs
     vector[cand_t] cands  # the pairs that compete, in greedy order
     vector[uint8_t] act_n, box_n  # pairs per object and per box (0, 1, 2+); TAKEN once matched
+    bint slot_tie  # set by each call: two objects competed with equal IoU and last frame, so
+                   # their slot order decided (associate's parallel stitch must then not guess)
 
 
 cdef enum:
@@ -499,6 +501,7 @@ cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax
     cdef cand_t cand
     for j in range(m):
         match[j] = -1
+    w.slot_tie = False
     if n_act == 0 or m == 0:
         return
     w.pairs.clear()
@@ -547,6 +550,10 @@ cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax
             w.cands.push_back(cand)
     if w.cands.size() > 1:
         cpp_sort(w.cands.begin(), w.cands.end())
+        for c in range(1, <Py_ssize_t>w.cands.size()):
+            if w.cands[c].first == w.cands[c - 1].first and w.cands[c].second.first != w.cands[c - 1].second.first:
+                w.slot_tie = True
+                break
     for c in range(<Py_ssize_t>w.cands.size()):
         a = w.cands[c].second.first
         j = w.cands[c].second.second

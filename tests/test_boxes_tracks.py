@@ -764,3 +764,73 @@ def test_many_streams_and_tracks_take_the_sparse_key_path(backend):
         assert got["event"].to_pylist() == want["event"].to_pylist(), a.kind
     # appear judges "cut by the data" per stream, so the stream must stay: against the reference
     check_like_reference(tw.Suite([tw.boxes.appear(min_frames=3, identity="track")]), t, backend)
+
+
+# ---- associate's parallel ranges: speculated from an empty state, stitched exactly ----------
+@pytest.fixture(params=[(2, 64), (3, 1), (5, 1), (4, 0)], ids=["2-ranges", "3-ranges", "5-ranges", "4-redone"])
+def parallel_ranges(request, monkeypatch):
+    """The Cython kernel with its frames cut into parallel ranges from the first box: (ranges,
+    frames compared before a range is redone whole; 0: always redone)."""
+    from tripwire import _config
+
+    parts, converge = request.param
+    monkeypatch.setattr(_config, "ASSOC_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "ASSOC_PARTS", parts)
+    monkeypatch.setattr(_config, "ASSOC_CONVERGE_GROUPS", converge)
+    return _kernels("cython")
+
+
+@PROPERTY
+@given(d=association_inputs())
+def test_parallel_associate_matches_reference(parallel_ranges, d):
+    """Ranges that begin inside a stream or at a new one, states that join at once, late (ties
+    decided by slot order) or never, seeds refused: the result is the sequential one."""
+    import reference
+
+    _same(_one_call(parallel_ranges, d), _one_call(reference, d))
+
+
+@PROPERTY
+@given(d=long_association_inputs())
+def test_parallel_associate_long_runs_match_reference(parallel_ranges, d):
+    import reference
+
+    _same(_one_call(parallel_ranges, d), _one_call(reference, d))
+
+
+def test_parallel_associate_equals_sequential_on_tracker_output(monkeypatch):
+    """Realistic tracks (the bench's generator: 30 objects a frame, flicker, spurious boxes):
+    two ranges joined a few frames after the cut give the sequential result bit for bit."""
+    from tripwire import _config, _frames, boxes
+    from tripwire.bench_boxes_baselines import track_table
+
+    t = track_table(60_000, 30, seed=5)
+    cols = boxes.Boxes()
+    groups = _frames.group_frames(t, cols.frame, cols.stream)
+    args = (*boxes._association_boxes(t, cols), groups.offsets, groups.frame, groups.stream, 0.3, 3)
+    k = _kernels("cython")
+    monkeypatch.setattr(_config, "ASSOC_PARALLEL_MIN_ROWS", 1 << 62)
+    want = k.associate(*args)
+    monkeypatch.setattr(_config, "ASSOC_PARALLEL_MIN_ROWS", 0)
+    for parts in (2, 3, 8):
+        monkeypatch.setattr(_config, "ASSOC_PARTS", parts)
+        _same(k.associate(*args), want)
+
+
+def test_parallel_associate_does_not_join_where_slot_order_decides(parallel_ranges):
+    """Objects A and B cross the cut, listed B first after it, so the speculative pass holds
+    them in the other slot order; a later box overlaps both equally (a tie the older object
+    wins). Joined on the same objects alone, the stitch would give that box B's id."""
+    import reference
+
+    a, b, c = (0.0, 10.0), (4.0, 14.0), (2.0, 12.0)  # IoU(a, c) == IoU(b, c) == 2 / 3
+    frames = [[a, b]] * 4 + [[b, a]] * 4 + [[c]]
+    x = [box for f in frames for box in f]
+    n = len(x)
+    d = dict(x1=np.array([v[0] for v in x], np.float32), y1=np.zeros(n, np.float32),
+             x2=np.array([v[1] for v in x], np.float32), y2=np.full(n, 10.0, np.float32),
+             cls=np.zeros(n, np.int64), offsets=np.concatenate(([0], np.cumsum([len(f) for f in frames]))).astype(np.int64),
+             frame=np.arange(len(frames), dtype=np.int64), stream=np.zeros(len(frames), np.int64), iou=0.3, max_gap=0)
+    got = _one_call(parallel_ranges, d)
+    _same(got, _one_call(reference, d))
+    assert got[0][-1] == got[0][0]  # the tie goes to A, the older object

@@ -52,6 +52,15 @@ VALID_PARALLEL_MIN_ROWS = _env_int("VALID_PARALLEL_MIN_ROWS", 1 << 17)
 # object by object, from this many rows (TRACKS_PARTS ranges when > 0, else one per thread).
 TRACKS_PARALLEL_MIN_ROWS = _env_int("TRACKS_PARALLEL_MIN_ROWS", 1 << 18)
 TRACKS_PARTS = _env_int("TRACKS_PARTS", 0)
+# boxes.flicker / boxes.appear with identity "iou": from this many boxes (and without resume
+# seeds) the frames are cut into ASSOC_PARTS ranges (0: one per OpenMP thread) associated in
+# parallel, each from an empty state; each range is then stitched to the one before by redoing
+# its first frames from the true state until both runs hold the same objects (compared over at
+# most max(ASSOC_CONVERGE_GROUPS, 4 (max_gap + 1)) frames; past that the range is redone whole;
+# 0: never compared, every range redone: only the tests want that).
+ASSOC_PARALLEL_MIN_ROWS = _env_int("ASSOC_PARALLEL_MIN_ROWS", 1 << 16)
+ASSOC_PARTS = _env_int("ASSOC_PARTS", 0)
+ASSOC_CONVERGE_GROUPS = _env_int("ASSOC_CONVERGE_GROUPS", 64)
 # Compile-time kernel constants live in kernels/_rows_cy.pyx (rebuild to change them): the
 # rows.check block (1024 rows, fits L1) and the contiguous streaming-state limits.
 
