@@ -1494,3 +1494,57 @@ def events_canonical(const int64_t[::1] rows, const int64_t[::1] events, const i
     with nogil:
         ok = _events_canonical(rows, events, anchors)
     return ok
+
+
+# Runs of a sorted int64 column, in two passes without a branch per row: count the changes
+# (and any descent) vectorized, then write each run's start into an array of exactly that size.
+cdef extern from * nogil:
+    """
+    #include <stdint.h>
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(TRIPWIRE_NO_TARGET_CLONES)
+    __attribute__((target_clones("avx2", "default")))
+    #endif
+    static int64_t tw_count_runs(const int64_t* __restrict k, int64_t n, int* __restrict descends) {
+        int64_t changes = 0;
+        int down = 0;
+        for (int64_t i = 1; i < n; i++) {
+            changes += k[i] != k[i - 1];
+            down |= k[i] < k[i - 1];
+        }
+        *descends = down;
+        return n ? changes + 1 : 0;
+    }
+
+    static void tw_run_starts(const int64_t* __restrict k, int64_t n, int64_t* __restrict out) {
+        int64_t c = 1;
+        out[0] = 0;
+        for (int64_t i = 1; i < n; i++) {
+            out[c] = i;
+            c += k[i] != k[i - 1];
+        }
+        out[c] = n;
+    }
+    """
+    int64_t tw_count_runs(const int64_t* k, int64_t n, int* descends)
+    void tw_run_starts(const int64_t* k, int64_t n, int64_t* out)
+
+
+def sorted_runs(const int64_t[::1] key):
+    """CSR offsets of the runs of equal values of a non-decreasing ``key`` (each run's first
+    row, then ``len(key)``), or ``None`` when some value is below the one before it. Called by
+    ``tripwire._frames.group_rows``: the sortedness check and the frame boundaries in one
+    native pass each (NumPy's comparisons, ``flatnonzero`` and ``concatenate`` take ~4x)."""
+    cdef Py_ssize_t n = key.shape[0]
+    cdef int64_t runs
+    cdef int down = 0
+    if n == 0:
+        return np.zeros(1, np.int64)
+    with nogil:
+        runs = tw_count_runs(&key[0], n, &down)
+    if down:
+        return None
+    out = np.empty(runs + 1, np.int64)
+    cdef int64_t[::1] o = out
+    with nogil:
+        tw_run_starts(&key[0], n, &o[0])
+    return out

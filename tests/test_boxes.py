@@ -230,6 +230,57 @@ def test_group_frames_wide_frame_range():
     assert sorted(frames) == [[0], [1], [2], [3]]
 
 
+def _runs_reference(key):
+    """Plain loop: (None if some value descends, else the start of each run and len(key))."""
+    starts = [0] if len(key) else []
+    for i in range(1, len(key)):
+        if key[i] < key[i - 1]:
+            return None
+        if key[i] != key[i - 1]:
+            starts.append(i)
+    return starts + [len(key)]
+
+
+@PROPERTY
+@given(values=st.lists(st.integers(-2**63, 2**63 - 1) | st.integers(-3, 3), max_size=70), sort=st.booleans(),
+       start=st.integers(0, 3))
+def test_sorted_runs_matches_reference(values, sort, start):
+    """Every length around the vector width, extreme values (no overflow in the comparison),
+    sorted or not, and a sliced (offset) view."""
+    from tripwire._kernels._rows_cy import sorted_runs
+
+    key = np.array(sorted(values) if sort else values, np.int64)[start:]
+    got, want = sorted_runs(key), _runs_reference(key.tolist())
+    assert (got is None and want is None) or got.tolist() == want
+
+
+@PROPERTY
+@given(frames=st.lists(st.integers(0, 5), max_size=40), nulls=st.booleans(), streams=st.integers(0, 3),
+       seed=st.integers(0, 2**32 - 1))
+def test_group_frames_matches_stable_sort(frames, nulls, streams, seed):
+    """Groups are the (stream, frame) runs of one stable sort of the rows that have both."""
+    rng = np.random.default_rng(seed)
+    n = len(frames)
+    fmask = (rng.random(n) < 0.2) if nulls else np.zeros(n, bool)
+    cols = {"frame": pa.array(frames, pa.int64(), mask=fmask)}
+    if streams:
+        cols["stream"] = pa.array(rng.integers(0, streams, n).tolist(), pa.int64())
+    g = _frames.group_frames(pa.table(cols), "frame", "stream")
+    s = cols["stream"].to_numpy() if streams else np.zeros(n, np.int64)
+    rows = [i for i in sorted(range(n), key=lambda i: (s[i], frames[i])) if not fmask[i]]
+    got = [g.rows(np.arange(g.offsets[k], g.offsets[k + 1])).tolist() for k in range(len(g.offsets) - 1)]
+    want = []
+    for i in rows:
+        if want and (s[want[-1][0]], frames[want[-1][0]]) == (s[i], frames[i]):
+            want[-1].append(i)
+        else:
+            want.append([i])
+    assert got == want
+    assert g.frame.tolist() == [frames[w[0]] for w in want]
+    if n and not nulls and streams < 2 and frames == sorted(frames):
+        assert g.order is None
+
+
 def _grouping_case():
     """Unsorted frames, three streams, nulls in frame and stream; one overlap cluster per
     (stream, frame) except where noted."""

@@ -56,27 +56,38 @@ def group_rows(f: np.ndarray, keep: np.ndarray | None, s: np.ndarray | None, n_s
     """Group rows by (stream code ``s``, frame ``f``), both int64; rows where ``keep`` is False
     belong to no frame. ``tripwire._streaming`` calls this directly: its tables hold rows
     (carried state) that must share the stream codes of the grouped rows but join no frame."""
-    rows = np.arange(len(f), dtype=np.int64) if keep is None else np.flatnonzero(keep)
+    from ._kernels._rows_cy import sorted_runs
+
+    rows = None if keep is None else np.flatnonzero(keep)
     fk = f if keep is None else f[rows]
     sk = None if s is None or n_streams < 2 else (s if keep is None else s[rows])
-    if len(rows) == 0:
-        return FrameGroups(rows, np.zeros(1, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
-    span = int(fk.max()) - int(fk.min()) + 1
-    if sk is None or span * n_streams < 2**62:
-        # one int64 key per row: frame alone, or stream * span + frame
-        key = fk if sk is None else sk * span + (fk - int(fk.min()))
-        order = None if bool((key[1:] >= key[:-1]).all()) else np.argsort(key, kind="stable")
-        if order is not None:
-            key, rows = key[order], rows[order]
+    if len(fk) == 0:
+        return FrameGroups(np.empty(0, np.int64), np.zeros(1, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
+    offsets = order = None
+    if sk is None:
+        offsets = sorted_runs(np.ascontiguousarray(fk, np.int64))  # the common case: no copy, no sort
+        if offsets is None:
+            order = np.argsort(fk, kind="stable")
             fk = fk[order]
-            sk = None if sk is None else sk[order]
-        change = key[1:] != key[:-1]
-    else:  # frame range too wide to combine with the stream: sort the pair
-        order = np.lexsort((fk, sk))
-        rows, fk, sk = rows[order], fk[order], sk[order]
-        change = (sk[1:] != sk[:-1]) | (fk[1:] != fk[:-1])
-    offsets = np.concatenate(([0], np.flatnonzero(change) + 1, [len(rows)])).astype(np.int64)
+            offsets = sorted_runs(fk)
+    else:
+        lo = int(fk.min())
+        span = int(fk.max()) - lo + 1
+        if span * n_streams < 2**62:  # one int64 key per row: stream * span + frame
+            key = sk * span + (fk - lo)
+            offsets = sorted_runs(key)
+            if offsets is None:
+                order = np.argsort(key, kind="stable")
+                offsets = sorted_runs(key[order])
+        else:  # frame range too wide to combine with the stream: sort the pair
+            order = np.lexsort((fk, sk))
+            change = (sk[order][1:] != sk[order][:-1]) | (fk[order][1:] != fk[order][:-1])
+            offsets = np.concatenate(([0], np.flatnonzero(change) + 1, [len(fk)])).astype(np.int64)
+        if order is not None:
+            fk, sk = fk[order], sk[order]
+    if order is not None:
+        rows = order if rows is None else rows[order]
     starts = offsets[:-1]
     group_stream = np.zeros(len(starts), np.int64) if sk is None else sk[starts].astype(np.int64)
-    return FrameGroups(None if keep is None and order is None else rows, offsets,
+    return FrameGroups(rows, offsets,
                        fk[starts].astype(np.int64), group_stream)
