@@ -537,3 +537,36 @@ def test_empty_and_all_null_ids(typ, n):
     report = _suite().check(table)
     # null ids are never grouped; only the per-row check can fire
     assert report.violations.column("assertion").to_pylist() == (["high"] if n else [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(typ=st.sampled_from([pa.int8(), pa.uint16(), pa.int32(), pa.int64(), pa.uint64(), pa.float32(),
+                            pa.float64(), pa.float16(), pa.timestamp("ms"), pa.date32()]),
+       values=st.lists(st.integers(0, 100), max_size=30), nulls=st.booleans(), start=st.integers(0, 3),
+       chunks=st.integers(1, 3), integer=st.booleans())
+def test_numeric_column_fast_path_agrees_with_arrow(typ, values, nulls, start, chunks, integer):
+    """One null-free chunk of a plain number type is read straight from its buffer; every other
+    column (nulls, several chunks, sliced, temporal, float16) the long way. Both give Arrow's
+    values, and floats are refused as integers either way."""
+    mask = np.array([nulls and v % 5 == 0 for v in values], bool)
+    arr = pa.array(values, pa.int64(), mask=mask).cast(typ) if not pa.types.is_date32(typ) else \
+        pa.array(values, pa.int32(), mask=mask).cast(typ)
+    arr = arr.slice(min(start, len(arr)))
+    at = [i * len(arr) // chunks for i in range(chunks + 1)]
+    cut = [arr.slice(a, b - a) for a, b in zip(at[:-1], at[1:])]
+    table = pa.table({"x": pa.chunked_array(cut, type=typ)})
+    floaty = pa.types.is_floating(typ)
+    temporal = pa.types.is_timestamp(typ) or pa.types.is_date32(typ)
+    if (integer and floaty) or (not integer and temporal) or pa.types.is_float16(typ):
+        with pytest.raises(tw.errors.ColumnError):
+            _arrow.numeric_column(table, "x", role="value", integer=integer)
+        return
+    got = _arrow.numeric_column(table, "x", role="value", integer=integer)
+    col = table.column("x")
+    want_valid = np.array([v is not None for v in col.to_pylist()], bool)
+    assert (got.valid is None) == bool(want_valid.all())
+    if got.valid is not None:
+        assert got.valid.astype(bool).tolist() == want_valid.tolist()
+    present = want_valid
+    want = [v for v, ok in zip(values[min(start, len(values)):], present) if ok]
+    assert got.values[present].astype(np.int64).tolist() == want

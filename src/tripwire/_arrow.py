@@ -35,6 +35,9 @@ def _describe(data: Any) -> str:
     return f"{type(data).__module__}.{type(data).__qualname__}"
 
 
+_VIEW_TYPE_IDS = frozenset((pa.string_view().id, pa.binary_view().id))
+
+
 def as_table(data: Any) -> pa.Table:
     """Return ``data`` as a ``pyarrow.Table`` without copying column buffers.
 
@@ -44,8 +47,7 @@ def as_table(data: Any) -> pa.Table:
     ``large_binary`` (one copy of those columns): Arrow has no take/filter kernels for views.
     """
     table = _as_table(data)
-    views = [i for i, f in enumerate(table.schema)
-             if pa.types.is_string_view(f.type) or pa.types.is_binary_view(f.type)]
+    views = [i for i, t in enumerate(table.schema.types) if t.id in _VIEW_TYPE_IDS]
     for i in views:
         f = table.schema.field(i)
         typ = pa.large_string() if pa.types.is_string_view(f.type) else pa.large_binary()
@@ -203,6 +205,11 @@ def primitive_view(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
     return vals, valid
 
 
+# Arrow type id -> NumPy dtype of the types numeric_column takes as they are (by id: hashing a
+# DataType costs more than the rest of the fast path)
+_PLAIN_NUMERIC = {t.id: np.dtype(d) for t, d in _NUMPY_DTYPES.items()
+                  if pa.types.is_integer(t) or pa.types.is_float32(t) or pa.types.is_float64(t)}
+
 _NUMERIC_EXPECTED = "an integer or floating-point column (int8..int64, uint8..uint64, float32, float64)"
 
 
@@ -218,6 +225,11 @@ def numeric_column(table: pa.Table, name: str, *, role: str, integer: bool = Fal
     expected = "an integer, timestamp or duration column" if integer else _NUMERIC_EXPECTED
     col = column(table, name, role=role, expected=expected)
     typ = col.type
+    fast = _PLAIN_NUMERIC.get(typ.id)
+    if fast is not None and col.num_chunks == 1 and not (integer and fast.kind == "f"):
+        chunk = col.chunk(0)  # the common case, checked first: one chunk, a plain number type
+        if chunk.null_count == 0:
+            return NumericColumn(_chunk_values(chunk, fast), None)
     if integer and (pa.types.is_timestamp(typ) or pa.types.is_duration(typ) or pa.types.is_date64(typ)):
         col = col.cast(pa.int64())
     elif integer and pa.types.is_date32(typ):

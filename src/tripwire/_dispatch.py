@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import sys
 from types import ModuleType
 from typing import Callable
 
@@ -104,6 +105,9 @@ def kernels(family: str, backend: str) -> ModuleType:
     if backend == "cupy":
         _require_cupy()
     name = _MODULE_PATTERN[backend].format(family=family)
+    module = sys.modules.get(name)  # imported already: skip import_module's locking (~5 us)
+    if module is not None:
+        return module
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
