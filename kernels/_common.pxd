@@ -590,43 +590,51 @@ cdef inline int row_ranges(Py_ssize_t n, Py_ssize_t state_slots, Py_ssize_t min_
     return parts
 
 
-# Integer min/max in one pass. On x86-64 with GCC or Clang the unmasked loop is compiled for
-# AVX-512, AVX2 and baseline and picked at load time (target_clones): the baseline build has no
-# 64-bit vector compare, and this pass runs over whole key and time columns.
+# Integer min/max in one pass, for int64 and int32 keys. On x86-64 with GCC or Clang the
+# unmasked loop is compiled for AVX-512, AVX2 and baseline and picked at load time
+# (target_clones): the baseline build has no 64-bit vector compare, and this pass runs over
+# whole key and time columns. Results are int64 either way.
 cdef extern from * nogil:
     """
     #include <stdint.h>
     #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(TRIPWIRE_NO_TARGET_CLONES)
-    __attribute__((target_clones("avx512f", "avx2", "default")))
+    #define TW_MINMAX_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+    #else
+    #define TW_MINMAX_CLONES
     #endif
-    static void tw_minmax_i64_dense(const int64_t* x, int64_t n, int64_t* lo, int64_t* hi) {
-        int64_t a = INT64_MAX, b = INT64_MIN;
-        for (int64_t i = 0; i < n; i++) {
-            int64_t v = x[i];
-            a = v < a ? v : a;
-            b = v > b ? v : b;
-        }
-        *lo = a;
-        *hi = b;
-    }
 
     /* valid: NULL (no nulls) or one byte per value, 0 = null (skipped). Empty or all null:
      * lo = INT64_MAX, hi = INT64_MIN. */
-    static inline void tw_minmax_i64(const int64_t* x, int64_t n, const uint8_t* valid, int64_t* lo, int64_t* hi) {
-        if (valid == NULL) {
-            tw_minmax_i64_dense(x, n, lo, hi);
-            return;
-        }
-        int64_t a = INT64_MAX, b = INT64_MIN;
-        for (int64_t i = 0; i < n; i++) {
-            if (valid[i]) {
-                int64_t v = x[i];
-                a = v < a ? v : a;
-                b = v > b ? v : b;
-            }
-        }
-        *lo = a;
-        *hi = b;
+    #define TW_MINMAX(T, SFX, TMAX, TMIN) \
+    TW_MINMAX_CLONES static void tw_minmax_##SFX##_dense(const T* x, int64_t n, int64_t* lo, int64_t* hi) { \
+        T a = TMAX, b = TMIN; \
+        for (int64_t i = 0; i < n; i++) { \
+            T v = x[i]; \
+            a = v < a ? v : a; \
+            b = v > b ? v : b; \
+        } \
+        *lo = n ? (int64_t)a : INT64_MAX; \
+        *hi = n ? (int64_t)b : INT64_MIN; \
+    } \
+    static inline void tw_minmax_##SFX(const T* x, int64_t n, const uint8_t* valid, int64_t* lo, int64_t* hi) { \
+        if (valid == NULL) { \
+            tw_minmax_##SFX##_dense(x, n, lo, hi); \
+            return; \
+        } \
+        int64_t a = INT64_MAX, b = INT64_MIN; \
+        for (int64_t i = 0; i < n; i++) { \
+            if (valid[i]) { \
+                int64_t v = x[i]; \
+                a = v < a ? v : a; \
+                b = v > b ? v : b; \
+            } \
+        } \
+        *lo = a; \
+        *hi = b; \
     }
+
+    TW_MINMAX(int64_t, i64, INT64_MAX, INT64_MIN)
+    TW_MINMAX(int32_t, i32, INT32_MAX, INT32_MIN)
     """
     void tw_minmax_i64(const int64_t* x, int64_t n, const uint8_t* valid, int64_t* lo, int64_t* hi)
+    void tw_minmax_i32(const int32_t* x, int64_t n, const uint8_t* valid, int64_t* lo, int64_t* hi)

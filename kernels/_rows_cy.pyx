@@ -26,7 +26,7 @@ from cython.operator cimport dereference as deref
 
 from _types cimport key_t, key2_t, num_t
 
-from _common cimport is_valid, row_ranges, to_numpy, tw_max_threads, tw_minmax_i64, valid_ptr
+from _common cimport is_valid, row_ranges, to_numpy, tw_max_threads, tw_minmax_i32, tw_minmax_i64, valid_ptr
 from cython.parallel cimport prange
 
 cnp.import_array()
@@ -1452,18 +1452,21 @@ cdef bint _events_canonical(const int64_t[::1] rows, const int64_t[::1] events,
     return True
 
 
-cdef inline void _minmax_rows(const int64_t* values, const uint8_t* valid, Py_ssize_t lo, Py_ssize_t hi,
+cdef inline void _minmax_rows(const key_t* values, const uint8_t* valid, Py_ssize_t lo, Py_ssize_t hi,
                               int64_t* out_lo, int64_t* out_hi) noexcept nogil:
     """Min and max of the present values in rows ``lo .. hi`` (none: INT64_MAX, INT64_MIN)."""
     if valid != NULL:
         valid += lo
-    tw_minmax_i64(values + lo, hi - lo, valid, out_lo, out_hi)
+    if key_t is int32_t:
+        tw_minmax_i32(values + lo, hi - lo, valid, out_lo, out_hi)
+    else:
+        tw_minmax_i64(values + lo, hi - lo, valid, out_lo, out_hi)
 
 
-def int64_min_max(const int64_t[::1] values, const uint8_t[::1] valid):
-    """``(min, max)`` of the present values (``valid`` empty: all present), or ``None`` when
-    none is. Called by ``tripwire._arrow`` to size dense key codes: one pass, vectorized, on two
-    threads from ``_config.KEY_PARALLEL_MIN_ROWS`` rows."""
+def int_min_max(const key_t[::1] values, const uint8_t[::1] valid):
+    """``(min, max)`` of the present values of an int64 or int32 column (``valid`` empty: all
+    present), or ``None`` when none is. Called by ``tripwire._arrow`` to size dense key codes:
+    one pass, vectorized, on two threads from ``_config.KEY_PARALLEL_MIN_ROWS`` rows."""
     cdef Py_ssize_t n = values.shape[0], p
     cdef const uint8_t* valid_p = valid_ptr(valid)
     cdef int parts = 2 if n >= _config.KEY_PARALLEL_MIN_ROWS and tw_max_threads() > 1 else 1
@@ -1477,7 +1480,7 @@ def int64_min_max(const int64_t[::1] values, const uint8_t[::1] valid):
         return None
     with nogil:
         if parts == 1:
-            tw_minmax_i64(&values[0], n, valid_p, &lo[0], &hi[0])
+            _minmax_rows(&values[0], valid_p, 0, n, &lo[0], &hi[0])
         else:
             for p in prange(2, num_threads=2, schedule="static"):
                 _minmax_rows(&values[0], valid_p, n * p // 2, n * (p + 1) // 2, &lo[p], &hi[p])

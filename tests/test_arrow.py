@@ -186,17 +186,20 @@ def test_null_time_is_never_read_as_its_buffer_value():
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(st.integers(-2**63, 2**63 - 1), max_size=40), nulls=st.lists(st.booleans(), max_size=40),
-       offset=st.integers(0, 3), parallel=st.booleans())
-def test_int64_key_range_is_min_max_of_present_values(monkeypatch, values, nulls, offset, parallel):
-    """The native min/max that sizes int64 key codes skips nulls (whatever their slots hold),
-    honours slice offsets, and agrees on one thread and two."""
-    from tripwire._kernels._rows_cy import int64_min_max
+       offset=st.integers(0, 3), parallel=st.booleans(), narrow=st.booleans())
+def test_int_key_range_is_min_max_of_present_values(monkeypatch, values, nulls, offset, parallel, narrow):
+    """The native min/max that sizes int64 and int32 key codes skips nulls (whatever their
+    slots hold), honours slice offsets, and agrees on one thread and two."""
+    from tripwire._kernels._rows_cy import int_min_max
 
     monkeypatch.setattr(_config, "KEY_PARALLEL_MIN_ROWS", 0 if parallel else 1 << 30)
+    bits = 32 if narrow else 64
+    values = [v >> (64 - bits) for v in values]  # into the type's range, extremes kept
     valid = [not (nulls[i] if i < len(nulls) else False) for i in range(len(values))]
-    garbage = [-2**63, 2**63 - 1, 0][:offset]
-    arr = _with_garbage_under_nulls(garbage + values, [True] * offset + valid).slice(offset)
-    got = int64_min_max(*(lambda v, m: (v, _arrow.kernel_validity(m)))(*_arrow.primitive_view(arr)))
+    garbage = [-2**(bits - 1), 2**(bits - 1) - 1, 0][:offset]
+    arr = _with_garbage_under_nulls(garbage + values, [True] * offset + valid,
+                                    pa.int32() if narrow else pa.int64()).slice(offset)
+    got = int_min_max(*(lambda v, m: (v, _arrow.kernel_validity(m)))(*_arrow.primitive_view(arr)))
     present = [v for v, ok in zip(values, valid) if ok]
     assert got == ((min(present), max(present)) if present else None)
     keys = _arrow.encode_keys(pa.table({"id": arr}), "id", role="id")
