@@ -174,11 +174,12 @@ _EDGE_FLOATS = [0.0, -0.0, 1.0, 5.0, 12.0, 640.0, 640.3, 640.7, -1.0, 1e30, floa
 @PROPERTY
 @given(n=st.integers(0, 3000), seed=st.integers(0, 2**32 - 1), nulls=st.booleans(), score=st.booleans(),
        width=st.sampled_from([0.0, 12.0, 640.3, 640.7, 1e300]), height=st.sampled_from([0.0, 12.0, 480.0]),
-       parallel=st.booleans())
-def test_valid_kernel_matches_reference(monkeypatch, n, seed, nulls, score, width, height, parallel):
-    """``valid`` works in blocks (vectorized reasons, then a scan eight at a time) over row
-    ranges on parallel threads: any length (block and word tails), edge values, nulls and
-    bounds that float32 cannot hold (640.3) give the reference's rows and reasons."""
+       parallel=st.booleans(), simd=st.sampled_from([1, 0]))
+def test_valid_kernel_matches_reference(monkeypatch, n, seed, nulls, score, width, height, parallel, simd):
+    """``valid`` over row ranges on parallel threads, in both builds (``simd`` 1: AVX2, where
+    rows without nulls are found in one pass; 0: portable, block by block): any length (block,
+    word and vector tails), edge values, nulls and bounds that float32 cannot hold (640.3) give
+    the reference's rows and reasons."""
     import reference
     from tripwire import _config
     from tripwire._kernels import _boxes_cy
@@ -193,8 +194,13 @@ def test_valid_kernel_matches_reference(monkeypatch, n, seed, nulls, score, widt
     sc = np.where(rng.random(n) < 0.7, rng.random(n), cols[4]).astype(np.float32) if score else np.empty(0, np.float32)
     cv = (rng.random(n) > 0.05).astype(np.uint8) if nulls else np.empty(0, np.uint8)
     sv = (rng.random(n) > 0.05).astype(np.uint8) if nulls and score else np.empty(0, np.uint8)
+    try:
+        _boxes_cy.simd_level(simd)
+        with np.errstate(invalid="ignore", over="ignore"):
+            got = _boxes_cy.valid(*cols[:4], cv, sc, sv, width, height)
+    finally:
+        _boxes_cy.simd_level(-1)
     with np.errstate(invalid="ignore", over="ignore"):
-        got = _boxes_cy.valid(*cols[:4], cv, sc, sv, width, height)
         want = reference.valid(*cols[:4], cv, sc, sv, width, height)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
