@@ -477,6 +477,9 @@ cdef Py_ssize_t _associate_groups(const float* x1, const float* y1, const float*
     ``_joins`` holds and return it; else return ``g1``."""
     cdef Py_ssize_t g, a, j, m
     cdef int64_t s, e, f, p, q, oldest = r.act.oldest()
+    # snapshots hold every active object at each of the first groups: bounded by the rows here,
+    # so a huge max_gap (objects kept for long) cannot make them quadratic; past it, none
+    cdef Py_ssize_t snap_budget = 4 * (offsets[g1] - offsets[g0]) + 65536
     for g in range(g0, g1):
         s = offsets[g]
         e = offsets[g + 1]
@@ -502,7 +505,8 @@ cdef Py_ssize_t _associate_groups(const float* x1, const float* y1, const float*
         if r.act.n and f - oldest - 1 > max_gap:
             r.act.expire(f, max_gap)
             oldest = r.act.oldest()
-        if g - g0 < n_snap:
+        if (g - g0 < n_snap and <Py_ssize_t>r.snap_nobj.size() == g - g0  # consecutive from g0
+                and <Py_ssize_t>r.snap_pos.size() + r.act.n <= snap_budget):
             r.snapshot()
         if spec != NULL:
             if g - g0 >= <Py_ssize_t>spec.snap_nobj.size():
