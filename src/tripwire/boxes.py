@@ -332,6 +332,7 @@ class _Linked:
     obj: np.ndarray  # int64 object id per position, -1: none (non-finite box)
     gap_start: np.ndarray  # positions where an object is last seen before a gap ...
     gap_end: np.ndarray  # ... and where it is seen again
+    n_obj: int  # object ids are 0 .. n_obj - 1
 
     def object_of_rows(self, rows: np.ndarray) -> np.ndarray:
         """The object id of input rows (-1: none)."""
@@ -368,9 +369,8 @@ def _link_by_iou(table: pa.Table, cols: Boxes, iou: float, max_gap: int, kind: s
     g = groups.gather
     x1, y1, x2, y2, cls = (np.ascontiguousarray(g(v)) for v in _association_boxes(table, cols))
     k = _dispatch.kernels("boxes", backend)
-    obj, start, end = k.associate(x1, y1, x2, y2, cls, groups.offsets, groups.frame, groups.stream,
-                                  iou, max_gap)[:3]
-    return _Linked(groups, frames, obj, start, end)
+    out = k.associate(x1, y1, x2, y2, cls, groups.offsets, groups.frame, groups.stream, iou, max_gap)
+    return _Linked(groups, frames, out[0], out[1], out[2], int(out[7]))
 
 
 def _mean_scores(table: pa.Table, cols: Boxes, pairs: np.ndarray) -> np.ndarray:
@@ -648,7 +648,7 @@ class appear(_ObjectAssertion):
             counts = np.diff(groups.offsets)
             n_streams = int(groups.stream.max()) + 1 if len(groups.stream) else 1
             stream = np.repeat(groups.stream, counts) if n_streams > 1 else np.empty(0, np.int64)
-            n_obj = int(linked.obj.max()) + 1 if len(linked.obj) else 0
+            n_obj = linked.n_obj
             pos, ev, sev, anchor = k.lifetimes(
                 linked.obj, 0, n_obj, (linked.obj >= 0).view(np.uint8),
                 np.ascontiguousarray(g(linked.frames.values)), _arrow.NO_NULLS,
