@@ -109,6 +109,12 @@ cdef extern from * nogil:
 
     static inline uint8_t tw_score_reason(float s) { return (uint8_t)((1 - ((s >= 0.0f) & (s <= 1.0f))) << 4); }
 
+    /* One row's reasons, score included when there is a score column (the vector loops' tails). */
+    static inline uint8_t tw_row_reason(const float* x1, const float* y1, const float* x2, const float* y2,
+                                        const float* score, int64_t k, float lox, float hix, float loy, float hiy) {
+        return (uint8_t)tw_box_reason(x1[k], y1[k], x2[k], y2[k], lox, hix, loy, hiy) | (score ? tw_score_reason(score[k]) : 0);
+    }
+
     /* restrict: without it the byte stores may alias the columns and nothing is vectorized */
     static void tw_box_reasons_portable(const float* __restrict x1, const float* __restrict y1,
                                         const float* __restrict x2, const float* __restrict y2,
@@ -167,8 +173,7 @@ cdef extern from * nogil:
             _mm256_storeu_si256((__m256i*)(bad + k), _mm256_permutevar8x32_epi32(w, order));
         }
         for (; k < m; k++)
-            bad[k] = (uint8_t)tw_box_reason(x1[k], y1[k], x2[k], y2[k], lox, hix, loy, hiy)
-                     | (score ? tw_score_reason(score[k]) : 0);
+            bad[k] = tw_row_reason(x1, y1, x2, y2, score, k, lox, hix, loy, hiy);
     }
     #endif
 
@@ -193,7 +198,7 @@ cdef extern from * nogil:
             }
         }
         for (; k < hi; k++) {
-            int64_t r = tw_box_reason(x1[k], y1[k], x2[k], y2[k], lox, hix, loy, hiy) | (score ? tw_score_reason(score[k]) : 0);
+            uint8_t r = tw_row_reason(x1, y1, x2, y2, score, k, lox, hix, loy, hiy);
             if (r) { rows.push_back(k); reasons.push_back(r); }
         }
     }

@@ -84,24 +84,10 @@ cdef extern from * nogil:
     }
 
     /* Bit l: box p (px1 .. py2, area pa) and box b + l of q are linked: ix > 0, iy > 0 and
-     * inter >= t * union. */
-    static inline unsigned tw_block8_portable(float px1, float py1, float px2, float py2, float pa, float t,
-                                              const float* q, int64_t stride, int64_t b) {
-        unsigned bits = 0;
-        for (int l = 0; l < 8; l++) {
-            float qx1 = q[b + l], qy1 = q[stride + b + l], qx2 = q[2 * stride + b + l];
-            float qy2 = q[3 * stride + b + l], qa = q[4 * stride + b + l];
-            float ix = (qx2 < px2 ? qx2 : px2) - (qx1 > px1 ? qx1 : px1);
-            float iy = (qy2 < py2 ? qy2 : py2) - (qy1 > py1 ? qy1 : py1);
-            float inter = ix * iy;
-            float uni = (pa + qa) - inter;
-            bits |= (unsigned)((ix > 0.0f) & (iy > 0.0f) & (inter >= t * uni)) << l;
-        }
-        return bits;
-    }
-
-    /* The same test, also storing each lane's intersection and union (iv, uv: 8 floats each)
-     * for the pairs that become candidates: taken as computed, not recomputed per pair. */
+     * inter >= t * union. The _iu form also stores each lane's intersection and union (iv, uv:
+     * 8 floats each) for the pairs that become candidates, so they are not recomputed per pair;
+     * the plain form is the same code with no outputs (the stores vanish once inlined). */
+    __attribute__((always_inline))
     static inline unsigned tw_block8_iu_portable(float px1, float py1, float px2, float py2, float pa, float t,
                                                  const float* q, int64_t stride, int64_t b, float* iv, float* uv) {
         unsigned bits = 0;
@@ -112,31 +98,19 @@ cdef extern from * nogil:
             float iy = (qy2 < py2 ? qy2 : py2) - (qy1 > py1 ? qy1 : py1);
             float inter = ix * iy;
             float uni = (pa + qa) - inter;
-            iv[l] = inter;
-            uv[l] = uni;
+            if (iv) { iv[l] = inter; uv[l] = uni; }
             bits |= (unsigned)((ix > 0.0f) & (iy > 0.0f) & (inter >= t * uni)) << l;
         }
         return bits;
     }
 
-    #ifdef TW_HAVE_AVX2
-    /* The same test, 8 lanes at once (vminps / vmaxps: a < b ? a : b, as above). */
-    __attribute__((target("avx2"), always_inline))
-    static inline unsigned tw_block8_avx2(float px1, float py1, float px2, float py2, float pa, float t,
-                                          const float* q, int64_t stride, int64_t b) {
-        const float* r = q + b;
-        __m256 qx1 = _mm256_loadu_ps(r), qy1 = _mm256_loadu_ps(r + stride);
-        __m256 qx2 = _mm256_loadu_ps(r + 2 * stride), qy2 = _mm256_loadu_ps(r + 3 * stride);
-        __m256 qa = _mm256_loadu_ps(r + 4 * stride), zero = _mm256_setzero_ps();
-        __m256 ix = _mm256_sub_ps(_mm256_min_ps(qx2, _mm256_set1_ps(px2)), _mm256_max_ps(qx1, _mm256_set1_ps(px1)));
-        __m256 iy = _mm256_sub_ps(_mm256_min_ps(qy2, _mm256_set1_ps(py2)), _mm256_max_ps(qy1, _mm256_set1_ps(py1)));
-        __m256 inter = _mm256_mul_ps(ix, iy);
-        __m256 uni = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(pa), qa), inter);
-        __m256 hit = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(ix, zero, _CMP_GT_OQ), _mm256_cmp_ps(iy, zero, _CMP_GT_OQ)),
-                                   _mm256_cmp_ps(inter, _mm256_mul_ps(_mm256_set1_ps(t), uni), _CMP_GE_OQ));
-        return (unsigned)_mm256_movemask_ps(hit);
+    static inline unsigned tw_block8_portable(float px1, float py1, float px2, float py2, float pa, float t,
+                                              const float* q, int64_t stride, int64_t b) {
+        return tw_block8_iu_portable(px1, py1, px2, py2, pa, t, q, stride, b, NULL, NULL);
     }
 
+    #ifdef TW_HAVE_AVX2
+    /* The same test, 8 lanes at once (vminps / vmaxps: a < b ? a : b, as above). */
     __attribute__((target("avx2"), always_inline))
     static inline unsigned tw_block8_iu_avx2(float px1, float py1, float px2, float py2, float pa, float t,
                                              const float* q, int64_t stride, int64_t b, float* iv, float* uv) {
@@ -150,9 +124,17 @@ cdef extern from * nogil:
         __m256 uni = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(pa), qa), inter);
         __m256 hit = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(ix, zero, _CMP_GT_OQ), _mm256_cmp_ps(iy, zero, _CMP_GT_OQ)),
                                    _mm256_cmp_ps(inter, _mm256_mul_ps(_mm256_set1_ps(t), uni), _CMP_GE_OQ));
-        _mm256_storeu_ps(iv, inter);
-        _mm256_storeu_ps(uv, uni);
+        if (iv) {
+            _mm256_storeu_ps(iv, inter);
+            _mm256_storeu_ps(uv, uni);
+        }
         return (unsigned)_mm256_movemask_ps(hit);
+    }
+
+    __attribute__((target("avx2"), always_inline))
+    static inline unsigned tw_block8_avx2(float px1, float py1, float px2, float py2, float pa, float t,
+                                          const float* q, int64_t stride, int64_t b) {
+        return tw_block8_iu_avx2(px1, py1, px2, py2, pa, t, q, stride, b, NULL, NULL);
     }
     #endif
 

@@ -64,29 +64,25 @@ def group_rows(f: np.ndarray, keep: np.ndarray | None, s: np.ndarray | None, n_s
     if len(fk) == 0:
         return FrameGroups(np.empty(0, np.int64), np.zeros(1, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
     offsets = order = None
-    if sk is None:
-        offsets = sorted_runs(np.ascontiguousarray(fk, np.int64))  # the common case: no copy, no sort
-        if offsets is None:
-            order = np.argsort(fk, kind="stable")
-            fk = fk[order]
-            offsets = sorted_runs(fk)
-    else:
+    if sk is not None:
         lo = int(fk.min())
         span = int(fk.max()) - lo + 1
-        if span * n_streams < 2**62:  # one int64 key per row: stream * span + frame
-            key = sk * span + (fk - lo)
-            offsets = sorted_runs(key)
-            if offsets is None:
-                order = np.argsort(key, kind="stable")
-                offsets = sorted_runs(key[order])
-        else:  # frame range too wide to combine with the stream: sort the pair
-            order = np.lexsort((fk, sk))
-            change = (sk[order][1:] != sk[order][:-1]) | (fk[order][1:] != fk[order][:-1])
-            offsets = np.concatenate(([0], np.flatnonzero(change) + 1, [len(fk)])).astype(np.int64)
-        if order is not None:
-            fk, sk = fk[order], sk[order]
+    if sk is None or span * n_streams < 2**62:
+        # one int64 key per row: frame alone, or stream * span + frame
+        key = np.ascontiguousarray(fk, np.int64) if sk is None else sk * span + (fk - lo)
+        offsets = sorted_runs(key)  # the common case: sorted already, no copy, no sort
+        if offsets is None:
+            order = np.argsort(key, kind="stable")
+            offsets = sorted_runs(key[order])
+    else:  # frame range too wide to combine with the stream: sort the pair
+        order = np.lexsort((fk, sk))
     if order is not None:
+        fk = fk[order]
+        sk = None if sk is None else sk[order]
         rows = order if rows is None else rows[order]
+    if offsets is None:
+        change = (sk[1:] != sk[:-1]) | (fk[1:] != fk[:-1])
+        offsets = np.concatenate(([0], np.flatnonzero(change) + 1, [len(fk)])).astype(np.int64)
     starts = offsets[:-1]
     group_stream = np.zeros(len(starts), np.int64) if sk is None else sk[starts].astype(np.int64)
     return FrameGroups(rows, offsets,
