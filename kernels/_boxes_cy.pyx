@@ -23,7 +23,7 @@ from cython.parallel cimport prange
 
 from tripwire import _config
 
-from _common cimport emit_groups, is_valid, link_overlaps, match_frame, match_scratch_t, row_ranges, to_numpy, tw_set_simd, valid_ptr
+from _common cimport apart, emit_groups, is_valid, link_overlaps, match_frame, match_scratch_t, row_ranges, to_numpy, tw_set_simd, valid_ptr
 from _types cimport key_t, key2_t
 
 cnp.import_array()
@@ -291,7 +291,7 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
     cdef int parts = row_ranges(n, 0, _config.VALID_PARALLEL_MIN_ROWS, 0)
     # ranges of whole blocks (the last takes the rest), so no two threads write one cache line
     cdef Py_ssize_t cut = n // parts // VALID_BLOCK * VALID_BLOCK
-    cdef vector[vector[int64_t]] rows, reasons
+    cdef vector[apart[vector[int64_t]]] rows, reasons
     if y1.shape[0] != n or x2.shape[0] != n or y2.shape[0] != n or (sp != NULL and score.shape[0] != n):
         raise ValueError("box columns differ in length")
     if n == 0:
@@ -300,13 +300,14 @@ def valid(const float[::1] x1, const float[::1] y1, const float[::1] x2, const f
     reasons.resize(parts)
     with nogil:
         if parts == 1:
-            _valid_range(&x1[0], &y1[0], &x2[0], &y2[0], cv, sp, sv, 0, n, lox, hix, loy, hiy, rows[0], reasons[0])
+            _valid_range(&x1[0], &y1[0], &x2[0], &y2[0], cv, sp, sv, 0, n, lox, hix, loy, hiy, rows[0].v,
+                         reasons[0].v)
         else:
             for p in prange(parts, num_threads=parts, schedule="static"):
                 _valid_range(&x1[0], &y1[0], &x2[0], &y2[0], cv, sp, sv, cut * p, n if p == parts - 1 else cut * (p + 1),
-                             lox, hix, loy, hiy, rows[p], reasons[p])
-    return (np.concatenate([to_numpy[int64_t](rows[p]) for p in range(parts)]),
-            np.concatenate([to_numpy[int64_t](reasons[p]) for p in range(parts)]).astype(np.uint8))
+                             lox, hix, loy, hiy, rows[p].v, reasons[p].v)
+    return (np.concatenate([to_numpy[int64_t](rows[p].v) for p in range(parts)]),
+            np.concatenate([to_numpy[int64_t](reasons[p].v) for p in range(parts)]).astype(np.uint8))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -468,6 +469,12 @@ cdef bint _joins(_Run& r, _Run& spec, Py_ssize_t i, bint may_reorder, vector[int
         if u[a] != u[k + a]:
             return False
     return True
+
+
+cdef cppclass _Part:  # one range's pass and the scratch of the thread running it
+    _Run run
+    match_scratch_t w
+    vector[int64_t] match, tmp
 
 
 cdef Py_ssize_t _associate_groups(const float* x1, const float* y1, const float* x2, const float* y2,
@@ -672,10 +679,9 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
     cdef int parts = 1
     cdef float t = <float>iou
     cdef _Seeds sd, no_seeds
-    cdef vector[_Run] runs
+    cdef _Run* out
+    cdef vector[apart[_Part]] part
     cdef _Run rep
-    cdef vector[match_scratch_t] ws
-    cdef vector[vector[int64_t]] match, tmp
     cdef vector[int64_t] cls64, idmap, slot
     cdef vector[kv_t] ps, pt
     cdef const int64_t[::1] bd
@@ -706,10 +712,7 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
         n_snap = max(n_snap, 4 * (min(max_gap, 1 << 20) + 1)) if n_snap > 0 else 0
     else:
         bd = np.array([0, max(n_groups, 0)], np.int64)
-    runs.resize(parts)
-    ws.resize(parts)
-    match.resize(parts)
-    tmp.resize(parts)
+    part.resize(parts)
     cdef const float* px1 = &x1[0] if n else NULL
     cdef const float* py1 = &y1[0] if n else NULL
     cdef const float* px2 = &x2[0] if n else NULL
@@ -720,35 +723,38 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
         for j in range(n):
             cls64[j] = cls[j]
         if parts == 1:
-            runs[0].start(next_obj)
+            part[0].v.run.start(next_obj)
             _associate_groups(px1, py1, px2, py2, cls64.data(), &offsets[0], &group_frame[0] if n_groups else NULL,
                               &group_stream[0] if n_groups else NULL, 0, max(n_groups, 0), t, max_gap, sd, pobj,
-                              runs[0], ws[0], match[0], 0, NULL, tmp[0])
+                              part[0].v.run, part[0].v.w, part[0].v.match, 0, NULL, part[0].v.tmp)
         else:
             for k in prange(parts, num_threads=parts, schedule="static", chunksize=1):
-                runs[k].start(next_obj if k == 0 else 0)
+                part[k].v.run.start(next_obj if k == 0 else 0)
                 _associate_groups(px1, py1, px2, py2, cls64.data(), &offsets[0], &group_frame[0], &group_stream[0],
-                                  bd[k], bd[k + 1], t, max_gap, no_seeds, pobj, runs[k], ws[k], match[k],
-                                  0 if k == 0 else min(n_snap, bd[k + 1] - bd[k]), NULL, tmp[k])
+                                  bd[k], bd[k + 1], t, max_gap, no_seeds, pobj, part[k].v.run, part[k].v.w,
+                                  part[k].v.match, 0 if k == 0 else min(n_snap, bd[k + 1] - bd[k]), NULL,
+                                  part[k].v.tmp)
             for k in range(1, parts):  # stitch: range k goes on from the true state after k - 1
-                rep.start(runs[0].n_obj)
-                rep.act = runs[0].act
-                rep.stream = runs[0].stream
+                rep.start(part[0].v.run.n_obj)
+                rep.act = part[0].v.run.act
+                rep.stream = part[0].v.run.stream
                 joined = _associate_groups(px1, py1, px2, py2, cls64.data(), &offsets[0], &group_frame[0],
                                            &group_stream[0], bd[k], bd[k + 1], t, max_gap, no_seeds, pobj, rep,
-                                           ws[0], match[0], 0, &runs[k], tmp[0])
-                _stitch(runs[0], runs[k], rep, bd[k], bd[k + 1], joined, &offsets[0], pobj, ps, pt, idmap, slot)
-        if runs[0].stream >= 0:
-            runs[0].keep_state()
-        while runs[0].next_seed < sd.n:
-            runs[0].keep_seeds(sd, runs[0].next_seed)
-            runs[0].next_seed += 1
+                                           part[0].v.w, part[0].v.match, 0, &part[k].v.run, part[0].v.tmp)
+                _stitch(part[0].v.run, part[k].v.run, rep, bd[k], bd[k + 1], joined, &offsets[0], pobj, ps, pt,
+                        idmap, slot)
+        out = &part[0].v.run
+        if out.stream >= 0:
+            out.keep_state()
+        while out.next_seed < sd.n:
+            out.keep_seeds(sd, out.next_seed)
+            out.next_seed += 1
     # gap pairs were found frame by frame in greedy order: put them in order of their end
-    ends = to_numpy[int64_t](runs[0].gap_end)
+    ends = to_numpy[int64_t](out.gap_end)
     order = np.argsort(ends, kind="stable")
-    return (obj_out, to_numpy[int64_t](runs[0].gap_start)[order], ends[order], to_numpy[int64_t](runs[0].st_stream),
-            to_numpy[int64_t](runs[0].st_obj), to_numpy[int64_t](runs[0].st_pos), to_numpy[int64_t](runs[0].st_frame),
-            runs[0].n_obj)
+    return (obj_out, to_numpy[int64_t](out.gap_start)[order], ends[order], to_numpy[int64_t](out.st_stream),
+            to_numpy[int64_t](out.st_obj), to_numpy[int64_t](out.st_pos), to_numpy[int64_t](out.st_frame),
+            out.n_obj)
 
 
 def _check_seeds(Py_ssize_t n, int64_t n_grouped, const int64_t[::1] s_off, const int64_t[::1] s_pos,
@@ -839,7 +845,7 @@ def gaps(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[
     cdef seen_t* A
     cdef seen_t* G
     cdef vector[seen_t] S, F
-    cdef vector[vector[kv_t]] part_pairs
+    cdef vector[apart[vector[kv_t]]] part_pairs
     cdef vector[kv_t] pairs, joins
     cdef vector[uint8_t] ok
     cdef bint in_order = True
@@ -855,17 +861,17 @@ def gaps(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[
             part_pairs.resize(parts)
             ok.assign(parts, 0)
             if parts == 1:
-                ok[0] = _gaps_part(&obj[0], obj_offset, vp, &frame[0], 0, n, S.data(), F.data(), mg, part_pairs[0])
+                ok[0] = _gaps_part(&obj[0], obj_offset, vp, &frame[0], 0, n, S.data(), F.data(), mg, part_pairs[0].v)
             else:
                 for p in prange(parts, num_threads=parts, schedule="static"):
                     ok[p] = _gaps_part(&obj[0], obj_offset, vp, &frame[0], n * p // parts, n * (p + 1) // parts,
-                                       S.data() + p * n_obj, F.data() + p * n_obj, mg, part_pairs[p])
+                                       S.data() + p * n_obj, F.data() + p * n_obj, mg, part_pairs[p].v)
             for p in range(parts):
                 in_order = in_order and ok[p]
         if in_order and parts > 1:  # (n > 0 here)
             # join: the gap across each cut (the object's latest box before it, its first after),
             # merged by end with the part's own pairs; S[0 .. n_obj] follows every object
-            pairs.swap(part_pairs[0])
+            pairs.swap(part_pairs[0].v)
             for p in range(1, parts):
                 joins.clear()
                 for k in range(n_obj):
@@ -884,11 +890,11 @@ def gaps(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uint8_t[
                     break
                 cpp_sort(joins.begin(), joins.end(), _by_end)
                 q = pairs.size()
-                pairs.resize(q + joins.size() + part_pairs[p].size())
-                cpp_merge(joins.begin(), joins.end(), part_pairs[p].begin(), part_pairs[p].end(),
+                pairs.resize(q + joins.size() + part_pairs[p].v.size())
+                cpp_merge(joins.begin(), joins.end(), part_pairs[p].v.begin(), part_pairs[p].v.end(),
                           pairs.begin() + q, _by_end)
         elif in_order and n:
-            pairs.swap(part_pairs[0])
+            pairs.swap(part_pairs[0].v)
     if not in_order:
         return np.empty(0, np.int64), np.empty(0, np.int64), False
     starts = np.empty(pairs.size(), np.int64)

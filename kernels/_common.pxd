@@ -592,6 +592,16 @@ cdef extern from *:
     int tw_max_threads() noexcept nogil
 
 
+# One thread's state in a vector of them (``vector[apart[T]]``, index by thread): the padding
+# keeps one thread's writes (a vector's end pointer on each push_back, a counter each frame)
+# off the cache lines the next thread's state sits on. Side by side unpadded, two threads
+# that write their own state on every frame take turns owning the shared line: associate's
+# two ranges together took longer than one thread doing both.
+cdef cppclass apart[T]:
+    T v
+    char _apart[128]
+
+
 cdef inline int row_ranges(Py_ssize_t n, Py_ssize_t state_slots, Py_ssize_t min_rows, int parts) noexcept nogil:
     """How many row ranges a per-row scan with per-range state is cut into (one per parallel
     thread): 1 below ``min_rows`` rows; else ``parts`` when > 0, else one per OpenMP thread;
