@@ -484,17 +484,35 @@ cdef enum:
     MATCH_BY_X_MIN = 48
 
 
-cdef struct match_scratch_t:  # match_frame's scratch, kept by the caller between frames
-    vector[float] area  # the frame's boxes as the pair loops read them (padded, maybe grouped by x)
-    vector[pcand_t] pairs  # linked (object, box) pairs
-    vector[cand_t] cands  # the pairs that compete, in greedy order
-    vector[uint8_t] act_n, box_n  # pairs per object and per box (0, 1, 2+); TAKEN once matched
-    bint slot_tie  # set by each call: two objects competed with equal IoU and last frame, so
-                   # their slot order decided (associate's parallel stitch must then not guess)
+# match_frame's scratch, kept by the caller between frames. In C++ for its member initializers:
+# a scratch declared as a local of a Cython function (the Monitor's) starts with base 0 too.
+cdef extern from * nogil:
+    """
+    struct tw_match_scratch {
+        std::vector<float> area;  /* the frame's boxes as the pair loops read them */
+        std::vector<tw_pcand_t> pairs;  /* linked (object, box) pairs, grouped by object */
+        std::vector<tw_cand_t> cands;  /* the pairs that compete, in greedy order */
+        /* per box and per object, a stamp of this call: base (one pair: box only), base + 1
+         * (more: box only), base + 2 (matched); anything lower is from an earlier call, so
+         * nothing is reset between frames */
+        std::vector<int64_t> box_st, act_st;
+        int64_t base = 0;  /* 4 x calls so far */
+        /* set by each call: two objects competed with equal IoU and last frame, so their slot
+         * order decided (associate's parallel stitch must then not guess) */
+        bool slot_tie = false;
+    };
+    """
+    cppclass match_scratch_t "tw_match_scratch":
+        vector[float] area
+        vector[pcand_t] pairs
+        vector[cand_t] cands
+        vector[int64_t] box_st, act_st
+        int64_t base
+        bint slot_tie
 
 
 cdef enum:
-    TAKEN = 3  # act_n / box_n: the object or box is matched
+    TAKEN = 2  # a stamp's offset from this call's base: the object or box is matched
 
 
 cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
@@ -511,8 +529,9 @@ cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax
     cdef Py_ssize_t a, j, c, n_pairs
     cdef int64_t stride
     cdef pcand_t* p
-    cdef uint8_t* an
-    cdef uint8_t* bn
+    cdef int64_t* bs
+    cdef int64_t* st
+    cdef int64_t base
     cdef cand_t cand
     for j in range(m):
         match[j] = -1
@@ -543,19 +562,26 @@ cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax
         return
     # the greedy order matters only between pairs that share an object or a box: one whose
     # object and box have no other pair is taken whatever the order (the common tracking case:
-    # each box overlaps its own object only); only the rest get their IoU and are sorted
-    w.act_n.assign(n_act, 0)
-    w.box_n.assign(m, 0)
-    an = w.act_n.data()
-    bn = w.box_n.data()
+    # each box overlaps its own object only); only the rest get their IoU and are sorted.
+    # An object's pairs are consecutive (the pair loops go object by object); a box's are
+    # counted in stamps of this call
+    w.base += 4
+    base = w.base
+    if w.box_st.size() < <size_t>m:
+        w.box_st.resize(m, 0)
+    if w.act_st.size() < <size_t>n_act:
+        w.act_st.resize(n_act, 0)
+    bs = w.box_st.data()
+    st = w.act_st.data()
     for c in range(n_pairs):
-        an[p[c].a] = min(an[p[c].a] + 1, 2)
-        bn[p[c].j] = min(bn[p[c].j] + 1, 2)
+        j = p[c].j
+        bs[j] = base if bs[j] < base else base + 1
     w.cands.clear()
     for c in range(n_pairs):
         a = p[c].a
         j = p[c].j
-        if an[a] == 1 and bn[j] == 1:
+        if (bs[j] == base and (c == 0 or p[c - 1].a != a)
+                and (c + 1 == n_pairs or p[c + 1].a != a)):
             match[j] = a  # no other pair touches a or j: the contested ones below never do
         else:
             cand.first.first = tw_neg_iou(&p[c])
@@ -572,10 +598,10 @@ cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax
     for c in range(<Py_ssize_t>w.cands.size()):
         a = w.cands[c].second.first
         j = w.cands[c].second.second
-        if an[a] == TAKEN or bn[j] == TAKEN:
+        if st[a] == base + TAKEN or bs[j] == base + TAKEN:
             continue
-        an[a] = TAKEN
-        bn[j] = TAKEN
+        st[a] = base + TAKEN
+        bs[j] = base + TAKEN
         match[j] = a
 
 
