@@ -478,7 +478,7 @@ cdef cppclass _Part:  # one range's pass and the scratch of the thread running i
 
 
 cdef Py_ssize_t _associate_groups(const float* x1, const float* y1, const float* x2, const float* y2,
-                                  const int64_t* cls, const int64_t* offsets, const int64_t* group_frame,
+                                  const key_t* cls, const int64_t* offsets, const int64_t* group_frame,
                                   const int64_t* group_stream, Py_ssize_t g0, Py_ssize_t g1, float t,
                                   int64_t max_gap, const _Seeds& sd, int64_t* obj, _Run& r, match_scratch_t& w,
                                   vector[int64_t]& match, Py_ssize_t n_snap, _Run* spec,
@@ -682,7 +682,7 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
     cdef _Run* out
     cdef vector[apart[_Part]] part
     cdef _Run rep
-    cdef vector[int64_t] cls64, idmap, slot
+    cdef vector[int64_t] idmap, slot
     cdef vector[kv_t] ps, pt
     cdef const int64_t[::1] bd
     if y1.shape[0] != n or x2.shape[0] != n or y2.shape[0] != n or cls.shape[0] != n:
@@ -717,20 +717,18 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
     cdef const float* py1 = &y1[0] if n else NULL
     cdef const float* px2 = &x2[0] if n else NULL
     cdef const float* py2 = &y2[0] if n else NULL
+    cdef const key_t* pcls = &cls[0] if n else NULL
     cdef int64_t* pobj = &obj[0] if n else NULL
     with nogil:
-        cls64.resize(n + 1)  # classes compared as int64 (match_frame); + 1: &cls64[n] is valid
-        for j in range(n):
-            cls64[j] = cls[j]
         if parts == 1:
             part[0].v.run.start(next_obj)
-            _associate_groups(px1, py1, px2, py2, cls64.data(), &offsets[0], &group_frame[0] if n_groups else NULL,
+            _associate_groups(px1, py1, px2, py2, pcls, &offsets[0], &group_frame[0] if n_groups else NULL,
                               &group_stream[0] if n_groups else NULL, 0, max(n_groups, 0), t, max_gap, sd, pobj,
                               part[0].v.run, part[0].v.w, part[0].v.match, 0, NULL, part[0].v.tmp)
         else:
             for k in prange(parts, num_threads=parts, schedule="static", chunksize=1):
                 part[k].v.run.start(next_obj if k == 0 else 0)
-                _associate_groups(px1, py1, px2, py2, cls64.data(), &offsets[0], &group_frame[0], &group_stream[0],
+                _associate_groups(px1, py1, px2, py2, pcls, &offsets[0], &group_frame[0], &group_stream[0],
                                   bd[k], bd[k + 1], t, max_gap, no_seeds, pobj, part[k].v.run, part[k].v.w,
                                   part[k].v.match, 0 if k == 0 else min(n_snap, bd[k + 1] - bd[k]), NULL,
                                   part[k].v.tmp)
@@ -738,7 +736,7 @@ def associate(const float[::1] x1, const float[::1] y1, const float[::1] x2, con
                 rep.start(part[0].v.run.n_obj)
                 rep.act = part[0].v.run.act
                 rep.stream = part[0].v.run.stream
-                joined = _associate_groups(px1, py1, px2, py2, cls64.data(), &offsets[0], &group_frame[0],
+                joined = _associate_groups(px1, py1, px2, py2, pcls, &offsets[0], &group_frame[0],
                                            &group_stream[0], bd[k], bd[k + 1], t, max_gap, no_seeds, pobj, rep,
                                            part[0].v.w, part[0].v.match, 0, &part[k].v.run, part[0].v.tmp)
                 _stitch(part[0].v.run, part[k].v.run, rep, bd[k], bd[k + 1], joined, &offsets[0], pobj, ps, pt,

@@ -10,6 +10,8 @@ from libcpp.algorithm cimport sort as cpp_sort
 from libcpp.pair cimport pair
 from libcpp.vector cimport vector
 
+from _types cimport key_t
+
 
 cdef inline const uint8_t* valid_ptr(const uint8_t[::1] valid) noexcept nogil:
     """NULL for an empty validity array (no nulls)."""
@@ -210,9 +212,10 @@ cdef extern from * nogil:
             } \
         } \
     } \
+    template <typename K> \
     ATTR static void tw_match_cands_##SFX(const float* ax1, const float* ay1, const float* ax2, const float* ay2, \
                                           const int64_t* acls, int64_t n_act, const float* q, \
-                                          int64_t stride, const int64_t* bcls, int64_t m, float t, \
+                                          int64_t stride, const K* bcls, int64_t m, float t, \
                                           std::vector<tw_pcand_t>& cands) { \
         for (int64_t a = 0; a < n_act; a++) { \
             float px1 = ax1[a], py1 = ay1[a], px2 = ax2[a], py2 = ay2[a]; \
@@ -236,9 +239,10 @@ cdef extern from * nogil:
      * whose boxes all miss that is skipped, exactly; BB tests 8 blocks at once); perm maps q's
      * boxes back to j. */
     #define TW_PAIR_LOOPS_BY_X(SFX, ATTR, BLOCK_IU, BB) \
+    template <typename K> \
     ATTR static void tw_match_cands_by_x_##SFX(const float* ax1, const float* ay1, const float* ax2, const float* ay2, \
                                                const int64_t* acls, int64_t n_act, const float* q, \
-                                               int64_t stride, const int64_t* perm, const float* bb, const int64_t* bcls, \
+                                               int64_t stride, const int64_t* perm, const float* bb, const K* bcls, \
                                                float t, std::vector<tw_pcand_t>& cands) { \
         int64_t nb = stride >> 3, nbp = TW_BB_STRIDE(stride); \
         for (int64_t a = 0; a < n_act; a++) { \
@@ -357,9 +361,10 @@ cdef extern from * nogil:
         }
     }
 
+    template <typename K>
     static inline void tw_match_cands_by_x(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
                                            const int64_t* acls, int64_t n_act, const float* q,
-                                           int64_t stride, const int64_t* perm, const float* bb, const int64_t* bcls,
+                                           int64_t stride, const int64_t* perm, const float* bb, const K* bcls,
                                            float t, std::vector<tw_pcand_t>& cands) {
     #ifdef TW_HAVE_AVX2
         if (tw_simd()) {
@@ -370,9 +375,10 @@ cdef extern from * nogil:
         tw_match_cands_by_x_portable(ax1, ay1, ax2, ay2, acls, n_act, q, stride, perm, bb, bcls, t, cands);
     }
 
+    template <typename K>
     static inline void tw_match_cands(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
                                       const int64_t* acls, int64_t n_act, const float* q,
-                                      int64_t stride, const int64_t* bcls, int64_t m, float t,
+                                      int64_t stride, const K* bcls, int64_t m, float t,
                                       std::vector<tw_pcand_t>& cands) {
     #ifdef TW_HAVE_AVX2
         if (tw_simd()) { tw_match_cands_avx2(ax1, ay1, ax2, ay2, acls, n_act, q, stride, bcls, m, t, cands); return; }
@@ -390,11 +396,19 @@ cdef extern from * nogil:
     int tw_set_simd(int level)
     void tw_link_frame(const float* q, int64_t stride, int64_t m, const uint8_t* ok, float t, int64_t* parent,
                        int64_t* size)
+    # templates over the boxes' class code type in C++: one declaration per key width
+    void tw_match_cands(const float* ax1, const float* ay1, const float* ax2, const float* ay2, const int64_t* acls,
+                        int64_t n_act, const float* q, int64_t stride, const int32_t* bcls,
+                        int64_t m, float t, vector[pcand_t]& cands)
     void tw_match_cands(const float* ax1, const float* ay1, const float* ax2, const float* ay2, const int64_t* acls,
                         int64_t n_act, const float* q, int64_t stride, const int64_t* bcls,
                         int64_t m, float t, vector[pcand_t]& cands)
     void tw_pad_by_x(const float* x1, const float* y1, const float* x2, const float* y2, int64_t m, float* q,
                      int64_t stride, int64_t* perm, float* bb)
+    void tw_match_cands_by_x(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
+                             const int64_t* acls, int64_t n_act, const float* q,
+                             int64_t stride, const int64_t* perm, const float* bb, const int32_t* bcls, float t,
+                             vector[pcand_t]& cands)
     void tw_match_cands_by_x(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
                              const int64_t* acls, int64_t n_act, const float* q,
                              int64_t stride, const int64_t* perm, const float* bb, const int64_t* bcls, float t,
@@ -518,11 +532,12 @@ cdef enum:
 cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
                              const int64_t* acls, const int64_t* aframe, Py_ssize_t n_act,
                              const float* bx1, const float* by1, const float* bx2, const float* by2,
-                             const int64_t* bcls, Py_ssize_t m, float t, match_scratch_t& w,
+                             const key_t* bcls, Py_ssize_t m, float t, match_scratch_t& w,
                              int64_t* match) noexcept nogil:
     """Greedy one-to-one match of a frame's ``m`` boxes (``b*``) to ``n_act`` active objects
     (their last boxes ``a*``, class codes and last frames, oldest first): a pair qualifies when
     the classes are equal and IoU >= ``t`` (tested as ``inter >= t * union``; NaN never does).
+    The boxes' class codes come in their column's width (int32 or int64): no widened copy.
     ``match[j]``: the slot box ``j`` continues, -1: none. ``w`` is scratch. Shared by
     ``_boxes_cy.associate`` (the batch kernel) and ``_monitor_cy.BoxEngine`` (the streaming
     one), so that both match identically."""

@@ -280,7 +280,8 @@ def _kernels(name):
 @st.composite
 def association_inputs(draw):
     """Frames of up to three streams in (stream, frame) order, 0-3 boxes each (a few broken),
-    two classes; and cut points for chained calls."""
+    two classes (int32 or int64 codes: the kernel reads either width); and cut points for
+    chained calls."""
     n_streams = draw(st.integers(1, 3))
     xs = st.sampled_from([0.0, 0.0, 1.0, 2.0, 5.0, 40.0])
     x1, x2, cls, offsets, g_frame, g_stream = [], [], [], [0], [], []
@@ -296,8 +297,9 @@ def association_inputs(draw):
             g_stream.append(s)
     n = len(x1)
     return dict(x1=np.array(x1, np.float32), y1=np.zeros(n, np.float32), x2=np.array(x2, np.float32),
-                y2=np.full(n, 10.0, np.float32), cls=np.array(cls, np.int64), offsets=np.array(offsets, np.int64),
-                frame=np.array(g_frame, np.int64), stream=np.array(g_stream, np.int64), n_streams=n_streams,
+                y2=np.full(n, 10.0, np.float32), cls=np.array(cls, draw(st.sampled_from([np.int32, np.int64]))),
+                offsets=np.array(offsets, np.int64), frame=np.array(g_frame, np.int64),
+                stream=np.array(g_stream, np.int64), n_streams=n_streams,
                 iou=draw(st.sampled_from([0.1, 0.3, 0.5, 1.0])), max_gap=draw(st.integers(0, 3)),
                 cuts=sorted(draw(st.lists(st.integers(0, len(g_frame)), max_size=4))),
                 time_cuts=sorted(draw(st.lists(st.integers(0, 15), max_size=4))))
@@ -407,7 +409,8 @@ def long_association_inputs(draw):
     n = len(x1)
     x1 = np.array(x1, np.float32)
     return dict(x1=x1, y1=np.zeros(n, np.float32), x2=x1 + np.float32(10), y2=np.full(n, 10.0, np.float32),
-                cls=np.array(cls, np.int64), offsets=np.array(offsets, np.int64), frame=np.array(g_frame, np.int64),
+                cls=np.array(cls, draw(st.sampled_from([np.int32, np.int64]))), offsets=np.array(offsets, np.int64),
+                frame=np.array(g_frame, np.int64),
                 stream=np.array(g_stream, np.int64), n_streams=n_streams, iou=draw(st.sampled_from([0.3, 0.5])),
                 max_gap=draw(st.integers(0, 4)), cuts=sorted(draw(st.lists(st.integers(0, len(g_frame)), max_size=3))))
 
