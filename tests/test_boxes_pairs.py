@@ -22,7 +22,10 @@ SPECIALS = np.array([np.nan, np.inf, -np.inf, 1e30, -3e38, 3e38], np.float32)
 _BEST = _boxes_cy.simd_level(-1)
 
 
-@pytest.fixture(params=["cython-avx2", "cython-portable", "numba"])
+_LEVELS = {"cython-avx512": 2, "cython-avx2": 1, "cython-portable": 0}
+
+
+@pytest.fixture(params=[*_LEVELS, "numba"])
 def impl(request):
     """The boxes kernels, with the Cython pair kernel set to one build (restored after)."""
     name = request.param
@@ -31,10 +34,10 @@ def impl(request):
             pytest.skip("numba unavailable")
         yield _dispatch.kernels("boxes", "numba")
         return
-    level = 1 if name == "cython-avx2" else 0
+    level = _LEVELS[name]
     if _boxes_cy.simd_level(level) != level:
         _boxes_cy.simd_level(-1)
-        pytest.skip("this CPU has no AVX2")
+        pytest.skip(f"this CPU has no {name.split('-')[1].upper()}")
     try:
         yield _boxes_cy
     finally:
@@ -122,7 +125,25 @@ def test_associate_matches_reference(impl, d, max_gap, two_classes):
 
 
 def test_best_build_is_restored():
-    assert _boxes_cy.simd_level(-1) == _BEST in (0, 1)
+    assert _boxes_cy.simd_level(-1) == _BEST in (0, 1, 2)
+
+
+@pytest.mark.parametrize("mode", [0, 1])
+def test_associate_large_frames_match_reference(impl, mode):
+    """Frames past every build's threshold for grouping boxes by x (48 boxes with blocks of 8,
+    400 with blocks of 16), with moved, dropped and new objects."""
+    rng = np.random.default_rng(11 + mode)
+    parts = [_frame(rng, 640, mode, True)]
+    for _ in range(2):
+        parts.append(_moved(rng, parts[-1], mode))
+    x1, y1, x2, y2 = (np.ascontiguousarray(v) for v in np.concatenate(parts, axis=1))
+    assert min(p.shape[1] for p in parts) > 400
+    cls = rng.integers(0, 2, len(x1)).astype(np.int32)
+    offsets = np.concatenate(([0], np.cumsum([p.shape[1] for p in parts]))).astype(np.int64)
+    args = (x1, y1, x2, y2, cls, offsets, np.arange(3, dtype=np.int64), np.zeros(3, np.int64), 0.3, 1)
+    got, want = impl.associate(*args), reference.associate(*args)
+    for a, w in zip(got, want):
+        assert np.asarray(a).tolist() == np.asarray(w).tolist()
 
 
 def test_one_box_against_every_lane(impl):
