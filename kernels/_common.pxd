@@ -162,8 +162,9 @@ cdef extern from * nogil:
     #endif
 
     /* Blocks' bounding boxes (tw_pad_by_x's bb: min x1 | max x2 | min y1 | max y2, each nbp
-     * long): bit l: block k + l may hold a box that overlaps (px1 .. py2). */
-    #define TW_BB_STRIDE(stride) ((((stride) >> 3) + 7) & ~(int64_t)7)
+     * long, for blocks of bs boxes, tested bs blocks at a time): bit l: block k + l may hold a
+     * box that overlaps (px1 .. py2). */
+    #define TW_BB_STRIDE(stride, bs) ((((stride) / (bs)) + (bs) - 1) & ~(int64_t)((bs) - 1))
     static inline unsigned tw_bb8_portable(const float* bb, int64_t nbp, int64_t k, float px1, float py1,
                                            float px2, float py2) {
         unsigned bits = 0;
@@ -184,6 +185,16 @@ cdef extern from * nogil:
             _mm256_and_ps(_mm256_cmp_ps(_mm256_loadu_ps(r + 2 * nbp), _mm256_set1_ps(py2), _CMP_LT_OQ),
                           _mm256_cmp_ps(_mm256_loadu_ps(r + 3 * nbp), _mm256_set1_ps(py1), _CMP_GT_OQ)));
         return (unsigned)_mm256_movemask_ps(hit);
+    }
+
+    __attribute__((target("avx512f"), always_inline))
+    static inline unsigned tw_bb16_avx512(const float* bb, int64_t nbp, int64_t k, float px1, float py1, float px2,
+                                          float py2) {
+        const float* r = bb + k;
+        return (unsigned)(_mm512_cmp_ps_mask(_mm512_loadu_ps(r), _mm512_set1_ps(px2), _CMP_LT_OQ)
+                          & _mm512_cmp_ps_mask(_mm512_loadu_ps(r + nbp), _mm512_set1_ps(px1), _CMP_GT_OQ)
+                          & _mm512_cmp_ps_mask(_mm512_loadu_ps(r + 2 * nbp), _mm512_set1_ps(py2), _CMP_LT_OQ)
+                          & _mm512_cmp_ps_mask(_mm512_loadu_ps(r + 3 * nbp), _mm512_set1_ps(py1), _CMP_GT_OQ));
     }
     #endif
 
@@ -261,24 +272,24 @@ cdef extern from * nogil:
 
     /* tw_match_cands over boxes grouped by x (tw_pad_by_x): a block is tested only when its
      * bounding box overlaps the object's (ix > 0 needs qx1 < px2 and px1 < qx2, so a block
-     * whose boxes all miss that is skipped, exactly; BB tests 8 blocks at once); perm maps q's
-     * boxes back to j. */
-    #define TW_PAIR_LOOPS_BY_X(SFX, ATTR, BLOCK_IU, BB) \
+     * whose boxes all miss that is skipped, exactly; BB tests BS blocks of BS boxes at once);
+     * perm maps q's boxes back to j. */
+    #define TW_PAIR_LOOPS_BY_X(SFX, ATTR, BLOCK_IU, BB, BS) \
     template <typename K> \
     ATTR static void tw_match_cands_by_x_##SFX(const float* ax1, const float* ay1, const float* ax2, const float* ay2, \
                                                const int64_t* acls, int64_t n_act, const float* q, \
                                                int64_t stride, const int64_t* perm, const float* bb, const K* bcls, \
                                                float t, std::vector<tw_pcand_t>& cands) { \
-        int64_t nb = stride >> 3, nbp = TW_BB_STRIDE(stride); \
+        int64_t nb = stride / BS, nbp = TW_BB_STRIDE(stride, BS); \
         for (int64_t a = 0; a < n_act; a++) { \
             float px1 = ax1[a], py1 = ay1[a], px2 = ax2[a], py2 = ay2[a]; \
             float pa = (px2 - px1) * (py2 - py1); \
-            for (int64_t k0 = 0; k0 < nb; k0 += 8) { \
+            for (int64_t k0 = 0; k0 < nb; k0 += BS) { \
                 unsigned near = BB(bb, nbp, k0, px1, py1, px2, py2); \
                 while (near) { \
-                    int64_t b = (k0 + __builtin_ctz(near)) << 3; \
+                    int64_t b = (k0 + __builtin_ctz(near)) * BS; \
                     near &= near - 1; \
-                    float iv[8], uv[8]; \
+                    float iv[BS], uv[BS]; \
                     unsigned bits = BLOCK_IU(px1, py1, px2, py2, pa, t, q, stride, b, iv, uv); \
                     while (bits) { \
                         int l = __builtin_ctz(bits); \
@@ -293,11 +304,12 @@ cdef extern from * nogil:
     }
 
     TW_PAIR_LOOPS(portable, , tw_block8_portable, tw_block8_iu_portable)
-    TW_PAIR_LOOPS_BY_X(portable, , tw_block8_iu_portable, tw_bb8_portable)
+    TW_PAIR_LOOPS_BY_X(portable, , tw_block8_iu_portable, tw_bb8_portable, 8)
     #ifdef TW_HAVE_AVX2
     TW_PAIR_LOOPS(avx2, __attribute__((target("avx2"))), tw_block8_avx2, tw_block8_iu_avx2)
-    TW_PAIR_LOOPS_BY_X(avx2, __attribute__((target("avx2"))), tw_block8_iu_avx2, tw_bb8_avx2)
+    TW_PAIR_LOOPS_BY_X(avx2, __attribute__((target("avx2"))), tw_block8_iu_avx2, tw_bb8_avx2, 8)
     TW_MATCH_CANDS(avx512, __attribute__((target("avx512f"))), tw_block16_iu_avx512, 16)
+    TW_PAIR_LOOPS_BY_X(avx512, __attribute__((target("avx512f"))), tw_block16_iu_avx512, tw_bb16_avx512, 16)
     #endif
 
     /* The build in use in this module: 2 AVX-512F (the association's pair search; AVX2 for the
@@ -336,7 +348,7 @@ cdef extern from * nogil:
     #define TW_MAX_XBUCKETS 256
 
     /* The m boxes as the pair kernels read them (q: x1 | y1 | x2 | y2 | area, each stride long,
-     * NaN padded), grouped by x1 (a counting sort into about four buckets per block of 8 over
+     * NaN padded), grouped by x1 (a counting sort into about four buckets per block of bs over
      * the frame's x1 range: blocks nearly as narrow as a full sort makes them, 2.44 blocks near
      * an object on the bench's tracks at 100 a frame against 2.75 with one bucket a block and
      * 2.41 sorted) so that each block covers a narrow strip; perm[k]: the box at q's k.
@@ -344,8 +356,8 @@ cdef extern from * nogil:
      * (NaN left out: such a box links to nothing; a block without a number, and the padding
      * past the last block: +inf | -inf, never tested). */
     static void tw_pad_by_x(const float* x1, const float* y1, const float* x2, const float* y2, int64_t m,
-                            float* q, int64_t stride, int64_t* perm, float* bb) {
-        int64_t nb = stride >> 3, nbuck = 4 * nb < TW_MAX_XBUCKETS ? 4 * nb : TW_MAX_XBUCKETS;
+                            float* q, int64_t stride, int64_t* perm, float* bb, int64_t bs) {
+        int64_t nb = stride / bs, nbuck = 4 * nb < TW_MAX_XBUCKETS ? 4 * nb : TW_MAX_XBUCKETS;
         int64_t start[TW_MAX_XBUCKETS + 2];
         for (int64_t k = 0; k <= nbuck + 1; k++) start[k] = 0;
         float lo = INFINITY, hi = -INFINITY, scale = 0.0f;
@@ -372,10 +384,10 @@ cdef extern from * nogil:
         #undef TW_BUCKET
         for (int64_t k = m; k < stride; k++)
             q[k] = q[stride + k] = q[2 * stride + k] = q[3 * stride + k] = q[4 * stride + k] = NAN;
-        int64_t nbp = TW_BB_STRIDE(stride);
+        int64_t nbp = TW_BB_STRIDE(stride, bs);
         for (int64_t b = 0; b < nbp; b++) {  /* blocks past nb: none of their boxes, never tested */
             float bx1 = INFINITY, bx2 = -INFINITY, by1 = INFINITY, by2 = -INFINITY;
-            for (int64_t k = b << 3; b < nb && k < (b << 3) + 8; k++) {
+            for (int64_t k = b * bs; b < nb && k < (b + 1) * bs; k++) {
                 bx1 = q[k] < bx1 ? q[k] : bx1;
                 bx2 = q[2 * stride + k] > bx2 ? q[2 * stride + k] : bx2;
                 by1 = q[stride + k] < by1 ? q[stride + k] : by1;
@@ -388,12 +400,17 @@ cdef extern from * nogil:
         }
     }
 
+    /* Blocks of bs boxes (16: the AVX-512 build, as tw_pad_by_x grouped them). */
     template <typename K>
     static inline void tw_match_cands_by_x(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
                                            const int64_t* acls, int64_t n_act, const float* q,
                                            int64_t stride, const int64_t* perm, const float* bb, const K* bcls,
-                                           float t, std::vector<tw_pcand_t>& cands) {
+                                           float t, int64_t bs, std::vector<tw_pcand_t>& cands) {
     #ifdef TW_HAVE_AVX2
+        if (bs == 16) {
+            tw_match_cands_by_x_avx512(ax1, ay1, ax2, ay2, acls, n_act, q, stride, perm, bb, bcls, t, cands);
+            return;
+        }
         if (tw_simd()) {
             tw_match_cands_by_x_avx2(ax1, ay1, ax2, ay2, acls, n_act, q, stride, perm, bb, bcls, t, cands);
             return;
@@ -419,7 +436,7 @@ cdef extern from * nogil:
         float inter, uni
         int32_t a, j
     float tw_neg_iou(const pcand_t* p)
-    int64_t tw_bb_stride "TW_BB_STRIDE"(int64_t stride)
+    int64_t tw_bb_stride "TW_BB_STRIDE"(int64_t stride, int64_t bs)
     int64_t find_root "tw_find_root"(int64_t* parent, int64_t i)
     void join "tw_join"(int64_t* parent, int64_t* size, int64_t i, int64_t j)
     int tw_set_simd(int level)
@@ -434,15 +451,15 @@ cdef extern from * nogil:
                         int64_t n_act, const float* q, int64_t stride, const int64_t* bcls,
                         int64_t m, float t, vector[pcand_t]& cands)
     void tw_pad_by_x(const float* x1, const float* y1, const float* x2, const float* y2, int64_t m, float* q,
-                     int64_t stride, int64_t* perm, float* bb)
+                     int64_t stride, int64_t* perm, float* bb, int64_t bs)
     void tw_match_cands_by_x(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
                              const int64_t* acls, int64_t n_act, const float* q,
                              int64_t stride, const int64_t* perm, const float* bb, const int32_t* bcls, float t,
-                             vector[pcand_t]& cands)
+                             int64_t bs, vector[pcand_t]& cands)
     void tw_match_cands_by_x(const float* ax1, const float* ay1, const float* ax2, const float* ay2,
                              const int64_t* acls, int64_t n_act, const float* q,
                              int64_t stride, const int64_t* perm, const float* bb, const int64_t* bcls, float t,
-                             vector[pcand_t]& cands)
+                             int64_t bs, vector[pcand_t]& cands)
 
 
 cdef inline int64_t pad_boxes(const float* x1, const float* y1, const float* x2, const float* y2, Py_ssize_t m,
@@ -527,10 +544,11 @@ cdef enum:
     # (callgrind of associate on the bench's tracks: 17 % fewer at 30 boxes a frame, about
     # even at 48, 22 % more at 100)
     MATCH_BY_X_MIN = 48
-    # the same with blocks of 16 (AVX-512): testing all of them stays cheaper far longer
-    # (associate alone, one thread, on the bench's tracks: 1.16x faster than grouping at 150
-    # boxes a frame, 1.11x at 250, even at 400, 1.17x slower at 1000)
-    MATCH_BY_X_MIN_16 = 400
+    # the same with blocks of 16 (AVX-512: grouped blocks of 16, 16 bounds at a time): testing
+    # every block stays cheaper longer (associate alone, one thread, on the bench's tracks,
+    # grouping against testing all: 0.79x at 64 boxes a frame, 0.93x at 100, 1.14x at 150,
+    # 1.33x at 250)
+    MATCH_BY_X_MIN_16 = 128
 
 
 # match_frame's scratch, kept by the caller between frames. In C++ for its member initializers:
@@ -577,7 +595,7 @@ cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax
     ``_boxes_cy.associate`` (the batch kernel) and ``_monitor_cy.BoxEngine`` (the streaming
     one), so that both match identically."""
     cdef Py_ssize_t a, j, c, n_pairs
-    cdef int64_t stride
+    cdef int64_t stride, block
     cdef pcand_t* p
     cdef int64_t* bs
     cdef int64_t* st
@@ -593,11 +611,12 @@ cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax
     if m > (MATCH_BY_X_MIN_16 if tw_simd() >= 2 else MATCH_BY_X_MIN):
         # larger frames: boxes grouped by x into blocks, blocks that cannot overlap the object
         # skipped; ``match`` holds the grouping's order meanwhile
-        stride = (m + 7) & ~7
-        w.area.resize(5 * stride + 4 * tw_bb_stride(stride))
-        tw_pad_by_x(bx1, by1, bx2, by2, m, w.area.data(), stride, match, w.area.data() + 5 * stride)
+        block = 16 if tw_simd() >= 2 else 8
+        stride = (m + block - 1) & ~(block - 1)
+        w.area.resize(5 * stride + 4 * tw_bb_stride(stride, block))
+        tw_pad_by_x(bx1, by1, bx2, by2, m, w.area.data(), stride, match, w.area.data() + 5 * stride, block)
         tw_match_cands_by_x(ax1, ay1, ax2, ay2, acls, n_act, w.area.data(), stride, match,
-                            w.area.data() + 5 * stride, bcls, t, w.pairs)
+                            w.area.data() + 5 * stride, bcls, t, block, w.pairs)
         for j in range(m):
             match[j] = -1
     else:

@@ -131,13 +131,13 @@ def test_best_build_is_restored():
 @pytest.mark.parametrize("mode", [0, 1])
 def test_associate_large_frames_match_reference(impl, mode):
     """Frames past every build's threshold for grouping boxes by x (48 boxes with blocks of 8,
-    400 with blocks of 16), with moved, dropped and new objects."""
+    128 with blocks of 16), with moved, dropped and new objects."""
     rng = np.random.default_rng(11 + mode)
-    parts = [_frame(rng, 640, mode, True)]
+    parts = [_frame(rng, 230, mode, True)]
     for _ in range(2):
         parts.append(_moved(rng, parts[-1], mode))
     x1, y1, x2, y2 = (np.ascontiguousarray(v) for v in np.concatenate(parts, axis=1))
-    assert min(p.shape[1] for p in parts) > 400
+    assert min(p.shape[1] for p in parts) > 128
     cls = rng.integers(0, 2, len(x1)).astype(np.int32)
     offsets = np.concatenate(([0], np.cumsum([p.shape[1] for p in parts]))).astype(np.int64)
     args = (x1, y1, x2, y2, cls, offsets, np.arange(3, dtype=np.int64), np.zeros(3, np.int64), 0.3, 1)
