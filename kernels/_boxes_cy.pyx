@@ -37,8 +37,9 @@ cdef inline bint _by_end(const kv_t& a, const kv_t& b) noexcept nogil:
 
 def simd_level(int level=-1):
     """The build of the IoU pair test this module runs (``multibox``, ``associate``): 2 AVX-512F
-    (``associate``'s pair search on 16 boxes at a time; AVX2 elsewhere), 1 AVX2, 0 portable C. ``level`` picks one (capped at what the CPU has; -1: the best), so that the
-    tests can check every build against the reference on one machine."""
+    (``associate``'s pair search on 16 boxes at a time; AVX2 elsewhere), 1 AVX2, 0 portable C.
+    ``level`` picks one (capped at what the CPU has; -1: the best), so that the tests can check
+    every build against the reference on one machine."""
     return tw_set_simd(level)
 
 

@@ -112,18 +112,24 @@ cdef extern from * nogil:
     }
 
     #ifdef TW_HAVE_AVX2
+    /* The vector tests' lanes (type V, intrinsics prefix P: 8 with AVX2, 16 with AVX-512F):
+     * ix, iy, inter and uni of box p against the boxes of q from b, and a zero vector; the
+     * same float32 operations in the same order as the scalar test. */
+    #define TW_IU_LANES(V, P) \
+        const float* r = q + b; \
+        V qx1 = P##_loadu_ps(r), qy1 = P##_loadu_ps(r + stride); \
+        V qx2 = P##_loadu_ps(r + 2 * stride), qy2 = P##_loadu_ps(r + 3 * stride); \
+        V qa = P##_loadu_ps(r + 4 * stride), zero = P##_setzero_ps(); \
+        V ix = P##_sub_ps(P##_min_ps(qx2, P##_set1_ps(px2)), P##_max_ps(qx1, P##_set1_ps(px1))); \
+        V iy = P##_sub_ps(P##_min_ps(qy2, P##_set1_ps(py2)), P##_max_ps(qy1, P##_set1_ps(py1))); \
+        V inter = P##_mul_ps(ix, iy); \
+        V uni = P##_sub_ps(P##_add_ps(P##_set1_ps(pa), qa), inter);
+
     /* The same test, 8 lanes at once (vminps / vmaxps: a < b ? a : b, as above). */
     __attribute__((target("avx2"), always_inline))
     static inline unsigned tw_block8_iu_avx2(float px1, float py1, float px2, float py2, float pa, float t,
                                              const float* q, int64_t stride, int64_t b, float* iv, float* uv) {
-        const float* r = q + b;
-        __m256 qx1 = _mm256_loadu_ps(r), qy1 = _mm256_loadu_ps(r + stride);
-        __m256 qx2 = _mm256_loadu_ps(r + 2 * stride), qy2 = _mm256_loadu_ps(r + 3 * stride);
-        __m256 qa = _mm256_loadu_ps(r + 4 * stride), zero = _mm256_setzero_ps();
-        __m256 ix = _mm256_sub_ps(_mm256_min_ps(qx2, _mm256_set1_ps(px2)), _mm256_max_ps(qx1, _mm256_set1_ps(px1)));
-        __m256 iy = _mm256_sub_ps(_mm256_min_ps(qy2, _mm256_set1_ps(py2)), _mm256_max_ps(qy1, _mm256_set1_ps(py1)));
-        __m256 inter = _mm256_mul_ps(ix, iy);
-        __m256 uni = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(pa), qa), inter);
+        TW_IU_LANES(__m256, _mm256)
         __m256 hit = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(ix, zero, _CMP_GT_OQ), _mm256_cmp_ps(iy, zero, _CMP_GT_OQ)),
                                    _mm256_cmp_ps(inter, _mm256_mul_ps(_mm256_set1_ps(t), uni), _CMP_GE_OQ));
         if (iv) {
@@ -139,14 +145,7 @@ cdef extern from * nogil:
     __attribute__((target("avx512f"), always_inline))
     static inline unsigned tw_block16_iu_avx512(float px1, float py1, float px2, float py2, float pa, float t,
                                                 const float* q, int64_t stride, int64_t b, float* iv, float* uv) {
-        const float* r = q + b;
-        __m512 qx1 = _mm512_loadu_ps(r), qy1 = _mm512_loadu_ps(r + stride);
-        __m512 qx2 = _mm512_loadu_ps(r + 2 * stride), qy2 = _mm512_loadu_ps(r + 3 * stride);
-        __m512 qa = _mm512_loadu_ps(r + 4 * stride), zero = _mm512_setzero_ps();
-        __m512 ix = _mm512_sub_ps(_mm512_min_ps(qx2, _mm512_set1_ps(px2)), _mm512_max_ps(qx1, _mm512_set1_ps(px1)));
-        __m512 iy = _mm512_sub_ps(_mm512_min_ps(qy2, _mm512_set1_ps(py2)), _mm512_max_ps(qy1, _mm512_set1_ps(py1)));
-        __m512 inter = _mm512_mul_ps(ix, iy);
-        __m512 uni = _mm512_sub_ps(_mm512_add_ps(_mm512_set1_ps(pa), qa), inter);
+        TW_IU_LANES(__m512, _mm512)
         __mmask16 hit = _mm512_cmp_ps_mask(ix, zero, _CMP_GT_OQ) & _mm512_cmp_ps_mask(iy, zero, _CMP_GT_OQ)
                         & _mm512_cmp_ps_mask(inter, _mm512_mul_ps(_mm512_set1_ps(t), uni), _CMP_GE_OQ);
         _mm512_storeu_ps(iv, inter);
@@ -608,10 +607,10 @@ cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax
         return
     w.pairs.clear()
     # every (object, box) pair, 8 or 16 boxes at a time; the class and the IoU only for linked pairs
-    if m > (MATCH_BY_X_MIN_16 if tw_simd() >= 2 else MATCH_BY_X_MIN):
+    block = 16 if tw_simd() >= 2 else 8
+    if m > (MATCH_BY_X_MIN_16 if block == 16 else MATCH_BY_X_MIN):
         # larger frames: boxes grouped by x into blocks, blocks that cannot overlap the object
         # skipped; ``match`` holds the grouping's order meanwhile
-        block = 16 if tw_simd() >= 2 else 8
         stride = (m + block - 1) & ~(block - 1)
         w.area.resize(5 * stride + 4 * tw_bb_stride(stride, block))
         tw_pad_by_x(bx1, by1, bx2, by2, m, w.area.data(), stride, match, w.area.data() + 5 * stride, block)
