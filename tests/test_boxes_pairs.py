@@ -1,9 +1,10 @@
 """The shared IoU pair kernel (``kernels/_common.pxd``: 8 boxes at a time, AVX2 or portable C;
 larger frames grouped by x for the association) against the plain-loop reference: ``multibox``
 and ``associate`` on frames whose sizes sit on and around the block boundaries (1, 7, 8, 9,
-15, 16, 17, 24, 25, 47, 48, 49, 64, 65, 100 boxes; the grouping starts above 48), with clusters that link, identical and zero-area boxes,
-NaN / +-inf / huge coordinates, for every build of the kernel this CPU runs and every fast
-backend."""
+15, 16, 17, 24, 25, 47, 48, 49, 64, 65, 100 boxes; the grouping by x starts above 48, by class
+above one block), with clusters that link, identical and zero-area boxes, class codes of one,
+a few or far-apart classes, NaN / +-inf / huge coordinates, for every build of the kernel this
+CPU runs and every fast backend."""
 from __future__ import annotations
 
 import numpy as np
@@ -103,16 +104,29 @@ def test_multibox_matches_reference(impl, d):
     assert anchor.tolist() == want[3].tolist()
 
 
+_I64 = np.iinfo(np.int64)
+# class codes a frame's boxes get: one class (no grouping by class), a few (grouped, negative
+# codes too), codes spanning more than TW_MAX_CLS_SPAN = 64 (not grouped), and int64 codes at
+# both ends of the range (spans that overflow a signed difference)
+CLASS_CODES = {"one": [0], "two": [0, 1], "five": [-3, -2, -1, 0, 1], "wide": [0, 40, 80],
+               "ends": [_I64.min, _I64.max - 1, _I64.max]}
+
+
+def _classes(rng, n, codes, dtype):
+    return rng.choice(np.array(CLASS_CODES[codes], np.int64), n).astype(np.int64 if codes == "ends" else dtype)
+
+
 @PROPERTY
-@given(d=frames(), max_gap=st.integers(0, 2), two_classes=st.booleans())
-def test_associate_matches_reference(impl, d, max_gap, two_classes):
+@given(d=frames(), max_gap=st.integers(0, 2), codes=st.sampled_from(sorted(CLASS_CODES)),
+       dtype=st.sampled_from([np.int32, np.int64]))
+def test_associate_matches_reference(impl, d, max_gap, codes, dtype):
     rng = np.random.default_rng(d["seed"])
     parts = [_frame(rng, d["sizes"][0], d["mode"], d["odd"])]
     for m in d["sizes"][1:]:  # the same objects again (a frame's size is then about its own)
         parts.append(_moved(rng, parts[-1], d["mode"]) if rng.random() < 0.8 else _frame(rng, m, d["mode"], d["odd"]))
     b = np.concatenate(parts, axis=1)
     x1, y1, x2, y2 = (np.ascontiguousarray(v) for v in b)
-    cls = rng.integers(0, 2 if two_classes else 1, len(x1)).astype(np.int64)
+    cls = _classes(rng, len(x1), codes, dtype)
     offsets = np.concatenate(([0], np.cumsum([p.shape[1] for p in parts]))).astype(np.int64)
     n_groups = len(parts)
     frame = np.cumsum(rng.integers(1, 3, n_groups)).astype(np.int64)  # gaps of 0 or 1 frame
@@ -128,17 +142,19 @@ def test_best_build_is_restored():
     assert _boxes_cy.simd_level(-1) == _BEST in (0, 1, 2)
 
 
+@pytest.mark.parametrize("codes", ["one", "two", "five"])
 @pytest.mark.parametrize("mode", [0, 1])
-def test_associate_large_frames_match_reference(impl, mode):
+def test_associate_large_frames_match_reference(impl, mode, codes):
     """Frames past every build's threshold for grouping boxes by x (48 boxes with blocks of 8,
-    128 with blocks of 16), with moved, dropped and new objects."""
+    128 with blocks of 16), with moved, dropped and new objects: one class (grouped by x), two
+    (by class with blocks of 16: about 115 a class; by x with blocks of 8), five (by class)."""
     rng = np.random.default_rng(11 + mode)
     parts = [_frame(rng, 230, mode, True)]
     for _ in range(2):
         parts.append(_moved(rng, parts[-1], mode))
     x1, y1, x2, y2 = (np.ascontiguousarray(v) for v in np.concatenate(parts, axis=1))
     assert min(p.shape[1] for p in parts) > 128
-    cls = rng.integers(0, 2, len(x1)).astype(np.int32)
+    cls = _classes(rng, len(x1), codes, np.int32)
     offsets = np.concatenate(([0], np.cumsum([p.shape[1] for p in parts]))).astype(np.int64)
     args = (x1, y1, x2, y2, cls, offsets, np.arange(3, dtype=np.int64), np.zeros(3, np.int64), 0.3, 1)
     got, want = impl.associate(*args), reference.associate(*args)
