@@ -349,10 +349,17 @@ cdef cppclass _Active:
         this.pos[this.n] = bpos
         this.n += 1
 
-    void expire(int64_t f, int64_t max_gap) noexcept nogil:
-        """Drop the objects last seen more than ``max_gap`` frames before ``f`` (order kept)."""
-        cdef Py_ssize_t a, keep = 0
-        for a in range(this.n):
+    int64_t expire(int64_t f, int64_t max_gap) noexcept nogil:
+        """Drop the objects last seen more than ``max_gap`` frames before ``f`` (order kept);
+        returns ``oldest()`` after. Nothing moves before the first one dropped (a spurious
+        object dies near the end, a long-lived one anywhere)."""
+        cdef Py_ssize_t a = 0, keep
+        cdef int64_t lo = INT64_MAX
+        while a < this.n and f - this.frame[a] - 1 <= max_gap:
+            lo = min(lo, this.frame[a])
+            a += 1
+        keep = a
+        for a in range(a, this.n):
             if f - this.frame[a] - 1 <= max_gap:
                 this.x1[keep] = this.x1[a]
                 this.y1[keep] = this.y1[a]
@@ -362,8 +369,10 @@ cdef cppclass _Active:
                 this.frame[keep] = this.frame[a]
                 this.obj[keep] = this.obj[a]
                 this.pos[keep] = this.pos[a]
+                lo = min(lo, this.frame[a])
                 keep += 1
         this.n = keep
+        return lo if keep else 0
 
     int64_t oldest() noexcept nogil:
         """The earliest last frame (0 when there is no object)."""
@@ -516,8 +525,7 @@ cdef Py_ssize_t _associate_groups(const float* x1, const float* y1, const float*
         # ``oldest`` is at most every active object's last frame, so when even it is recent
         # enough nothing expires and the active set is left as it is
         if r.act.n and f - oldest - 1 > max_gap:
-            r.act.expire(f, max_gap)
-            oldest = r.act.oldest()
+            oldest = r.act.expire(f, max_gap)
         if (g - g0 < n_snap and <Py_ssize_t>r.snap_nobj.size() == g - g0  # consecutive from g0
                 and <Py_ssize_t>r.snap_pos.size() + r.act.n <= snap_budget):
             r.snapshot()
