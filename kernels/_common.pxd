@@ -650,6 +650,11 @@ cdef inline void emit_groups(int64_t s, Py_ssize_t m, int64_t* parent, int64_t* 
     cdef Py_ssize_t i
     cdef int64_t r
     cdef float best
+    for i in range(m):  # a joined box's size is at most its root's: the largest group's size is here
+        if size[i] >= min_boxes:
+            break
+    else:
+        return  # the common frame: no group large enough
     grp_best.assign(m, -1.0)
     grp_has.assign(m, 0)  # a flag, not a sentinel score: negative scores are scores
     grp_event.assign(m, -1)

@@ -89,15 +89,15 @@ def frames(draw):
 
 
 @PROPERTY
-@given(d=frames())
-def test_multibox_matches_reference(impl, d):
+@given(d=frames(), min_boxes=st.integers(2, 4))  # the API refuses fewer than 2
+def test_multibox_matches_reference(impl, d, min_boxes):
     rng = np.random.default_rng(d["seed"])
     b = np.concatenate([_frame(rng, m, d["mode"], d["odd"]) for m in d["sizes"]], axis=1)
     x1, y1, x2, y2 = (np.ascontiguousarray(v) for v in b)
     n = len(x1)
     score = rng.random(n).astype(np.float32)
     offsets = np.concatenate(([0], np.cumsum(d["sizes"]))).astype(np.int64)
-    args = (x1, y1, x2, y2, score, np.empty(0, np.uint8), offsets, d["iou"], 2)
+    args = (x1, y1, x2, y2, score, np.empty(0, np.uint8), offsets, d["iou"], min_boxes)
     (pos, ev, sev, anchor), want = impl.multibox(*args), reference.multibox(*args)
     # the same groups, events and severities (the reference lists rows event by event)
     assert sorted(zip(pos.tolist(), ev.tolist(), sev.tolist())) == sorted(zip(*(w.tolist() for w in want[:3])))
