@@ -359,6 +359,17 @@ cdef extern from * nogil:
         tw_link_frame_portable(q, stride, m, ok, t, parent, size);
     }
 
+    /* Box j at lane k of q (x1 | y1 | x2 | y2 | area, each stride long), its area computed as
+     * pad_boxes does: the grouped layouts below. */
+    static inline void tw_put_box(const float* x1, const float* y1, const float* x2, const float* y2, int64_t j,
+                                  float* q, int64_t stride, int64_t k) {
+        q[k] = x1[j];
+        q[stride + k] = y1[j];
+        q[2 * stride + k] = x2[j];
+        q[3 * stride + k] = y2[j];
+        q[4 * stride + k] = (x2[j] - x1[j]) * (y2[j] - y1[j]);
+    }
+
     #define TW_MAX_XBUCKETS 256
 
     /* The m boxes as the pair kernels read them (q: x1 | y1 | x2 | y2 | area, each stride long,
@@ -389,11 +400,7 @@ cdef extern from * nogil:
         for (int64_t j = 0; j < m; j++) {
             int64_t k = start[TW_BUCKET(x1[j])]++;
             perm[k] = j;
-            q[k] = x1[j];
-            q[stride + k] = y1[j];
-            q[2 * stride + k] = x2[j];
-            q[3 * stride + k] = y2[j];
-            q[4 * stride + k] = (x2[j] - x1[j]) * (y2[j] - y1[j]);
+            tw_put_box(x1, y1, x2, y2, j, q, stride, k);
         }
         #undef TW_BUCKET
         for (int64_t k = m; k < stride; k++)
@@ -495,11 +502,7 @@ cdef extern from * nogil:
         for (int64_t j = 0; j < m; j++) {
             int64_t k = g->end[(int64_t)cls[j] - g->lo]++;
             perm[k] = j;
-            q[k] = x1[j];
-            q[stride + k] = y1[j];
-            q[2 * stride + k] = x2[j];
-            q[3 * stride + k] = y2[j];
-            q[4 * stride + k] = (x2[j] - x1[j]) * (y2[j] - y1[j]);
+            tw_put_box(x1, y1, x2, y2, j, q, stride, k);
         }
     }
 
