@@ -820,6 +820,19 @@ def test_parallel_associate_equals_sequential_on_tracker_output(monkeypatch):
         _same(k.associate(*args), want)
 
 
+def _strip_frames(frames):
+    """``associate``'s inputs for frames of (x1, x2) boxes, all 10 high at y 0, one class,
+    frames 0, 1, ... of one stream, IoU 0.3, no gap bridged."""
+    x = [box for f in frames for box in f]
+    n = len(x)
+    return dict(x1=np.array([v[0] for v in x], np.float32), y1=np.zeros(n, np.float32),
+                x2=np.array([v[1] for v in x], np.float32), y2=np.full(n, 10.0, np.float32),
+                cls=np.zeros(n, np.int64),
+                offsets=np.concatenate(([0], np.cumsum([len(f) for f in frames]))).astype(np.int64),
+                frame=np.arange(len(frames), dtype=np.int64), stream=np.zeros(len(frames), np.int64),
+                iou=0.3, max_gap=0)
+
+
 def test_parallel_associate_does_not_join_where_slot_order_decides(parallel_ranges):
     """Objects A and B cross the cut, listed B first after it, so the speculative pass holds
     them in the other slot order; a later box overlaps both equally (a tie the older object
@@ -828,12 +841,7 @@ def test_parallel_associate_does_not_join_where_slot_order_decides(parallel_rang
 
     a, b, c = (0.0, 10.0), (4.0, 14.0), (2.0, 12.0)  # IoU(a, c) == IoU(b, c) == 2 / 3
     frames = [[a, b]] * 4 + [[b, a]] * 4 + [[c]]
-    x = [box for f in frames for box in f]
-    n = len(x)
-    d = dict(x1=np.array([v[0] for v in x], np.float32), y1=np.zeros(n, np.float32),
-             x2=np.array([v[1] for v in x], np.float32), y2=np.full(n, 10.0, np.float32),
-             cls=np.zeros(n, np.int64), offsets=np.concatenate(([0], np.cumsum([len(f) for f in frames]))).astype(np.int64),
-             frame=np.arange(len(frames), dtype=np.int64), stream=np.zeros(len(frames), np.int64), iou=0.3, max_gap=0)
+    d = _strip_frames(frames)
     got = _one_call(parallel_ranges, d)
     _same(got, _one_call(reference, d))
     assert got[0][-1] == got[0][0]  # the tie goes to A, the older object
@@ -849,12 +857,7 @@ def test_parallel_associate_joins_across_a_tie_of_unrelated_pairs(parallel_range
     a2, b2 = (2.0, 12.0), (22.0, 32.0)  # IoU(a, a2) == IoU(b, b2) == 2 / 3
     a3, b3 = (4.0, 14.0), (24.0, 34.0)  # IoU(a, a3) == IoU(b, b3) == 3 / 7; none near the other
     frames = [[a, b]] * 4 + [[b, a]] * 4 + [[b2, a2, b3, a3]]
-    x = [box for f in frames for box in f]
-    n = len(x)
-    d = dict(x1=np.array([v[0] for v in x], np.float32), y1=np.zeros(n, np.float32),
-             x2=np.array([v[1] for v in x], np.float32), y2=np.full(n, 10.0, np.float32),
-             cls=np.zeros(n, np.int64), offsets=np.concatenate(([0], np.cumsum([len(f) for f in frames]))).astype(np.int64),
-             frame=np.arange(len(frames), dtype=np.int64), stream=np.zeros(len(frames), np.int64), iou=0.3, max_gap=0)
+    d = _strip_frames(frames)
     got = _one_call(parallel_ranges, d)
     _same(got, _one_call(reference, d))
     assert got[0][-3] == got[0][0] and got[0][-4] == got[0][1]  # a2 continues A, b2 continues B
