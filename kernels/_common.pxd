@@ -457,10 +457,11 @@ cdef extern from * nogil:
     #define TW_MAX_CLS_SPAN 64
 
     /* A frame's boxes grouped by class: codes lo .. lo + span - 1; class c's boxes at q's
-     * begin[c - lo] .. end[c - lo], each class from a block boundary (so an object meets
-     * ceil(count / bs) blocks), stride: the sum of the classes' whole blocks. */
+     * begin[c - lo] .. end[c - lo], each class from a block boundary of bs (so an object meets
+     * ceil(count / bs) blocks; the pair loop is picked by bs), stride: the sum of the classes'
+     * whole blocks. */
     typedef struct {
-        int64_t lo, span, largest, stride;
+        int64_t lo, span, largest, stride, bs;
         int64_t begin[TW_MAX_CLS_SPAN], end[TW_MAX_CLS_SPAN];
     } tw_cls_groups;
 
@@ -476,6 +477,7 @@ cdef extern from * nogil:
         }
         g->lo = l;
         g->span = 0;
+        g->bs = bs;
         if ((uint64_t)h - (uint64_t)l >= TW_MAX_CLS_SPAN) return false;  /* unsigned: no overflow */
         g->span = h - l + 1;
         for (int64_t c = 0; c < g->span; c++) g->end[c] = 0;
@@ -549,9 +551,8 @@ cdef extern from * nogil:
                                              const int64_t* acls, int64_t n_act, const float* q, const int64_t* perm,
                                              const tw_cls_groups* g, float t, tw_pairs& cands) {
     #ifdef TW_HAVE_AVX2
-        int level = tw_simd();
-        if (level >= 2) { tw_match_cands_by_cls_avx512(ax1, ay1, ax2, ay2, acls, n_act, q, perm, g, t, cands); return; }
-        if (level) { tw_match_cands_by_cls_avx2(ax1, ay1, ax2, ay2, acls, n_act, q, perm, g, t, cands); return; }
+        if (g->bs == 16) { tw_match_cands_by_cls_avx512(ax1, ay1, ax2, ay2, acls, n_act, q, perm, g, t, cands); return; }
+        if (tw_simd()) { tw_match_cands_by_cls_avx2(ax1, ay1, ax2, ay2, acls, n_act, q, perm, g, t, cands); return; }
     #endif
         tw_match_cands_by_cls_portable(ax1, ay1, ax2, ay2, acls, n_act, q, perm, g, t, cands);
     }
@@ -707,7 +708,7 @@ cdef extern from * nogil:
          * (more: box only), base + 2 (matched); anything lower is from an earlier call, so
          * nothing is reset between frames */
         std::vector<int64_t> box_st, act_st;
-        std::vector<int64_t> perm;  /* the box at each lane when grouped by class */
+        std::vector<int64_t> perm;  /* the box at each lane when grouped (by class or by x) */
         int64_t base = 0;  /* 4 x calls so far */
         /* set by each call: two objects competed for one box with equal IoU and last frame,
          * so their slot order decided (associate's parallel stitch must then not guess) */
@@ -784,14 +785,13 @@ cdef inline void match_frame(const float* ax1, const float* ay1, const float* ax
         tw_match_cands_by_cls(ax1, ay1, ax2, ay2, acls, n_act, w.area.data(), w.perm.data(), &cg, t, w.pairs)
     elif m > by_x_min:
         # larger frames: boxes grouped by x into blocks, blocks that cannot overlap the object
-        # skipped; ``match`` holds the grouping's order meanwhile
+        # skipped
         stride = (m + block - 1) & ~(block - 1)
         w.area.resize(5 * stride + 4 * tw_bb_stride(stride, block))
-        tw_pad_by_x(bx1, by1, bx2, by2, m, w.area.data(), stride, match, w.area.data() + 5 * stride, block)
-        tw_match_cands_by_x(ax1, ay1, ax2, ay2, acls, n_act, w.area.data(), stride, match,
+        w.perm.resize(stride)
+        tw_pad_by_x(bx1, by1, bx2, by2, m, w.area.data(), stride, w.perm.data(), w.area.data() + 5 * stride, block)
+        tw_match_cands_by_x(ax1, ay1, ax2, ay2, acls, n_act, w.area.data(), stride, w.perm.data(),
                             w.area.data() + 5 * stride, bcls, t, block, w.pairs)
-        for j in range(m):
-            match[j] = -1
     else:
         stride = pad_boxes(bx1, by1, bx2, by2, m, w.area)
         tw_match_cands(ax1, ay1, ax2, ay2, acls, n_act, w.area.data(), stride, bcls, m, t, w.pairs)

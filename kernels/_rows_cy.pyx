@@ -1499,14 +1499,11 @@ def events_canonical(const int64_t[::1] rows, const int64_t[::1] events, const i
     return ok
 
 
-# Runs of a sorted int64 column, in two passes without a branch per row: count the changes
-# (and any descent) vectorized, then write each run's start into an array of exactly that size.
+# Runs of a sorted int64 column, in one pass without a branch per row: each run's start into
+# an array as long as the column (only the pages the runs reach are touched), and any descent.
 cdef extern from * nogil:
     """
     #include <stdint.h>
-    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(TRIPWIRE_NO_TARGET_CLONES)
-    __attribute__((target_clones("avx2", "default")))
-    #endif
     /* out[0 .. returned]: each run's first row, then n; -1 (out partly written) when some value
      * is below the one before it. One pass: every row writes its index and counts it only at a
      * change, so the common row takes no branch that follows the data. */
