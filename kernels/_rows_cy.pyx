@@ -26,7 +26,7 @@ from cython.operator cimport dereference as deref
 
 from _types cimport key_t, key2_t, num_t
 
-from _common cimport is_valid, row_ranges, to_numpy, tw_max_threads, tw_minmax_i32, tw_minmax_i64, valid_ptr
+from _common cimport apart, is_valid, row_ranges, to_numpy, tw_max_threads, tw_minmax_i32, tw_minmax_i64, valid_ptr
 from cython.parallel cimport prange
 
 cnp.import_array()
@@ -136,6 +136,96 @@ cdef void _gather_bad(const key_t* ids, int64_t id_offset, const uint8_t* id_val
                 at[k] += 1
 
 
+cdef void _clear_range(fc_t* fc, uint8_t* bad, Py_ssize_t n_ids) noexcept nogil:
+    """A range's pass-1 state, cleared by the thread that then fills it, so its cache lines
+    start out in that core's cache rather than in the one of the thread that allocated them."""
+    cdef Py_ssize_t k
+    for k in range(n_ids):
+        fc[k].first = -1
+        fc[k].count = 0
+    memset(bad, 0, n_ids)
+
+
+# The per-id passes below run between the parallel row passes. They take their arrays as
+# pointer arguments: inlined in ``consistent``, each store would reload every vector's data
+# pointer from the stack (extensions build with -fno-strict-aliasing), several times the work.
+cdef Py_ssize_t _merge_ranges(const fc_t* fc, const uint8_t* bads, int parts, Py_ssize_t n_ids, uint8_t* bad,
+                              int64_t* bad_ids) noexcept nogil:
+    """An id is bad when a range saw two values, or two ranges saw different first values.
+    Sets ``bad``, lists the bad ids in order and returns their count. Branch-free: about one
+    id in ten is bad, in no pattern a predictor could follow."""
+    cdef Py_ssize_t k, c = 0
+    cdef int p
+    cdef int32_t a, f
+    cdef uint8_t b
+    if parts == 1:  # its own loop: the general one keeps k on the stack
+        for k in range(n_ids):
+            b = bads[k]
+            bad[k] = b
+            bad_ids[c] = k
+            c += b
+        return c
+    for k in range(n_ids):
+        b = bads[k]
+        a = fc[k].first
+        for p in range(1, parts):
+            f = fc[p * n_ids + k].first
+            b |= bads[p * n_ids + k] | ((a >= 0) & (f >= 0) & (f != a))
+            a = a if a >= 0 else f
+        bad[k] = b
+        bad_ids[c] = k
+        c += b
+    return c
+
+
+cdef void _deviants_by_id(vector[apart[vector[dev_t]]]& deviants, int parts, Py_ssize_t n_ids, int64_t* dstart,
+                          vector[dev_t]& dev) noexcept nogil:
+    """The ranges' deviants grouped by id, counting sort (ranges in order, so each id's
+    deviants stay in row order): id ``k``'s are ``dev[dstart[k] : dstart[k + 1]]``."""
+    cdef Py_ssize_t j, k, c, total = 0
+    cdef int p
+    memset(dstart, 0, (n_ids + 1) * sizeof(int64_t))
+    for p in range(parts):
+        for j in range(<Py_ssize_t>deviants[p].v.size()):
+            dstart[deviants[p].v[j].id + 1] += 1
+    for k in range(1, n_ids + 1):  # dstart[k + 1]: id k's first slot, then its cursor
+        c = dstart[k]
+        dstart[k] = total
+        total += c
+    dev.resize(total)
+    for p in range(parts):
+        for j in range(<Py_ssize_t>deviants[p].v.size()):
+            k = deviants[p].v[j].id + 1
+            dev[dstart[k]] = deviants[p].v[j]
+            dstart[k] += 1
+
+
+cdef Py_ssize_t _group_starts(const fc_t* fc, int parts, Py_ssize_t n_ids, const uint8_t* bad, int64_t* gstart,
+                              int64_t* bad_ids) noexcept nogil:
+    """Slots of the ids still bad after pass 1 in pass 2's counting sort (``gstart[k] ..
+    gstart[k + 1]``; empty for the others); lists those ids in order and returns their count."""
+    cdef Py_ssize_t k, c = 0
+    cdef int p
+    cdef int64_t total = 0, rows
+    gstart[0] = 0
+    if parts == 1:
+        for k in range(n_ids):
+            total += fc[k].count & -<int64_t>bad[k]
+            gstart[k + 1] = total
+            bad_ids[c] = k
+            c += bad[k]
+        return c
+    for k in range(n_ids):
+        rows = 0
+        for p in range(parts):
+            rows += fc[p * n_ids + k].count
+        total += rows & -<int64_t>bad[k]
+        gstart[k + 1] = total
+        bad_ids[c] = k
+        c += bad[k]
+    return c
+
+
 cdef inline void _visit(int64_t row, int64_t a, int64_t best_a, int64_t best_first, bint flag_minority,
                         int64_t* afirst, int64_t ev, float sev, vector[int64_t]& v_row, vector[int64_t]& v_event,
                         vector[float]& v_sev, vector[int64_t]& c_row, vector[int64_t]& c_src) noexcept nogil:
@@ -150,8 +240,8 @@ cdef inline void _visit(int64_t row, int64_t a, int64_t best_a, int64_t best_fir
         c_src.push_back(best_first)
 
 
-cdef bint _settle_group(int64_t k, int64_t n_ids, int parts, Py_ssize_t n, vector[fc_t]& fc,
-                        vector[int64_t]& first_row, vector[dev_t]& dev, Py_ssize_t d_lo, Py_ssize_t d_hi,
+cdef bint _settle_group(int64_t k, int64_t n_ids, int parts, Py_ssize_t n, const fc_t* fc,
+                        const int64_t* first_row, vector[dev_t]& dev, Py_ssize_t d_lo, Py_ssize_t d_hi,
                         int64_t null_code, bint flag_minority, vector[int64_t]& acount, vector[int64_t]& afirst,
                         vector[int64_t]& unrecorded, vector[int64_t]& v_row, vector[int64_t]& v_event,
                         vector[float]& v_sev, vector[int64_t]& anchor, vector[int64_t]& c_row,
@@ -164,7 +254,7 @@ cdef bint _settle_group(int64_t k, int64_t n_ids, int parts, Py_ssize_t n, vecto
     cdef int p
     cdef Py_ssize_t j, j0, end
     cdef int64_t a, total = 0, best_cnt = -1, best_first = -1, best_a = -1, fr, anchor_row = -1
-    cdef fc_t* F
+    cdef const fc_t* F
     cdef bint needs_rows = False
     cdef float sev
     # counts and first rows of each value
@@ -270,19 +360,29 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
     cdef int64_t best_cnt, best_first, run_first, run_cnt, total, best_a, group_anchor, ev
     cdef float sev
     cdef vector[int64_t] acount, afirst, at
-    cdef vector[fc_t] fc
-    cdef vector[uint8_t] bads
-    cdef fc_t blank
-    cdef fc_t* F
+    cdef fc_t* fc = NULL
+    cdef uint8_t* bads = NULL
+    cdef int64_t* first_row = NULL
     cdef int parts = 1, p
-    cdef vector[int64_t] first_row, dstart, unrecorded
-    cdef vector[vector[dev_t]] deviants
+    cdef vector[int64_t] dstart, unrecorded
+    cdef int64_t* bad_ids = NULL
+    cdef Py_ssize_t n_bad = 0
+    cdef vector[apart[vector[dev_t]]] deviants  # padded: each range's thread pushes to its own
     cdef vector[dev_t] dev
     cdef Py_ssize_t j
     if attrs.shape[0] != n:
         raise ValueError("id and attribute columns differ in length")
     if small:
         parts = row_ranges(n, n_ids, _config.CONSISTENT_PARALLEL_MIN_ROWS, _config.CONSISTENT_PARTS)
+        # per range: fc, bad flags, first rows (np.empty: each range's thread writes its own)
+        fc_buf = np.empty(parts * max(n_ids, 0), dtype=np.int64)
+        bads_buf = np.empty(parts * max(n_ids, 0), dtype=np.uint8)
+        first_buf = np.empty(parts * max(n_ids, 0), dtype=np.int64)  # read only where fc saw the id
+        fc = <fc_t*>cnp.PyArray_DATA(fc_buf)
+        bads = <uint8_t*>cnp.PyArray_DATA(bads_buf)
+        first_row = <int64_t*>cnp.PyArray_DATA(first_buf)
+    bad_ids_buf = np.empty(max(n_ids, 0), dtype=np.int64)  # the bad ids, in order
+    bad_ids = <int64_t*>cnp.PyArray_DATA(bad_ids_buf)
     ev = 0
     with nogil:
         if small:
@@ -290,60 +390,31 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
             # row count, packed in 8 bytes: the working set of a first-attribute array alone,
             # and no separate counting pass. From CONSISTENT_PARALLEL_MIN_ROWS rows, one row
             # range per thread, each with its own counts, merged in row order.
-            blank.first = -1
-            blank.count = 0
-            fc.assign(parts * n_ids, blank)
-            bads.assign(parts * n_ids, 0)
-            first_row.resize(parts * n_ids)  # read only where fc says the id was seen
             deviants.resize(parts)
-            if parts == 1:
+            # one range runs through the parallel loop too: outlined there, the row loop keeps
+            # its pointers in registers (inlined in this function it reloads them every row)
+            for p in prange(parts, num_threads=parts, schedule="static"):
+                _clear_range(fc + p * n_ids, bads + p * n_ids, n_ids)
                 _first_attrs(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
-                             0, n, fc.data(), bads.data(), first_row.data(), deviants[0])
-            else:
-                for p in prange(parts, num_threads=parts, schedule="static"):
-                    _first_attrs(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
-                                 n * p // parts, n * (p + 1) // parts, fc.data() + p * n_ids, bads.data() + p * n_ids,
-                                 first_row.data() + p * n_ids, deviants[p])
-            for k in range(n_ids):
-                a = -1
-                for p in range(parts):
-                    F = &fc[p * n_ids + k]
-                    if bads[p * n_ids + k] or (F.first >= 0 and a >= 0 and F.first != a):
-                        bad_v[k] = 1
-                    if a < 0:
-                        a = F.first
+                             n * p // parts, n * (p + 1) // parts, fc + p * n_ids, bads + p * n_ids,
+                             first_row + p * n_ids, deviants[p].v)
+            n_bad = _merge_ranges(fc, bads, parts, n_ids, &bad_v[0] if n_ids > 0 else NULL, bad_ids)
             if n_attrs < SMALL_ATTRS:
                 # Most bad ids are settled by pass 1 alone: per range, the rows not recorded as
                 # deviants hold its first value, and only the first of them needs a row unless
                 # that value is the majority. The others stay bad for pass 2.
-                dstart.assign(n_ids + 1, 0)
-                for p in range(parts):
-                    for j in range(<Py_ssize_t>deviants[p].size()):
-                        dstart[deviants[p][j].id + 1] += 1
-                for k in range(n_ids):
-                    dstart[k + 1] += dstart[k]
-                dev.resize(dstart[n_ids])
-                for p in range(parts):  # ranges in order: each id's deviants in row order
-                    for j in range(<Py_ssize_t>deviants[p].size()):
-                        k = deviants[p][j].id
-                        dev[dstart[k]] = deviants[p][j]
-                        dstart[k] += 1
-                for k in range(n_ids, 0, -1):
-                    dstart[k] = dstart[k - 1]
-                dstart[0] = 0
+                dstart.resize(n_ids + 1)
+                _deviants_by_id(deviants, parts, n_ids, dstart.data(), dev)
                 acount.assign(n_attrs + 1, 0)
                 afirst.assign(n_attrs + 1, -1)
                 unrecorded.resize(parts)
-                for k in range(n_ids):
-                    if bad_v[k]:
-                        bad_v[k] = _settle_group(k, n_ids, parts, n, fc, first_row, dev, dstart[k], dstart[k + 1],
-                                                 null_code, flag_minority, acount, afirst, unrecorded,
-                                                 v_row, v_event, v_sev, anchor, c_row, c_src, &ev)
-            for k in range(n_ids):
-                gstart_v[k + 1] = gstart_v[k]
-                if bad_v[k]:
-                    for p in range(parts):
-                        gstart_v[k + 1] += fc[p * n_ids + k].count
+                for j in range(n_bad):
+                    k = bad_ids[j]
+                    bad_v[k] = _settle_group(k, n_ids, parts, n, fc, first_row, dev, dstart[k], dstart[k + 1],
+                                             null_code, flag_minority, acount, afirst, unrecorded,
+                                             v_row, v_event, v_sev, anchor, c_row, c_src, &ev)
+            if n_ids > 0:
+                n_bad = _group_starts(fc, parts, n_ids, &bad_v[0], &gstart_v[0], bad_ids)
         else:  # the same in two passes with 64-bit state
             for i in range(n):
                 if not is_valid(id_valid_p, i):
@@ -361,17 +432,20 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                         gstart_v[k + 1] += 1
             for k in range(n_ids):
                 gstart_v[k + 1] += gstart_v[k]
+                if bad_v[k]:
+                    bad_ids[n_bad] = k
+                    n_bad += 1
         # pass 2: counting sort of the bad ids' rows (arrival order kept): each range fills its
         # own slots of each group, after the earlier ranges' rows of it
         m = <Py_ssize_t>gstart_v[n_ids] if n_ids > 0 else 0
         sub.resize(m)
         if m:
-            at.resize(parts * n_ids)
-            for k in range(n_ids):
-                if bad_v[k]:
-                    at[k] = gstart_v[k]
-                    for p in range(1, parts):
-                        at[p * n_ids + k] = at[(p - 1) * n_ids + k] + fc[(p - 1) * n_ids + k].count
+            at.resize(parts * n_ids)  # read only at bad ids
+            for j in range(n_bad):
+                k = bad_ids[j]
+                at[k] = gstart_v[k]
+                for p in range(1, parts):
+                    at[p * n_ids + k] = at[(p - 1) * n_ids + k] + fc[(p - 1) * n_ids + k].count
             if parts == 1:
                 _gather_bad(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
                             0, n, &bad_v[0], at.data(), sub.data())
@@ -383,7 +457,8 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
             # few attribute values: count them per group in place (rows stay in arrival order)
             acount.assign(n_attrs + 1, 0)
             afirst.assign(n_attrs + 1, -1)
-            for k in range(n_ids):
+            for j in range(n_bad):
+                k = bad_ids[j]
                 s = gstart_v[k]
                 e = gstart_v[k + 1]
                 if e == s:
@@ -415,7 +490,8 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                     afirst[sub[r].first] = -1
                 ev += 1
         else:  # many values: sort each group by (attribute, row)
-            for k in range(n_ids):
+            for j in range(n_bad):
+                k = bad_ids[j]
                 s = gstart_v[k]
                 e = gstart_v[k + 1]
                 if e == s:
