@@ -208,6 +208,65 @@ def test_int_key_range_is_min_max_of_present_values(monkeypatch, values, nulls, 
         assert (keys.offset, keys.n) == (min(present), span)  # direct codes from that range
 
 
+_KEY_TYPES = (pa.int64(), pa.int32(), pa.int16(), pa.string())
+
+
+@st.composite
+def _key_column(draw, n):
+    """A key column of ``n`` rows: a type, values narrow or spread past direct codes, nulls,
+    and a layout (one chunk, sliced, or chunked with an empty chunk)."""
+    typ = draw(st.sampled_from(_KEY_TYPES))
+    wide = draw(st.booleans())
+    lo, hi = (-2**31, 2**31 - 1) if wide and typ in (pa.int64(), pa.int32()) else (-3, 3)
+    values = draw(st.lists(st.one_of(st.none(), st.integers(lo, hi)), min_size=n, max_size=n))
+    if typ == pa.string():
+        arr = pa.array([None if v is None else f"k{v}" for v in values], pa.string())
+    else:
+        arr = pa.array(values, typ)
+    layout = draw(st.sampled_from(["plain", "sliced", "chunked"]))
+    if layout == "sliced":
+        return pa.chunked_array([pa.concat_arrays([pa.array([7, None], typ) if typ != pa.string()
+                                                   else pa.array(["x", None]), arr]).slice(2)])
+    if layout == "chunked":
+        cut = draw(st.integers(0, n))
+        return pa.chunked_array([arr[:cut], arr[cut:cut], arr[cut:]], type=typ)
+    return pa.chunked_array([arr])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), n=st.integers(0, 30), m=st.integers(1, 3), parallel=st.booleans())
+def test_encode_many_matches_encoding_each_column_alone(monkeypatch, data, n, m, parallel):
+    """One min/max region for several integer columns gives each column the codes that
+    encoding it alone gives: same offset, span, validity and codes."""
+    monkeypatch.setattr(_config, "KEY_PARALLEL_MIN_ROWS", 0 if parallel else 1 << 30)
+    table = pa.table({f"c{i}": data.draw(_key_column(n)) for i in range(m)})
+    got = _arrow.encode_many(table, [(f"c{i}", "id") for i in range(m)])
+    for i, keys in enumerate(got):
+        want = _arrow.encode_keys(table, f"c{i}", role="id")
+        assert (keys.offset, keys.n) == (want.offset, want.n)
+        gc, gv = keys.dense()
+        wc, wv = want.dense()
+        np.testing.assert_array_equal(gc, wc)
+        assert (gv is None) == (wv is None)
+        if gv is not None:
+            np.testing.assert_array_equal(gv, wv)
+
+
+def test_encode_many_names_the_missing_column():
+    table = pa.table({"a": [1, 2], "b": [3, 4]})
+    with pytest.raises(tw.errors.ColumnError, match="'nope'"):
+        _arrow.encode_many(table, [("a", "id"), ("nope", "attr")])
+
+
+def test_int_min_max_many_refuses_other_types():
+    from tripwire._kernels._rows_cy import int_min_max_many
+
+    with pytest.raises(ValueError, match="int64 or int32"):
+        int_min_max_many([(np.zeros(3, np.float64), np.empty(0, np.uint8))])
+    with pytest.raises(ValueError, match="differ in length"):
+        int_min_max_many([(np.zeros(3, np.int64), np.ones(2, np.uint8))])
+
+
 def test_null_attribute_is_a_value_of_its_own():
     table = pa.table({"id": [1, 1, 2, 2], "attr": ["x", None, None, None]})
     v = tw.Suite([tw.rows.consistent(id="id", attr="attr")]).check(table).violations

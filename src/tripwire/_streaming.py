@@ -409,7 +409,7 @@ class LastPerTrack(_Ordered):
 
         t = self._tagged(table, offset)
         whole = self._with_held(t)
-        keys, streams = _stream_track_keys(whole, self.a.cols)
+        keys, streams, _ = _stream_track_keys(whole, self.a.cols)
         codes, kvalid = keys.dense()
         frames, fvalid = _frames(whole, self.frame)
         s_codes, n_streams, svalid = (np.zeros(whole.num_rows, np.int64), 1, None) if streams is None \

@@ -231,13 +231,18 @@ def _track_keys(table: pa.Table, cols: Boxes) -> _arrow.Keys:
     return _stream_track_keys(table, cols)[0]
 
 
-def _stream_track_keys(table: pa.Table, cols: Boxes) -> tuple[_arrow.Keys, _arrow.Keys | None]:
-    """(stream, track) keys and the stream keys they were built from (``None``: no stream)."""
-    tracks = _arrow.encode_keys(table, cols.track, role="track")
-    if table.schema.get_field_index(cols.stream) < 0:
-        return tracks, None
-    streams = _arrow.encode_keys(table, cols.stream, role="stream")
-    return _pair_keys(table, cols, streams, tracks), streams
+def _stream_track_keys(table: pa.Table, cols: Boxes,
+                       *also: tuple[str, str]) -> tuple[_arrow.Keys, _arrow.Keys | None, list[_arrow.Keys]]:
+    """(stream, track) keys, the stream keys they were built from (``None``: no stream), and
+    the keys of the columns ``also`` names (``(name, role)``), all encoded together."""
+    has_stream = table.schema.get_field_index(cols.stream) >= 0
+    keys = _arrow.encode_many(table, [(cols.track, "track"), *also]
+                              + ([(cols.stream, "stream")] if has_stream else []))
+    tracks, others = keys[0], keys[1:1 + len(also)]
+    if not has_stream:
+        return tracks, None, others
+    streams = keys[-1]
+    return _pair_keys(table, cols, streams, tracks), streams, others
 
 
 def _pair_keys(table: pa.Table, cols: Boxes, streams: _arrow.Keys, tracks: _arrow.Keys) -> _arrow.Keys:
@@ -282,7 +287,8 @@ class class_consistency(Assertion):
 
     def evaluate(self, table: pa.Table, backend: str) -> Result:
         c = self.cols
-        row, ev, sev, corr = consistent_groups(table, _track_keys(table, c), c.cls, True, backend)
+        ids, _, (classes,) = _stream_track_keys(table, c, (c.cls, "attr"))
+        row, ev, sev, corr = consistent_groups(table, ids, c.cls, True, backend, attrs=classes)
         ctx = {"key": functools.partial(_track_context, table, c, row),
                "stream": functools.partial(_stream_context, table, c, row)}
         if table.schema.get_field_index(c.frame) >= 0:
@@ -630,7 +636,7 @@ class appear(_ObjectAssertion):
         ctx: dict[str, Any] = {}
         if _resolve_identity(self.identity, table, c) == "track":
             frames = _frame_numbers(table, c, self.kind)
-            keys, streams = _stream_track_keys(table, c)
+            keys, streams, _ = _stream_track_keys(table, c)
             if streams is not None:
                 s_codes, s_offset, s_n, s_valid = streams.codes, streams.offset, streams.n, streams.valid
             else:
