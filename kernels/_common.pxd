@@ -13,6 +13,17 @@ from libcpp.vector cimport vector
 from _types cimport key_t
 
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define tw_unlikely(x) __builtin_expect(!!(x), 0)
+    #else
+    #define tw_unlikely(x) (x)
+    #endif
+    """
+    bint tw_unlikely(bint) nogil  # a branch the compiler should lay out of the loop's way
+
+
 cdef inline const uint8_t* valid_ptr(const uint8_t[::1] valid) noexcept nogil:
     """NULL for an empty validity array (no nulls)."""
     if valid.shape[0] == 0:

@@ -26,7 +26,7 @@ from cython.operator cimport dereference as deref
 
 from _types cimport key_t, key2_t, num_t
 
-from _common cimport apart, is_valid, row_ranges, to_numpy, tw_max_threads, tw_minmax_i32, tw_minmax_i64, valid_ptr
+from _common cimport apart, is_valid, row_ranges, tw_unlikely, to_numpy, tw_max_threads, tw_minmax_i32, tw_minmax_i64, valid_ptr
 from cython.parallel cimport prange
 
 cnp.import_array()
@@ -34,24 +34,8 @@ cnp.import_array()
 ctypedef pair[int64_t, int64_t] kv_t
 
 
-
-
-
-
-
-
-
-
 cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define tw_unlikely(x) __builtin_expect(!!(x), 0)
-    #else
-    #define tw_unlikely(x) (x)
-    #endif
-    """
     void __builtin_prefetch(const void*) nogil
-    bint tw_unlikely(bint) nogil  # a branch the compiler should lay out of the loop's way
 
 
 # ----------------------------------------------------------------------------------------------
