@@ -13,7 +13,7 @@ the caller maps them back to input rows.
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, INT64_MAX, INT64_MIN
-from libc.math cimport isfinite, nextafterf, INFINITY
+from libc.math cimport isfinite, isnan, nextafterf, INFINITY
 from libc.string cimport memcpy
 
 from libcpp.algorithm cimport merge as cpp_merge, sort as cpp_sort
@@ -1091,6 +1091,38 @@ def lifetimes(const key_t[::1] obj, int64_t obj_offset, int64_t n_obj, const uin
             sev.push_back(1.0 if L.scount == 0 else max(<float>(L.ssum / L.scount), <float>1e-6))
     events = to_numpy[int64_t](v_ev)
     return to_numpy[int64_t](v_pos), events, to_numpy[float](sev)[events], to_numpy[int64_t](anchors)
+
+
+def pair_mean_scores(const float[::1] score, const uint8_t[::1] score_valid, const int64_t[::1] start,
+                     const int64_t[::1] end):
+    """Each pair's severity: the mean of the present, non-NaN scores of rows ``start[j]`` and
+    ``end[j]`` (summed in double, rounded to float32), at least 1e-6; 1 when neither has one or
+    ``score`` is empty (no score column). ``tripwire.boxes`` scores ``flicker``'s gaps with it,
+    whatever the backend: it wraps results, it is not a check."""
+    cdef Py_ssize_t m = start.shape[0], j, q
+    cdef const uint8_t* sv = valid_ptr(score_valid)
+    cdef int64_t r
+    cdef double total
+    cdef int count
+    cdef float s, mean
+    if end.shape[0] != m:
+        raise ValueError("start and end differ in length")
+    out = np.empty(m, dtype=np.float32)
+    cdef float[::1] o = out
+    with nogil:
+        for j in range(m):
+            total = 0
+            count = 0
+            if score.shape[0] > 0:
+                for q in range(2):
+                    r = start[j] if q == 0 else end[j]
+                    s = score[r]
+                    if not isnan(s) and (sv == NULL or sv[r]):
+                        total += s
+                        count += 1
+            mean = <float>(total / count) if count else 1
+            o[j] = max(mean, <float>1e-6) if count else 1
+    return out
 
 
 def pair_codes(const key_t[::1] a, int64_t a_offset, const key2_t[::1] b, int64_t b_offset, int64_t nb):

@@ -211,6 +211,39 @@ def test_gaps_cut_into_parts_matches_reference(monkeypatch, case, parts, max_gap
         assert (start.tolist(), end.tolist()) == (ws.tolist(), we.tolist())
 
 
+def _pair_mean_scores_loop(score, valid, start, end):
+    """Plain loop: the mean of each pair's present, non-NaN scores in double, as float32, at
+    least 1e-6; 1 when neither has one."""
+    out = []
+    for a, b in zip(start, end):
+        got = [float(score[r]) for r in (a, b) if len(score) and (not len(valid) or valid[r])
+               and not np.isnan(score[r])]
+        out.append(max(np.float32(sum(got) / len(got)), np.float32(1e-6)) if got else np.float32(1))
+    return np.array(out, np.float32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scores=st.lists(st.sampled_from([0.0, 0.1, 0.35, 0.9, 1.0, -0.5, 2.5, NAN, INF]), max_size=12),
+       nulls=st.booleans(), data=st.data())
+def test_pair_mean_scores_matches_loop(scores, nulls, data):
+    """flicker's gap severity: nulls and NaN scores ignored, no score at all gives 1, a
+    negative mean is raised to 1e-6."""
+    from tripwire._kernels import _boxes_cy
+
+    score = np.array(scores, np.float32)
+    valid = np.array(data.draw(st.lists(st.booleans(), min_size=len(score), max_size=len(score))),
+                     np.uint8) if nulls else np.empty(0, np.uint8)
+    rows = st.integers(0, max(len(score) - 1, 0))
+    m = data.draw(st.integers(0, 6)) if len(score) else 0
+    start = np.array([data.draw(rows) for _ in range(m)], np.int64)
+    end = np.array([data.draw(rows) for _ in range(m)], np.int64)
+    got = _boxes_cy.pair_mean_scores(score, valid, start, end)
+    np.testing.assert_array_equal(got, _pair_mean_scores_loop(score, valid, start, end))
+    # no score column: every pair gets 1
+    ones = _boxes_cy.pair_mean_scores(np.empty(0, np.float32), np.empty(0, np.uint8), start, end)
+    np.testing.assert_array_equal(ones, np.ones(m, np.float32))
+
+
 @pytest.mark.parametrize("parts", [1, 2, 5])
 def test_gaps_cut_into_parts_on_no_rows_or_fewer_rows_than_parts(monkeypatch, parts):
     from tripwire import _config

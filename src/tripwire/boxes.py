@@ -381,21 +381,11 @@ def _link_by_iou(table: pa.Table, cols: Boxes, iou: float, max_gap: int, kind: s
 
 def _mean_scores(table: pa.Table, cols: Boxes, pairs: np.ndarray) -> np.ndarray:
     """Mean of the non-null, non-NaN scores of each pair's two boxes (``pairs``: rows, shape
-    (m, 2)); 1 where neither has one, at least 1e-6."""
+    (m, 2)); 1 where neither has one, at least 1e-6. One native pass: the NumPy expression took
+    ~30 array operations, 0.1-0.15 ms for the ~5,000 gaps of 10^6 boxes."""
     score, svalid = _score(table, cols)
-    if len(score) == 0:
-        return np.ones(len(pairs), np.float32)
-    # column by column: NumPy's reduction along a length-2 axis costs far more than two adds
-    total, count = np.zeros(len(pairs)), np.zeros(len(pairs))
-    for j in range(pairs.shape[1]):
-        s = score[pairs[:, j]].astype(np.float64)
-        ok = ~np.isnan(s)
-        if len(svalid):
-            ok &= svalid[pairs[:, j]].astype(bool)
-        total += np.where(ok, s, 0.0)
-        count += ok
-    mean = total / np.maximum(count, 1)
-    return np.where(count > 0, np.maximum(mean.astype(np.float32), np.float32(1e-6)), np.float32(1)).astype(np.float32)
+    return _dispatch.kernels("boxes", "cython").pair_mean_scores(
+        score, svalid, np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1]))
 
 
 def _interpolated_boxes(table: pa.Table, cols: Boxes, start: np.ndarray, end: np.ndarray,
