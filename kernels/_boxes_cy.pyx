@@ -1104,7 +1104,7 @@ def pair_mean_scores(const float[::1] score, const uint8_t[::1] score_valid, con
     cdef int64_t r
     cdef double total
     cdef int count
-    cdef float s, mean
+    cdef float s
     if end.shape[0] != m:
         raise ValueError("start and end differ in length")
     out = np.empty(m, dtype=np.float32)
@@ -1120,8 +1120,7 @@ def pair_mean_scores(const float[::1] score, const uint8_t[::1] score_valid, con
                     if not isnan(s) and (sv == NULL or sv[r]):
                         total += s
                         count += 1
-            mean = <float>(total / count) if count else 1
-            o[j] = max(mean, <float>1e-6) if count else 1
+            o[j] = max(<float>(total / count), <float>1e-6) if count else 1
     return out
 
 

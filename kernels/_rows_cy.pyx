@@ -430,13 +430,9 @@ def consistent(const key_t[::1] ids, int64_t id_offset, int64_t n_ids, const uin
                 at[k] = gstart_v[k]
                 for p in range(1, parts):
                     at[p * n_ids + k] = at[(p - 1) * n_ids + k] + fc[(p - 1) * n_ids + k].count
-            if parts == 1:
+            for p in prange(parts, num_threads=parts, schedule="static"):  # one range too, as in pass 1
                 _gather_bad(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
-                            0, n, &bad_v[0], at.data(), sub.data())
-            else:
-                for p in prange(parts, num_threads=parts, schedule="static"):
-                    _gather_bad(&ids[0], id_offset, id_valid_p, &attrs[0], attr_offset, attr_valid_p, null_code,
-                                n * p // parts, n * (p + 1) // parts, &bad_v[0], at.data() + p * n_ids, sub.data())
+                            n * p // parts, n * (p + 1) // parts, &bad_v[0], at.data() + p * n_ids, sub.data())
         if n_attrs < SMALL_ATTRS:
             # few attribute values: count them per group in place (rows stay in arrival order)
             acount.assign(n_attrs + 1, 0)
@@ -1563,16 +1559,18 @@ def int_min_max_many(list columns):
     cdef vector[int64_t] lo, hi
     cdef int parts, p
     cdef cnp.ndarray values, valid
-    for item in columns:
+    cdef int typ
+    for item in columns:  # C-level checks: this runs on every key encoding, small batches too
         values, valid = item
-        if values.dtype not in (np.int64, np.int32) or not values.flags.c_contiguous or values.ndim != 1:
+        typ = cnp.PyArray_TYPE(values)
+        if (typ != cnp.NPY_INT64 and typ != cnp.NPY_INT32) or values.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(values):
             raise ValueError("int_min_max_many takes contiguous int64 or int32 columns")
-        if valid.shape[0] not in (0, values.shape[0]) or valid.dtype != np.uint8:
+        if valid.shape[0] not in (0, values.shape[0]) or cnp.PyArray_TYPE(valid) != cnp.NPY_UINT8:
             raise ValueError("values and validity differ in length")
         ptr.push_back(cnp.PyArray_DATA(values))
         vptr.push_back(<const uint8_t*>cnp.PyArray_DATA(valid) if valid.shape[0] else NULL)
         ns.push_back(values.shape[0])
-        wide.push_back(values.dtype == np.int64)
+        wide.push_back(typ == cnp.NPY_INT64)
         rows += values.shape[0]
     parts = 2 if rows >= _config.KEY_PARALLEL_MIN_ROWS and tw_max_threads() > 1 else 1
     lo.assign(2 * m, INT64_MAX)
