@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit
 
 from .._config import NUMBA_OPTIONS
+from ._jit_args import readonly_args
 from .groups_jit import emit_groups, join
 
 _JIT = dict(NUMBA_OPTIONS)
@@ -58,6 +59,7 @@ def _multibox(x1, y1, x2, y2, score, score_valid, offsets, t, min_boxes):
     return pos[:nv].copy(), events, ev_sev[:ev][events], anchors[:ev].copy()
 
 
+@readonly_args
 def multibox(x1, y1, x2, y2, score, score_valid, offsets, iou, min_boxes):
     n = len(x1)
     if len(y1) != n or len(x2) != n or len(y2) != n or (len(score) and len(score) != n):
@@ -98,6 +100,7 @@ def _valid(x1, y1, x2, y2, coord_valid, score, score_valid, width, height):
     return rows[:m].copy(), reasons[:m].copy()
 
 
+@readonly_args
 def valid(x1, y1, x2, y2, coord_valid, score, score_valid, width, height):
     return _valid(x1, y1, x2, y2, coord_valid, score, score_valid, np.float64(width), np.float64(height))
 
@@ -247,6 +250,7 @@ def _associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, t, max_g
 _NO_I64 = np.empty(0, np.int64)
 
 
+@readonly_args
 def associate(x1, y1, x2, y2, cls, offsets, group_frame, group_stream, iou, max_gap, seed_offsets=None,
               seed_pos=None, seed_obj=None, seed_frame=None, next_obj=0):
     n = len(x1)
@@ -299,6 +303,7 @@ def _gaps(obj, obj_offset, n_obj, valid, frame, max_gap):
     return starts[:m].copy(), ends[:m].copy(), True
 
 
+@readonly_args
 def gaps(obj, obj_offset, n_obj, valid, frame, max_gap):
     if len(frame) != len(obj):
         raise ValueError("object and frame columns differ in length")
@@ -387,6 +392,7 @@ def _lifetimes(obj, obj_offset, n_obj, valid, frame, frame_valid, stream, stream
     return pos, evs, sev[:ev][evs], anchors[:ev].copy()
 
 
+@readonly_args
 def lifetimes(obj, obj_offset, n_obj, valid, frame, frame_valid, stream, stream_offset, n_streams,
               score, score_valid, min_frames):
     n = len(obj)

@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from .._config import NUMBA_OPTIONS
+from ._jit_args import readonly_args
 
 _JIT = dict(NUMBA_OPTIONS)
 
@@ -225,6 +226,7 @@ def _check_bounds(x, lo, hi):
         raise ValueError("window bounds outside the values")
 
 
+@readonly_args
 def quality(x, lo, hi, fs, flat_s, clip_frac, max_abs, min_ptp, max_noise, max_wander):
     if len(hi) != len(lo) or len(fs) != len(lo):
         raise ValueError("lo, hi and fs need one entry per window")
@@ -458,6 +460,7 @@ def _check_params(params, n_win):
         raise ValueError("detector lengths out of range (W >= 1, REF > W, LEARN >= 1, DELAY >= 0)")
 
 
+@readonly_args
 def rpeaks(x, lo, hi, params):
     if len(hi) != len(lo):
         raise ValueError("lo and hi need one entry per window")
@@ -466,6 +469,7 @@ def rpeaks(x, lo, hi, params):
     return _rpeaks(x, lo, hi, params)
 
 
+@readonly_args
 def rr_stats(x, lo, hi, params):
     if len(hi) != len(lo):
         raise ValueError("lo and hi need one entry per window")
@@ -530,6 +534,7 @@ def _flips(labels, label_offset, n_labels, rec_offsets, t0, within):
     return first[:m].copy(), last[:m].copy(), src[:m].copy(), sev[:m].copy()
 
 
+@readonly_args
 def flips(labels, label_offset, n_labels, rec_offsets, t0, within):
     n = len(labels)
     if len(t0) != n:

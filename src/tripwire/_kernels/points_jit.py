@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from .._config import NUMBA_OPTIONS
+from ._jit_args import readonly_args
 from .groups_jit import emit_groups, join
 
 _JIT = dict(NUMBA_OPTIONS)
@@ -123,6 +124,7 @@ def _count(px, py, pz, point_lo, point_hi, cx, cy, cz, l, w, h, yaw, box_offsets
     return counts
 
 
+@readonly_args
 def count_in_boxes(px, py, pz, point_lo, point_hi, cx, cy, cz, l, w, h, yaw, box_offsets, chunk):
     n = len(px)
     if len(py) != n or len(pz) != n:
@@ -256,6 +258,7 @@ def _project_match(cx, cy, cz, l, w, h, yaw, offsets3, x1, y1, x2, y2, offsets2,
     return proj, match3, match2
 
 
+@readonly_args
 def project_match(cx, cy, cz, l, w, h, yaw, offsets3, x1, y1, x2, y2, offsets2, unit_camera, K, T, width,
                   height, near, iou):
     n3, n2, n_units, n_cams = len(cx), len(x1), len(offsets3) - 1, len(width)
@@ -319,6 +322,7 @@ def _size_prior(l, w, h, dims_valid, codes, code_offset, code_valid, slot_of_cod
     return rows[:m].copy(), sev[:m].copy(), why[:m].copy()
 
 
+@readonly_args
 def size_prior(l, w, h, dims_valid, codes, code_offset, code_valid, slot_of_code, lo, hi):
     n = len(l)
     if len(w) != n or len(h) != n or len(codes) != n:
@@ -344,6 +348,7 @@ def _few_points(counts, valid, min_points):
     return rows[:m].copy(), sev[:m].copy()
 
 
+@readonly_args
 def few_points(counts, valid, min_points):
     if min_points < 1:
         raise ValueError("min_points must be at least 1")
@@ -452,6 +457,7 @@ def _bev_multibox(cx, cy, l, w, yaw, score, score_valid, offsets, iou, min_boxes
     return pos[:nv].copy(), events, ev_sev[:ev][events], anchors[:ev].copy()
 
 
+@readonly_args
 def bev_multibox(cx, cy, l, w, yaw, score, score_valid, offsets, iou, min_boxes):
     n = len(cx)
     if len(cy) != n or len(l) != n or len(w) != n or len(yaw) != n or (len(score) and len(score) != n):

@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit
 
 from .._config import NUMBA_OPTIONS
+from ._jit_args import readonly_args
 
 _JIT = dict(NUMBA_OPTIONS)
 
@@ -103,6 +104,7 @@ def _consistent(ids, id_offset, n_ids, id_valid, attrs, attr_offset, n_attrs, at
     return v_row[:nv], v_ev[:nv], v_sev[:nv], anchor[:ev], c_row[:nc], c_src[:nc]
 
 
+@readonly_args
 def consistent(ids, id_offset, n_ids, id_valid, attrs, attr_offset, n_attrs, attr_valid, flag_minority):
     if len(ids) != len(attrs):
         raise ValueError("id and attribute columns differ in length")
@@ -174,6 +176,7 @@ def _contiguous(ids, id_offset, n_ids, id_valid, times, time_valid, window, step
     return v_row, v_ev, v_sev[:nv], anchor
 
 
+@readonly_args
 def contiguous(ids, id_offset, n_ids, id_valid, times, time_valid, window, step, allowed):
     if len(ids) != len(times):
         raise ValueError("id and time columns differ in length")
@@ -198,12 +201,13 @@ def _bitmap_rows(bits, bit_offset, n, valid_bits, valid_offset):
     return out[:m].copy()
 
 
+@readonly_args
 def bitmap_rows(bits, bit_offset, n, valid_bits, valid_offset):
     return _bitmap_rows(bits, np.int64(bit_offset), np.int64(n), valid_bits, np.int64(valid_offset))
 
 
 @njit(**_JIT)
-def positive_rows(values, valid):
+def _positive_rows(values, valid):
     n = values.shape[0]
     rows = np.empty(n, np.int64)
     sev = np.empty(n, np.float32)
@@ -214,6 +218,11 @@ def positive_rows(values, valid):
             sev[m] = values[i]
             m += 1
     return rows[:m].copy(), sev[:m].copy()
+
+
+@readonly_args
+def positive_rows(values, valid):
+    return _positive_rows(values, valid)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +311,7 @@ def _program_source(code, n_cols) -> str:
             f"    return out\n")
 
 
+@readonly_args
 def check_program(program, fconsts, iconsts, columns, dtypes, n):
     code, f32 = _narrow_f32(program, fconsts, dtypes)
     key = (code.tobytes(), len(columns))

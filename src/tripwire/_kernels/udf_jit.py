@@ -11,6 +11,7 @@ import numpy as np
 
 from .._config import NUMBA_OPTIONS, NUMBA_PARALLEL_MIN_ROWS
 from ..errors import InputError
+from ._jit_args import readonly_args
 
 # The default 'workqueue' layer aborts when two host threads call a parallel kernel at once
 # (inference servers do); prefer OpenMP or TBB when present.
@@ -68,6 +69,7 @@ def _run(ua, drive, *args):
         ) from None
 
 
+@readonly_args
 def udf_rows(ua, views, valid, n):
     drive = _driver("row", len(views), n >= NUMBA_PARALLEL_MIN_ROWS)
     out = _run(ua, drive, valid, np.int64(n), *views)
