@@ -146,6 +146,30 @@ def test_numeric_column_and_int_key_codes_are_views():
     assert np.shares_memory(num.values, np.frombuffer(buf, np.int64))
 
 
+def test_plain_views_are_zero_copy_at_the_offset_and_read_only():
+    base = pa.array(np.arange(1000, dtype=np.float32))
+    table = pa.table({"a": base.slice(123, 400), "b": pa.array(np.ones(400, np.float32))})
+    a, b = _arrow.plain_views(table, ("a", "b"), np.float32)
+    assert a.__array_interface__["data"][0] == base.buffers()[1].address + 123 * 4
+    np.testing.assert_array_equal(a, np.arange(123, 523, dtype=np.float32))
+    assert not a.flags.writeable and not b.flags.writeable
+    assert _arrow.plain_views(table.slice(0, 0), ("a",), np.float32)[0].shape == (0,)
+
+
+@pytest.mark.parametrize("column", [
+    pa.chunked_array([pa.array([1.0, 2.0], pa.float32()), pa.array([3.0], pa.float32())]),
+    pa.chunked_array([pa.array([1.0, None, 3.0], pa.float32())]),
+    pa.chunked_array([pa.array([1.0, 2.0, 3.0], pa.float64())]),
+    pa.chunked_array([pa.array([1, 2, 3], pa.int32())]),
+    pa.chunked_array([pa.nulls(3, pa.float32())]),
+    pa.chunked_array([], pa.float32()),
+], ids=["chunks", "nulls", "float64", "int32", "all-null", "no-chunk"])
+def test_plain_views_leave_anything_else_to_numeric_column(column):
+    table = pa.table({"a": pa.array(np.zeros(len(column), np.float32)), "b": column})
+    assert _arrow.plain_views(table, ("a", "b"), np.float32) is None
+    assert _arrow.plain_views(table, ("a", "missing"), np.float32) is None
+
+
 # ----------------------------------------------------------------------------------------------
 # validity bitmaps
 # ----------------------------------------------------------------------------------------------

@@ -74,8 +74,12 @@ def _columns(columns: Any) -> Boxes:
 
 def _coords(table: pa.Table, cols: Boxes) -> tuple[list[np.ndarray], np.ndarray | None]:
     """x1 y1 x2 y2 as float32 arrays (views when float32) and their combined validity."""
+    names = (cols.x1, cols.y1, cols.x2, cols.y2)
+    plain = _arrow.plain_views(table, names, np.float32)
+    if plain is not None:
+        return plain, None
     out, valid = [], None
-    for name in (cols.x1, cols.y1, cols.x2, cols.y2):
+    for name in names:
         c = _arrow.numeric_column(table, name, role=f"box coordinate {name}")
         v = c.values if c.values.dtype == np.float32 else c.values.astype(np.float32)
         out.append(v)
@@ -88,6 +92,9 @@ def _score(table: pa.Table, cols: Boxes) -> tuple[np.ndarray, np.ndarray]:
     """The score column as float32 (empty when the table has none) and its validity bytes."""
     if table.schema.get_field_index(cols.score) < 0:
         return _EMPTY_F32, _arrow.NO_NULLS
+    plain = _arrow.plain_views(table, (cols.score,), np.float32)
+    if plain is not None:
+        return plain[0], _arrow.NO_NULLS
     c = _arrow.numeric_column(table, cols.score, role="score")
     v = c.values if c.values.dtype == np.float32 else c.values.astype(np.float32)
     return v, _arrow.kernel_validity(c.valid)
