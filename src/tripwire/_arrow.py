@@ -213,6 +213,7 @@ _PA_TYPE_ID = {np.dtype(np.float32): pa.float32().id, np.dtype(np.float64): pa.f
 _PLAIN_NUMERIC = {t.id: np.dtype(d) for t, d in _NUMPY_DTYPES.items()
                   if pa.types.is_integer(t) or pa.types.is_float32(t) or pa.types.is_float64(t)}
 
+
 def plain_views(table: pa.Table, names: tuple[str, ...] | list[str], dtype: Any) -> list[np.ndarray] | None:
     """Read-only views of the columns ``names`` when every one is a single null-free chunk of
     ``dtype`` (float32 box coordinates from a model: the common case), else ``None``: the

@@ -15,14 +15,14 @@ import numpy as np
 
 
 def readonly(a: Any) -> Any:
-    """``a`` itself when it is not a writeable ndarray, else a read-only view of it (tuples and
-    lists of arrays element by element)."""
+    """``a`` itself when it is not a writeable ndarray, else a read-only view of it (plain
+    tuples and lists element by element; other containers as they are)."""
     if isinstance(a, np.ndarray):
         if a.flags.writeable:
             a = a.view()
             a.flags.writeable = False
         return a
-    if isinstance(a, (tuple, list)):
+    if type(a) in (tuple, list):
         return type(a)(readonly(x) for x in a)
     return a
 
