@@ -206,8 +206,6 @@ def primitive_view(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
     return vals, valid
 
 
-_PA_TYPE_ID = {np.dtype(np.float32): pa.float32().id, np.dtype(np.float64): pa.float64().id,
-               np.dtype(np.int32): pa.int32().id, np.dtype(np.int64): pa.int64().id}
 # Arrow type id -> NumPy dtype of the types numeric_column takes as they are (by id: hashing a
 # DataType costs more than the rest of the fast path)
 _PLAIN_NUMERIC = {t.id: np.dtype(d) for t, d in _NUMPY_DTYPES.items()
@@ -221,7 +219,6 @@ def plain_views(table: pa.Table, names: tuple[str, ...] | list[str], dtype: Any)
     A check runs this right after the host's own work has evicted the caches, where each
     Python-level step costs microseconds, so it takes as few steps as it can."""
     dtype = np.dtype(dtype)
-    type_id = _PA_TYPE_ID[dtype]
     out = []
     for name in names:
         idx = table.schema.get_field_index(name)
@@ -231,14 +228,9 @@ def plain_views(table: pa.Table, names: tuple[str, ...] | list[str], dtype: Any)
         if col.num_chunks != 1:
             return None
         chunk = col.chunk(0)
-        if chunk.null_count or chunk.type.id != type_id:
+        if chunk.null_count or _PLAIN_NUMERIC.get(chunk.type.id) != dtype:
             return None
-        buf = chunk.buffers()[1]
-        if buf is None:  # some producers leave an empty array without a data buffer
-            return None
-        view = np.frombuffer(buf, dtype, len(chunk), chunk.offset * dtype.itemsize)
-        view.flags.writeable = False  # Arrow buffers are immutable, even when allocated mutable
-        out.append(view)
+        out.append(_chunk_values(chunk, dtype))
     return out
 
 

@@ -295,7 +295,7 @@ class class_consistency(Assertion):
     def evaluate(self, table: pa.Table, backend: str) -> Result:
         c = self.cols
         ids, _, (classes,) = _stream_track_keys(table, c, (c.cls, "attr"))
-        row, ev, sev, corr = consistent_groups(table, ids, c.cls, True, backend, attrs=classes)
+        row, ev, sev, corr = consistent_groups(ids, classes, c.cls, True, backend)
         ctx = {"key": functools.partial(_track_context, table, c, row),
                "stream": functools.partial(_stream_context, table, c, row)}
         if table.schema.get_field_index(c.frame) >= 0:

@@ -72,20 +72,16 @@ class consistent(Assertion):
 
     def evaluate(self, table: pa.Table, backend: str) -> Result:
         ids, attrs = _arrow.encode_many(table, [(self.id, "id"), (self.attr, "attr")])
-        row, ev, sev, corr = consistent_groups(table, ids, self.attr, self.flag == "minority", backend,
-                                               attrs=attrs)
+        row, ev, sev, corr = consistent_groups(ids, attrs, self.attr, self.flag == "minority", backend)
         return Result(row, ev, sev, table.num_rows, {"key": functools.partial(_key_context, table, self.id, row)},
                       corr)
 
 
-def consistent_groups(table: pa.Table, ids: _arrow.Keys, attr: str, flag_minority: bool,
-                      backend: str, attrs: _arrow.Keys | None = None
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Correction]]:
-    """The consistency kernel over already-encoded group keys (shared with
-    ``boxes.class_consistency``, whose key is a (stream, track) pair): canonical violations
-    and the relabel correction of ``attr`` (``attrs``: its keys, when already encoded)."""
-    if attrs is None:
-        attrs = _arrow.encode_keys(table, attr, role="attr")
+def consistent_groups(ids: _arrow.Keys, attrs: _arrow.Keys, attr: str, flag_minority: bool,
+                      backend: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Correction]]:
+    """The consistency kernel over already-encoded group keys and attribute values (shared
+    with ``boxes.class_consistency``, whose key is a (stream, track) pair): canonical
+    violations and the relabel correction of the column ``attr``."""
     k = _dispatch.kernels("rows", backend)
     row, ev, sev, anchor, c_row, c_src = k.consistent(
         ids.codes, ids.offset, ids.n, _arrow.kernel_validity(ids.valid),
