@@ -172,10 +172,11 @@ def test_track_identity_does_not_depend_on_row_order(case, seed):
 @st.composite
 def object_frames(draw):
     """Rows of objects in mostly increasing frames (sometimes repeated, now and then back),
-    with nulls, around a base frame that may sit near either int64 limit."""
+    with nulls, around a base frame that may sit at or near either int64 limit."""
     n_obj = draw(st.integers(1, 6))
     n = draw(st.integers(0, 80))
-    base = draw(st.sampled_from([0, -2**62, 2**62, -2**63 + 8, 2**63 - 400]))
+    base = draw(st.sampled_from([0, -2**62, 2**62, -2**63, -2**63 + 1, -2**63 + 8, 2**63 - 400,
+                                 2**63 - 1 - 4 * 80]))
     clock = [0] * n_obj
     obj, frame, valid = [], [], []
     for _ in range(n):
@@ -211,23 +212,29 @@ def test_gaps_cut_into_parts_matches_reference(monkeypatch, case, parts, max_gap
         assert (start.tolist(), end.tolist()) == (ws.tolist(), we.tolist())
 
 
-def _pair_mean_scores_loop(score, valid, start, end):
-    """Plain loop: the mean of each pair's present, non-NaN scores in double, as float32, at
-    least 1e-6; 1 when neither has one."""
-    out = []
-    for a, b in zip(start, end):
+def _gap_events_loop(score, valid, start, end):
+    """Plain loop: events in order of (start, end); each flags its two rows, the smaller first;
+    severity the mean of their present, non-NaN scores in double, as float32, at least 1e-6;
+    1 when neither has one."""
+    rows, events, sevs, pairs = [], [], [], []
+    for j, (a, b) in enumerate(sorted(zip(start.tolist(), end.tolist()))):
         got = [float(score[r]) for r in (a, b) if len(score) and (not len(valid) or valid[r])
                and not np.isnan(score[r])]
-        out.append(max(np.float32(sum(got) / len(got)), np.float32(1e-6)) if got else np.float32(1))
-    return np.array(out, np.float32)
+        sev = max(np.float32(sum(got) / len(got)), np.float32(1e-6)) if got else np.float32(1)
+        rows += [min(a, b), max(a, b)]
+        events += [j, j]
+        sevs += [sev, sev]
+        pairs.append([a, b])
+    return rows, events, np.array(sevs, np.float32), pairs
 
 
 @settings(max_examples=200, deadline=None)
 @given(scores=st.lists(st.sampled_from([0.0, 0.1, 0.35, 0.9, 1.0, -0.5, 2.5, NAN, INF]), max_size=12),
        nulls=st.booleans(), data=st.data())
-def test_pair_mean_scores_matches_loop(scores, nulls, data):
-    """flicker's gap severity: nulls and NaN scores ignored, no score at all gives 1, a
-    negative mean is raised to 1e-6."""
+def test_gap_events_matches_loop(scores, nulls, data):
+    """flicker's events from gap pairs: ordered by start row (ties by end), rows ascending in
+    an event, nulls and NaN scores ignored, no score at all gives 1, a negative mean is raised
+    to 1e-6."""
     from tripwire._kernels import _boxes_cy
 
     score = np.array(scores, np.float32)
@@ -237,11 +244,33 @@ def test_pair_mean_scores_matches_loop(scores, nulls, data):
     m = data.draw(st.integers(0, 6)) if len(score) else 0
     start = np.array([data.draw(rows) for _ in range(m)], np.int64)
     end = np.array([data.draw(rows) for _ in range(m)], np.int64)
-    got = _boxes_cy.pair_mean_scores(score, valid, start, end)
-    np.testing.assert_array_equal(got, _pair_mean_scores_loop(score, valid, start, end))
-    # no score column: every pair gets 1
-    ones = _boxes_cy.pair_mean_scores(np.empty(0, np.float32), np.empty(0, np.uint8), start, end)
-    np.testing.assert_array_equal(ones, np.ones(m, np.float32))
+    row, ev, sev, pairs = _boxes_cy.gap_events(score, valid, start, end)
+    w_row, w_ev, w_sev, w_pairs = _gap_events_loop(score, valid, start, end)
+    assert (row.tolist(), ev.tolist(), pairs.tolist()) == (w_row, w_ev, w_pairs)
+    assert pairs.shape == (m, 2) and sev.dtype == np.float32
+    np.testing.assert_array_equal(sev, w_sev)
+    # no score column: every event gets 1
+    _, _, ones, _ = _boxes_cy.gap_events(np.empty(0, np.float32), np.empty(0, np.uint8), start, end)
+    np.testing.assert_array_equal(ones, np.ones(2 * m, np.float32))
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_gaps_at_the_int64_limits(monkeypatch, parts):
+    """Frames at the int64 limits: INT64_MAX then INT64_MIN goes back (their wrapped difference
+    is 1); objects starting at INT64_MIN (a natural blank frame) join across range cuts."""
+    from tripwire import _config
+    from tripwire._kernels import _boxes_cy
+
+    monkeypatch.setattr(_config, "TRACKS_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(_config, "TRACKS_PARTS", parts)
+    lo, hi, no = -2**63, 2**63 - 1, np.empty(0, np.uint8)
+    obj = np.array([0, 1, 0, 1, 0, 1], np.int64)
+    _, _, ok = _boxes_cy.gaps(obj, 0, 2, no, np.array([5, hi - 1, 6, hi, 7, lo], np.int64), 3)
+    assert not ok
+    start, end, ok = _boxes_cy.gaps(obj, 0, 2, no, np.array([5, lo, 6, lo + 1, 9, lo + 3], np.int64), 3)
+    assert (start.tolist(), end.tolist(), ok) == ([2, 3], [4, 5], True)
+    start, end, ok = _boxes_cy.gaps(obj, 0, 2, no, np.array([hi - 9, hi - 5, hi - 7, hi - 2, hi - 6, hi], np.int64), 3)
+    assert (start.tolist(), end.tolist(), ok) == ([0, 1, 3], [2, 3, 5], True)
 
 
 @pytest.mark.parametrize("parts", [1, 2, 5])
