@@ -164,8 +164,9 @@ def run(sizes: list[int] | None = None, *, quick: bool = False, backends: list[s
     # Medians over long windows: >= 0.3 s of the least-timed contender's calls (up to ``rounds``
     # rounds: ~1 s for a sub-millisecond check) and >= 0.9 s of each baseline's. Noise on a
     # shared VM comes in bursts of a few hundred milliseconds; with 0.2 s windows a burst that
-    # hit tripwire's window and not the baseline's swung a ratio by 1.5x.
-    repeat, budget, rounds = (5, 0.02, 50) if quick else (9, 0.3, 400)
+    # hit tripwire's window and not the baseline's swung a ratio by 1.5x. At least 25 rounds:
+    # at 10^7 boxes 0.3 s is a dozen rounds, too few for a median to ride out one burst.
+    repeat, budget, rounds = (5, 0.02, 50) if quick else (25, 0.3, 400)
     pd = _import("pandas")
     say = progress or (lambda s: None)
     out: list[Row] = []
@@ -193,13 +194,13 @@ def run(sizes: list[int] | None = None, *, quick: bool = False, backends: list[s
                 row.copy_gbs = row.nbytes / med.pop("copy") / 1e9
                 row.tripwire.update(med)
                 if pd is not None:
-                    _baselines(row, name, t, want, checked, repeat, budget, rounds, quick)
+                    _baselines(row, name, t, want, checked, budget, rounds, quick)
                 out.append(row)
     return out
 
 
-def _baselines(row: Row, name: str, t: pa.Table, want: np.ndarray, checked, repeat: int, budget: float,
-               rounds: int, quick: bool) -> None:
+def _baselines(row: Row, name: str, t: pa.Table, want: np.ndarray, checked, budget: float, rounds: int,
+               quick: bool) -> None:
     """Time and verify every baseline of ``name`` (slow ones on the table's first frames)."""
     heads: dict[int, tuple[pa.Table, Any, np.ndarray]] = {}
 
@@ -216,7 +217,7 @@ def _baselines(row: Row, name: str, t: pa.Table, want: np.ndarray, checked, repe
         m = SLOW_ROWS // (10 if quick else 1) if slow else t.num_rows
         h, df, w = head(m)
         _verify(row, bname, fn(df), w)
-        sec = timeit(lambda: fn(df), repeat=max(3, repeat // 2), min_seconds=3 * budget, max_repeat=rounds,
+        sec = timeit(lambda: fn(df), repeat=3 if quick else 4, min_seconds=3 * budget, max_repeat=rounds,
                      warmup=False)
         row.vectorized[bname] = h.num_rows / sec
     loop = bb.BASELINES[name]["loop"]
