@@ -23,7 +23,7 @@ from cython.parallel cimport prange
 
 from tripwire import _config
 
-from _common cimport apart, emit_groups, is_valid, link_overlaps, match_frame, match_scratch_t, row_ranges, to_numpy, tw_set_simd, tw_unlikely, valid_ptr
+from _common cimport apart, emit_groups, is_valid, link_overlaps, match_frame, match_scratch_t, mean_of_two_scores, row_ranges, to_numpy, tw_set_simd, tw_unlikely, valid_ptr
 from _types cimport key_t, key2_t
 
 cnp.import_array()
@@ -1207,13 +1207,11 @@ def gap_events(const float[::1] score, const uint8_t[::1] score_valid, const int
     rounded to float32), at least 1e-6; 1 when neither has one or ``score`` is empty (no score
     column). ``pairs`` (shape (m, 2)): (start, end) in event order. ``tripwire.boxes`` builds
     flicker's Result with it whatever the backend: it wraps results, it is not a check."""
-    cdef Py_ssize_t m = start.shape[0], j, q
+    cdef Py_ssize_t m = start.shape[0], j
     cdef const uint8_t* sv = valid_ptr(score_valid)
     cdef bint has_score = score.shape[0] > 0
-    cdef int64_t r, a, b
-    cdef double total
-    cdef int count
-    cdef float s, mean
+    cdef int64_t a, b
+    cdef float mean
     cdef vector[kv_t] order
     if end.shape[0] != m:
         raise ValueError("start and end differ in length")
@@ -1240,16 +1238,10 @@ def gap_events(const float[::1] score, const uint8_t[::1] score_valid, const int
             o_row[2 * j + 1] = max(a, b)
             o_ev[2 * j] = j
             o_ev[2 * j + 1] = j
-            total = 0
-            count = 0
             if has_score:
-                for q in range(2):
-                    r = a if q == 0 else b
-                    s = score[r]
-                    if not isnan(s) and (sv == NULL or sv[r]):
-                        total += s
-                        count += 1
-            mean = max(<float>(total / count), <float>1e-6) if count else 1
+                mean = mean_of_two_scores(score[a], is_valid(sv, a), score[b], is_valid(sv, b))
+            else:
+                mean = 1
             o_sev[2 * j] = mean
             o_sev[2 * j + 1] = mean
     return rows, events, severity, pairs

@@ -939,3 +939,22 @@ cdef extern from * nogil:
     """
     void tw_minmax_i64(const int64_t* x, int64_t n, const uint8_t* valid, int64_t* lo, int64_t* hi)
     void tw_minmax_i32(const int32_t* x, int64_t n, const uint8_t* valid, int64_t* lo, int64_t* hi)
+
+
+cdef inline float mean_of_two_scores(float a, bint ha, float b, bint hb) noexcept nogil:
+    """The severity of ``boxes.flicker``'s gaps (``_boxes_cy.gap_events``, the streaming
+    monitor): the mean of two boxes' present, non-NaN scores in float64, as float32, at least
+    1e-6; 1 when neither has one."""
+    cdef double s = 0
+    cdef int n = 0
+    cdef float m
+    if ha and a == a:
+        s += a
+        n += 1
+    if hb and b == b:
+        s += b
+        n += 1
+    if n == 0:
+        return 1.0
+    m = <float>(s / n)
+    return m if m > <float>1e-6 else <float>1e-6

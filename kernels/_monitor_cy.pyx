@@ -37,7 +37,7 @@ from libcpp.vector cimport vector
 
 from _arrow_c cimport ArrowArray, ArrowSchema, tw_release_array, tw_release_schema
 from tripwire import _config
-from _common cimport emit_groups, link_overlaps, match_frame, match_scratch_t, to_numpy
+from _common cimport emit_groups, link_overlaps, match_frame, match_scratch_t, mean_of_two_scores, to_numpy
 
 cnp.import_array()
 
@@ -224,24 +224,6 @@ cdef inline bint _item_less(const item_t& a, const item_t& b) noexcept nogil:
     if a.stream != b.stream:
         return a.stream < b.stream
     return a.frame < b.frame
-
-
-cdef inline float _mean2(float a, bint ha, float b, bint hb) noexcept nogil:
-    """``tripwire.boxes._mean_scores`` of two boxes: mean of the present, non-NaN scores in
-    float64, as float32, at least 1e-6; 1 when neither has one."""
-    cdef double s = 0
-    cdef int n = 0
-    cdef float m
-    if ha and a == a:
-        s += a
-        n += 1
-    if hb and b == b:
-        s += b
-        n += 1
-    if n == 0:
-        return 1.0
-    m = <float>(s / n)
-    return m if m > <float>1e-6 else <float>1e-6
 
 
 cdef cppclass _MbScratch:  # multibox's complete boxes (structure of arrays), kept between batches
@@ -1265,7 +1247,7 @@ cdef class BoxEngine:
                     if g >= 1 and g <= gap:
                         starts.push_back(lp.row)
                         ends.push_back(row0 + i)
-                        sev.push_back(_mean2(lp.score, lp.has_score, sc, hs))
+                        sev.push_back(mean_of_two_scores(lp.score, lp.has_score, sc, hs))
                         fr.push_back(lp.frame)
                         fr.push_back(f)
                         st.push_back(sid[i])
@@ -1493,7 +1475,7 @@ cdef class BoxEngine:
                 if mf == 0 and f - o.box.frame > 1:  # flicker: the object missed frames
                     out.starts.push_back(o.box.row)
                     out.ends.push_back(b.row)
-                    out.gsev.push_back(_mean2(o.box.score, o.box.has_score, b.score, b.has_score))
+                    out.gsev.push_back(mean_of_two_scores(o.box.score, o.box.has_score, b.score, b.has_score))
                     out.gfr.push_back(o.box.frame)
                     out.gfr.push_back(f)
                     out.gst.push_back(s)
