@@ -1200,10 +1200,10 @@ cdef bint _insertion_sorted(vector[kv_t]& v, Py_ssize_t budget) noexcept nogil:
 def gap_events(const float[::1] score, const uint8_t[::1] score_valid, const int64_t[::1] start,
                const int64_t[::1] end):
     """``flicker``'s violations from the gap pairs of ``gaps`` (rows ``start[j]``, ``end[j]``
-    around each gap; starts unique), in one pass: ``(row, event, severity, pairs)``.
+    around each gap), in one pass: ``(row, event, severity, pairs)``.
 
-    Events are numbered in order of their start row (then end row); each flags its two rows, the smaller
-    first. Severity: the mean of the present, non-NaN scores of its two rows (summed in double,
+    Events are numbered in order of their start row (then end row); each flags its two rows,
+    the smaller first. Severity: the mean of the present, non-NaN scores of its two rows (summed in double,
     rounded to float32), at least 1e-6; 1 when neither has one or ``score`` is empty (no score
     column). ``pairs`` (shape (m, 2)): (start, end) in event order. ``tripwire.boxes`` builds
     flicker's Result with it whatever the backend: it wraps results, it is not a check."""
