@@ -90,11 +90,11 @@ def _coords(table: pa.Table, cols: Boxes) -> tuple[list[np.ndarray], np.ndarray 
 
 def _score(table: pa.Table, cols: Boxes) -> tuple[np.ndarray, np.ndarray]:
     """The score column as float32 (empty when the table has none) and its validity bytes."""
-    if table.schema.get_field_index(cols.score) < 0:
-        return _EMPTY_F32, _arrow.NO_NULLS
     plain = _arrow.plain_views(table, (cols.score,), np.float32)
     if plain is not None:
         return plain[0], _arrow.NO_NULLS
+    if table.schema.get_field_index(cols.score) < 0:
+        return _EMPTY_F32, _arrow.NO_NULLS
     c = _arrow.numeric_column(table, cols.score, role="score")
     v = c.values if c.values.dtype == np.float32 else c.values.astype(np.float32)
     return v, _arrow.kernel_validity(c.valid)
